@@ -1,0 +1,185 @@
+"""Benchmark: anodemap against exspy on the same simulated spectrum image.
+
+One command (not a test):
+
+    python benchmarks/bench_eels.py                # 256 x 256 x 1600, as in the issue
+    python benchmarks/bench_eels.py --shape 64 64  # quick look
+
+It measures, on the same simulated low-loss spectrum image:
+
+1. plasmon fitting alone: exspy ``model.multifit`` (Lorentzian + Offset, the mean
+   spectrum's fit as starting values everywhere) against anodemap's ``fit_plasmon``
+   with the same model and window, on the same aligned spectra: pixels per second and
+   the agreement of the peak positions where both converged;
+2. the whole job: exspy zero-loss alignment + multifit against the whole
+   ``anodemap eels`` command (alignment, thickness, Richardson–Lucy, fit, windows, Li/Si,
+   writing), per pixel, and anodemap's peak memory (max RSS of the command) relative to
+   the size of the data.
+
+exspy is timed on a random subset of pixels (``--exspy-pixels``, default 2048) because it
+fits pixel by pixel in Python at a constant cost per pixel; the per-pixel rate is what
+is compared. Results are printed and written to ``benchmarks/results/eels.json``.
+Timings are medians of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _timed(fn, repeat: int):
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def _exspy_signal(spectra: np.ndarray, energy: np.ndarray):
+    import hyperspy.api as hs
+
+    s = hs.signals.Signal1D(spectra)
+    s.set_signal_type("EELS")
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units, ax.name = float(energy[0]), float(energy[1] - energy[0]), "eV", "Energy loss"
+    return s
+
+
+def _exspy_fit(s, window):
+    import hyperspy.api as hs
+
+    m = s.create_model(auto_background=False, auto_add_edges=False)
+    lor = hs.model.components1D.Lorentzian()
+    off = hs.model.components1D.Offset()
+    m.extend([lor, off])
+    m.set_signal_range(*window)
+    # starting values from the mean spectrum's fit, assigned to every pixel
+    mean = s.mean(axis=tuple(range(s.axes_manager.navigation_dimension)))
+    mm = mean.create_model(auto_background=False, auto_add_edges=False)
+    l0, o0 = hs.model.components1D.Lorentzian(), hs.model.components1D.Offset()
+    mm.extend([l0, o0])
+    mm.set_signal_range(*window)
+    e = mean.axes_manager.signal_axes[0].axis
+    sel = (e >= window[0]) & (e <= window[1])
+    l0.centre.value = float(e[sel][np.argmax(mean.data[sel])])
+    l0.gamma.value = 2.0
+    l0.A.value = float(mean.data[sel].max() * np.pi * 2.0)
+    mm.fit()
+    for a, b in ((lor, l0), (off, o0)):
+        for pa, pb in zip(a.parameters, b.parameters, strict=True):
+            pa.value = pb.value
+            pa.assign_current_value_to_all()
+    m.multifit(show_progressbar=False)
+    return lor.centre.map["values"].copy(), lor.centre.map["is_set"].copy()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", nargs=2, type=int, default=[256, 256])
+    ap.add_argument("--channels", type=int, default=1600)
+    ap.add_argument("--exspy-pixels", type=int, default=2048)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--window", nargs=2, type=float, default=[10.0, 22.0])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from anodemap.eels.pipeline import eels_dataset
+    from anodemap.eels.plasmon import fit_plasmon
+    from anodemap.eels.zlp import align_zlp, locate_zlp
+    from anodemap.io import save
+    from anodemap.synth import make_phantom, simulate_eels
+
+    shape = tuple(args.shape)
+    window = tuple(args.window)
+    print(f"simulating {shape[0]} x {shape[1]} x {args.channels} ...", flush=True)
+    sim = simulate_eels(make_phantom(shape, seed=args.seed), n_channels=args.channels,
+                        seed=args.seed)
+    spectra, energy = sim.spectra, sim.energy
+    n = spectra.shape[0] * spectra.shape[1]
+    flat = spectra.reshape(n, -1)
+    pos, _, _ = locate_zlp(flat, energy)
+    aligned = align_zlp(flat, energy, pos, target=0.0).astype(np.float32)
+
+    rng = np.random.default_rng(args.seed)
+    sub = np.sort(rng.choice(n, size=min(args.exspy_pixels, n), replace=False))
+
+    # 1. plasmon fit alone, same model, window and aligned data
+    fit_plasmon(aligned[:64], energy, window=window, model="lorentzian", background="offset")  # compile
+    t_am, fit = _timed(
+        lambda: fit_plasmon(aligned, energy, window=window, model="lorentzian",
+                            background="offset"), args.repeat)
+    s_sub = _exspy_signal(aligned[sub], energy)
+    t_ex, (centre_ex, set_ex) = _timed(lambda: _exspy_fit(s_sub, window), 1)
+    am_rate, ex_rate = n / t_am, sub.size / t_ex
+    both = set_ex & (np.asarray(fit.status)[sub] == 0) & np.isfinite(centre_ex)
+    d = np.abs(np.asarray(fit.position)[sub][both] - centre_ex[both])
+
+    # 2. whole job: exspy alignment + fit against the whole anodemap eels command
+    s_raw = _exspy_signal(flat[sub].astype(np.float32), energy)
+
+    def exspy_whole():
+        s = s_raw.deepcopy()
+        s.align_zero_loss_peak(subpixel=True, show_progressbar=False, crop=False)
+        return _exspy_fit(s, window)
+
+    t_ex_whole, _ = _timed(exspy_whole, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sim.hspy"
+        save(eels_dataset(spectra, energy, pixel_size_nm=5.0), path)
+        data_bytes = spectra.nbytes
+        del spectra, flat, aligned, sim
+        cmd = [sys.executable, "-c",
+               "import resource,sys;from anodemap.cli import main;r=main(sys.argv[1:]);"
+               "print('MAXRSS_KB',resource.getrusage(resource.RUSAGE_SELF).ru_maxrss);sys.exit(r)",
+               "eels", str(path), "-o", str(Path(tmp) / "out"), "--no-progress"]
+        times, rss = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            times.append(time.perf_counter() - t0)
+            rss.append(int(res.stdout.split("MAXRSS_KB")[1].split()[0]) * 1024)
+        t_cmd = statistics.median(times)
+    whole_am_rate, whole_ex_rate = n / t_cmd, sub.size / t_ex_whole
+
+    out = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                   f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        "shape": [*shape, args.channels],
+        "exspy_pixels": int(sub.size),
+        "fit_pixels_per_s": {"anodemap": am_rate, "exspy": ex_rate, "ratio": am_rate / ex_rate},
+        "fit_agreement_eV": {
+            "n_both_converged": int(both.sum()),
+            "median_abs_delta": float(np.median(d)) if d.size else None,
+            "p95_abs_delta": float(np.percentile(d, 95)) if d.size else None,
+        },
+        "whole_pixels_per_s": {"anodemap_eels_command": whole_am_rate,
+                               "exspy_align_plus_fit": whole_ex_rate,
+                               "ratio": whole_am_rate / whole_ex_rate},
+        "anodemap_eels_command_s": t_cmd,
+        "peak_memory": {"data_bytes": data_bytes, "max_rss_bytes": int(statistics.median(rss)),
+                        "ratio_to_data": statistics.median(rss) / data_bytes},
+        "rusage_self_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+    print(json.dumps(out, indent=2))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "eels.json").write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""One execution layer: apply a per-block kernel over the scan with dask.
+
+A *kernel* is a plain function that takes a block of pixels, shape
+``(n, *signal_shape)``, plus optional per-pixel side arrays of shape ``(n, ...)``,
+and returns a dict of named arrays each of shape ``(n, *out_shape)``. It knows
+nothing about where it runs. :func:`map_pixels` cuts the data into chunks of
+whole scan rows, runs the kernel on each chunk, and assembles the named result
+maps. The same call runs in memory (numpy input, dask threads), out of core
+(lazy input read chunk by chunk) or on a ``dask.distributed`` cluster (pass a
+``Client``), with no change to the kernel — LiberTEM's split of algorithm and
+executor is the model.
+
+Examples
+--------
+>>> import numpy as np
+>>> from anodemap._compute import OutputSpec, map_pixels
+>>> def total(block):
+...     return {"total": block.sum(axis=-1)}
+>>> out = map_pixels(total, np.ones((4, 5, 10)), sig_ndim=1,
+...                  outputs={"total": OutputSpec()}, progress=False)
+>>> out["total"].shape, float(out["total"][0, 0])
+((4, 5), 10.0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from anodemap.errors import AnodemapInputError
+
+__all__ = ["OutputSpec", "map_pixels", "default_rows_per_chunk"]
+
+# Target size of one input chunk (model choice: large enough that per-task
+# overhead is negligible, small enough that a few chunks per core fit in memory).
+_TARGET_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Shape and dtype of one named per-pixel result.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-pixel shape: ``()`` for a map value, ``(E,)`` for a spectrum per pixel.
+    dtype : numpy dtype
+        Result dtype (the assembled map has this dtype).
+    """
+
+    shape: tuple[int, ...] = ()
+    dtype: Any = np.float64
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+
+def default_rows_per_chunk(shape: Sequence[int], nav_ndim: int, itemsize: int) -> int:
+    """Number of leading scan rows per chunk so that a chunk is about 64 MiB."""
+    if nav_ndim == 0:
+        return 1
+    row_bytes = itemsize * math.prod(shape[1:])
+    return int(max(1, min(shape[0], _TARGET_CHUNK_BYTES // max(row_bytes, 1))))
+
+
+def _block_kernel(
+    block: np.ndarray,
+    *extras: np.ndarray,
+    kernel: Callable[..., Mapping[str, np.ndarray]],
+    nav_ndim: int,
+    sig_ndim: int,
+    outputs: Mapping[str, OutputSpec],
+    kwargs: Mapping[str, Any],
+) -> np.ndarray:
+    """Flatten a chunk's scan axes, run the kernel, pack the named results."""
+    nav_shape = block.shape[:nav_ndim]
+    n = int(math.prod(nav_shape))
+    flat = np.asarray(block).reshape((n,) + block.shape[nav_ndim:])
+    flat_extras = [np.asarray(e).reshape((n,) + e.shape[nav_ndim:]) for e in extras]
+    result = kernel(flat, *flat_extras, **kwargs)
+    total = sum(spec.size for spec in outputs.values())
+    packed = np.empty((n, total), dtype=np.float64)
+    col = 0
+    for name, spec in outputs.items():
+        if name not in result:
+            raise KeyError(f"kernel {kernel.__name__} did not return output {name!r}")
+        value = np.asarray(result[name]).reshape(n, spec.size)
+        packed[:, col : col + spec.size] = value
+        col += spec.size
+    return packed.reshape(nav_shape + (total,))
+
+
+def map_pixels(
+    kernel: Callable[..., Mapping[str, np.ndarray]],
+    data: Any,
+    *,
+    sig_ndim: int,
+    outputs: Mapping[str, OutputSpec],
+    extras: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+    compute: bool = True,
+) -> dict[str, Any]:
+    """Apply a block kernel to every pixel of ``data`` and return named result maps.
+
+    Parameters
+    ----------
+    kernel : callable
+        ``kernel(block, *extras, **kwargs) -> {name: array (n, *shape)}`` with ``block``
+        of shape ``(n, *signal_shape)``. Must be a module-level function (picklable) to
+        run on a distributed cluster.
+    data : ndarray or dask.array.Array
+        Shape ``(*nav_shape, *signal_shape)``; scan axes first.
+    sig_ndim : int
+        Number of trailing signal axes (1 for spectra, 2 for diffraction patterns).
+    outputs : mapping of str to OutputSpec
+        The named results the kernel returns and their per-pixel shapes.
+    extras : sequence of arrays
+        Per-pixel side inputs, each of shape ``(*nav_shape, ...)``.
+    kwargs : mapping
+        Keyword arguments passed to every kernel call (parameters, shared arrays).
+    rows_per_chunk : int, optional
+        Scan rows per chunk (default: about 64 MiB of input per chunk).
+    client : dask.distributed.Client, optional
+        Run on this cluster instead of the local threads.
+    scheduler : str, optional
+        Local dask scheduler ("threads", "synchronous", "processes"); default threads.
+    num_workers : int, optional
+        Local worker threads.
+    progress : bool
+        Show a progress bar on stderr.
+    compute : bool
+        If False, return lazy dask arrays.
+
+    Returns
+    -------
+    dict of str to ndarray
+        One array per output, shape ``(*nav_shape, *spec.shape)``.
+    """
+    import dask.array as da
+
+    kwargs = dict(kwargs or {})
+    shape = tuple(data.shape)
+    nav_ndim = len(shape) - sig_ndim
+    if nav_ndim < 0:
+        raise AnodemapInputError(
+            f"data of shape {shape} has fewer dimensions than the {sig_ndim} signal axes expected"
+        )
+    squeeze = nav_ndim == 0
+    if squeeze:  # a single spectrum / pattern: give it a scan axis of length 1
+        data = data[None]
+        extras = [np.asarray(e)[None] for e in extras]
+        shape = (1,) + shape
+        nav_ndim = 1
+    nav_shape = shape[:nav_ndim]
+    if math.prod(nav_shape) == 0:
+        raise AnodemapInputError(f"data of shape {shape} have no pixels")
+    itemsize = np.dtype(data.dtype).itemsize
+    rows = rows_per_chunk or default_rows_per_chunk(shape, nav_ndim, itemsize)
+    rows = int(max(1, min(rows, shape[0])))
+    chunks = (rows,) + shape[1:]
+    darr = (
+        data.rechunk(chunks) if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
+    )
+    dextras = []
+    for e in extras:
+        e_shape = tuple(e.shape)
+        if e_shape[:nav_ndim] != nav_shape:
+            raise AnodemapInputError(
+                f"side input of shape {e_shape} does not match the scan shape {nav_shape}"
+            )
+        e_chunks = (rows,) + e_shape[1:]
+        dextras.append(
+            e.rechunk(e_chunks) if isinstance(e, da.Array) else da.from_array(e, chunks=e_chunks)
+        )
+    total = sum(spec.size for spec in outputs.values())
+    # blockwise with explicit index labels: scan axes shared by data and side inputs,
+    # signal axes contracted (they are single chunks), one packed output axis added.
+    nav_idx = tuple(f"n{i}" for i in range(nav_ndim))
+    args: list[Any] = [darr, nav_idx + tuple(f"s{i}" for i in range(sig_ndim))]
+    for k, e in enumerate(dextras):
+        args += [e, nav_idx + tuple(f"e{k}_{j}" for j in range(e.ndim - nav_ndim))]
+    packed = da.blockwise(
+        _block_kernel,
+        nav_idx + ("out",),
+        *args,
+        new_axes={"out": total},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0,) * (nav_ndim + 1), dtype=np.float64),
+        kernel=kernel,
+        nav_ndim=nav_ndim,
+        sig_ndim=sig_ndim,
+        outputs=dict(outputs),
+        kwargs=kwargs,
+    )
+    if compute:
+        packed = _compute(packed, client, scheduler, num_workers, progress)
+    out: dict[str, Any] = {}
+    col = 0
+    for name, spec in outputs.items():
+        part = packed[..., col : col + spec.size]
+        col += spec.size
+        part = part.reshape(nav_shape + spec.shape)
+        if np.dtype(spec.dtype) != np.float64:
+            part = part.astype(spec.dtype)
+        out[name] = part[0] if squeeze else part
+    return out
+
+
+def _compute(
+    packed: Any, client: Any, scheduler: str | None, num_workers: int | None, progress: bool
+):
+    if client is not None:
+        future = client.compute(packed)
+        if progress:
+            from distributed import progress as dprogress
+
+            with contextlib.suppress(Exception):
+                dprogress(future, notebook=False)
+        return np.asarray(future.result())
+    cm: Any = contextlib.nullcontext()
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        cm = ProgressBar(out=sys.stderr, minimum=1.0)
+    with cm:
+        return np.asarray(packed.compute(scheduler=scheduler or "threads", num_workers=num_workers))

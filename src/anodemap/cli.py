@@ -1,0 +1,278 @@
+"""Command line: each subcommand is one library call plus writing its outputs.
+
+Examples
+--------
+$ anodemap simulate eels -o sim/
+$ anodemap eels sim/eels.hspy -o results/ --deconvolve rl
+$ anodemap demo -o demo_out/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from anodemap import __version__
+from anodemap.errors import AnodemapError
+
+
+def _log(msg: str) -> None:
+    print(f"[anodemap] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ simulate
+def _simulate_eels(outdir: Path, shape: tuple[int, int], seed: int, pixel_size: float) -> Path:
+    """Simulate a spectrum image and write it with its truth maps; return the .hspy path."""
+    from anodemap.eels.output import map_dataset, write_json
+    from anodemap.eels.pipeline import eels_dataset
+    from anodemap.io import Axis, save
+    from anodemap.synth import make_phantom, simulate_eels
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    _log(f"simulating a {shape[0]} x {shape[1]} electrode (seed {seed})")
+    phantom = make_phantom(shape, pixel_size_nm=pixel_size, seed=seed)
+    sim = simulate_eels(phantom, seed=seed)
+    ds = eels_dataset(
+        sim.spectra,
+        sim.energy,
+        pixel_size_nm=pixel_size,
+        title="Simulated Li_xSi electrode, low-loss EELS",
+    )
+    ds.set_meta("General.source", "anodemap.synth (simulated, ground truth beside it)")
+    path = save(ds, outdir / "eels.hspy")
+    truth_dir = outdir / "truth"
+    truth_dir.mkdir(exist_ok=True)
+    nav = [Axis("y", shape[0], pixel_size, 0.0, "nm"), Axis("x", shape[1], pixel_size, 0.0, "nm")]
+    scalars: dict[str, Any] = {}
+    for key, value in sim.truth.items():
+        if hasattr(value, "shape") and tuple(value.shape) == shape:
+            save(map_dataset(value, nav, key, ""), truth_dir / f"{key}.hspy")
+        else:
+            scalars[key] = value
+    scalars["label_names"] = {str(k): v for k, v in phantom.label_names.items()}
+    write_json(scalars, truth_dir / "truth.json")
+    _log(f"wrote {path} and truth maps in {truth_dir}")
+    return path
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.modality != "eels":
+        raise AnodemapError(f"simulate {args.modality}: only 'eels' is available in this version")
+    _simulate_eels(Path(args.output), tuple(args.shape), args.seed, args.pixel_size)
+    return 0
+
+
+# ---------------------------------------------------------------------- eels
+def _parameters(args: argparse.Namespace):
+    from anodemap.eels.pipeline import EELSParameters
+
+    p = EELSParameters(deconvolve=args.deconvolve, rl_iterations=args.iterations, model=args.model)
+    if args.window is not None:
+        p.window = (float(args.window[0]), float(args.window[1]))
+    return p
+
+
+def _client(address: str | None):
+    if not address:
+        return None
+    from distributed import Client
+
+    _log(f"connecting to the dask scheduler at {address}")
+    return Client(address)
+
+
+def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
+    from anodemap.eels.calibration import Calibration, default_calibration
+    from anodemap.eels.output import write_eels_results
+    from anodemap.eels.pipeline import analyse_eels
+    from anodemap.io import load
+
+    cal = Calibration.from_csv(args.calibration) if args.calibration else default_calibration()
+    _log(f"reading {input_path}")
+    ds = load(input_path, lazy=True, signal_type="EELS")
+    _log(
+        f"spectra: scan {ds.nav_shape or '(single spectrum)'}, {ds.sig_shape[0]} channels; "
+        f"deconvolution {args.deconvolve}, fit window {_parameters(args).window} eV"
+    )
+    t0 = time.perf_counter()
+    result = analyse_eels(
+        ds,
+        _parameters(args),
+        calibration=cal,
+        client=_client(args.scheduler),
+        progress=not args.no_progress,
+    )
+    dt = time.perf_counter() - t0
+    _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
+    summary = write_eels_results(result, outdir, figures=not args.no_figures)
+    s = summary["li_si_ratio"]
+    if s["mean"] is not None:
+        _log(
+            f"Li/Si over {summary['n_valid']} valid pixels: mean {s['mean']:.2f}, "
+            f"std {s['std']:.2f}; {100 * summary['fraction_converged']:.1f} % converged"
+        )
+    else:
+        _log("no pixel gave a valid Li/Si value; see fit_status.hspy and summary.json")
+    _log(f"results in {outdir}")
+    return result
+
+
+def cmd_eels(args: argparse.Namespace) -> int:
+    _run_eels(Path(args.input), Path(args.output), args)
+    return 0
+
+
+# ---------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from anodemap.eels.output import compare_with_truth, write_json
+    from anodemap.io import load
+
+    out = Path(args.output)
+    sim_path = _simulate_eels(out / "simulated", tuple(args.shape), args.seed, args.pixel_size)
+    result = _run_eels(sim_path, out, args)
+    truth_dir = out / "simulated" / "truth"
+    truth = {
+        k: np.asarray(load(truth_dir / f"{k}.hspy").data)
+        for k in ("plasmon_peak_eV", "li_per_si", "t_over_lambda", "labels")
+    }
+    comparison = compare_with_truth(result, truth)
+    write_json(comparison, out / "truth_comparison.json")
+    if not args.no_figures:
+        _truth_figure(result, truth, out / "truth_comparison.png")
+    e = comparison["plasmon_energy_error_eV"]["median_abs"]
+    x = comparison["li_si_error"]["median_abs"]
+    if e is not None:
+        _log(
+            f"against the truth: median |ΔE_p| = {e:.4f} eV, median |ΔLi/Si| = {x:.3f} "
+            f"over {comparison['n_compared']} pixels (truth_comparison.json)"
+        )
+    return 0
+
+
+def _truth_figure(result: Any, truth: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from anodemap.plotting import plot_map, save_figure
+
+    size = result.nav_axes[-1].scale
+    fig, axs = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    plot_map(
+        truth["li_per_si"],
+        pixel_size=size,
+        title="Li/Si, truth",
+        label="Li/Si",
+        cmap="magma",
+        vmin=0,
+        vmax=4.4,
+        ax=axs[0],
+    )
+    plot_map(
+        result.maps["li_si_ratio"],
+        pixel_size=size,
+        title="Li/Si, fitted",
+        label="Li/Si",
+        cmap="magma",
+        vmin=0,
+        vmax=4.4,
+        valid=result.valid,
+        ax=axs[1],
+    )
+    ok = result.valid & np.isfinite(truth["plasmon_peak_eV"])
+    axs[2].plot(truth["li_per_si"][ok], result.maps["li_si_ratio"][ok], ".", ms=2, alpha=0.4)
+    axs[2].plot([0, 4.4], [0, 4.4], "k--", lw=1)
+    axs[2].set_xlabel("Li/Si, truth")
+    axs[2].set_ylabel("Li/Si, fitted")
+    axs[2].set_title("Fitted against truth", fontsize=10)
+    save_figure(fig, path)
+
+
+# -------------------------------------------------------------------- parser
+def _add_eels_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="plasmon fit window in eV (default 8 25)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="CSV",
+        help="Li/Si calibration table with header x,plasmon_energy_eV,source",
+    )
+    p.add_argument(
+        "--deconvolve",
+        choices=["rl", "fourier-log", "none"],
+        default="rl",
+        help="zero-loss deconvolution before fitting (default rl: Richardson-Lucy)",
+    )
+    p.add_argument("--iterations", type=int, default=15, help="Richardson-Lucy iterations")
+    p.add_argument(
+        "--model",
+        choices=["lorentzian", "drude"],
+        default="lorentzian",
+        help="plasmon lineshape (default lorentzian)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, e.g. tcp://host:8786",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anodemap",
+        description="Quantitative cryo-STEM analysis of battery anodes.",
+    )
+    parser.add_argument("--version", action="version", version=f"anodemap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a simulated electrode dataset with its truth")
+    p.add_argument("modality", choices=["eels"], help="what to simulate")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--shape", nargs=2, type=int, default=[64, 64], metavar=("NY", "NX"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pixel-size", type=float, default=5.0, help="scan step in nm")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("eels", help="low-loss EELS: plasmon, Li/Si, thickness, window maps")
+    p.add_argument("input", help="spectrum image, line scan or spectrum (any rosettasciio format)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    _add_eels_options(p)
+    p.set_defaults(func=cmd_eels)
+
+    p = sub.add_parser("demo", help="simulate an electrode and analyse it, with truth comparison")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--shape", nargs=2, type=int, default=[64, 64], metavar=("NY", "NX"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pixel-size", type=float, default=5.0, help="scan step in nm")
+    _add_eels_options(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``anodemap`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (AnodemapError, FileNotFoundError) as err:
+        print(f"anodemap: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

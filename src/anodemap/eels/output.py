@@ -1,0 +1,259 @@
+"""Writing EELS results: calibrated .hspy maps, figures and summary.json.
+
+Examples
+--------
+>>> from anodemap.eels.output import write_eels_results
+>>> paths = write_eels_results(result, "results/")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anodemap.io import Axis, Dataset, save
+from anodemap.status import Status, legend
+
+__all__ = ["map_dataset", "write_eels_results", "write_json", "compare_with_truth"]
+
+# Maps written as .hspy, with the file names the command line promises.
+_FILES = {
+    "plasmon_energy": "plasmon_energy",
+    "plasmon_energy_err": "plasmon_energy_uncertainty",
+    "plasmon_fwhm": "plasmon_fwhm",
+    "plasmon_fwhm_err": "plasmon_fwhm_uncertainty",
+    "plasmon_area": "plasmon_area",
+    "reduced_chi2": "reduced_chi2",
+    "li_si_ratio": "li_si_ratio",
+    "li_si_uncertainty": "li_si_uncertainty",
+    "fit_status": "fit_status",
+    "thickness": "thickness",
+    "li2o_window": "li2o_window",
+    "li_k": "li_k",
+    "zlp_position": "zlp_position",
+}
+
+# Figures: map name -> (colour map, use valid-fit mask)
+_FIGURES = {
+    "plasmon_energy": ("viridis", True),
+    "li_si_ratio": ("magma", True),
+    "li_si_uncertainty": ("cividis", True),
+    "plasmon_fwhm": ("viridis", True),
+    "thickness": ("gray", False),
+    "li2o_window": ("inferno", False),
+    "li_k": ("inferno", False),
+    "zlp_position": ("coolwarm", False),
+}
+
+
+def write_json(data: Any, path: str | os.PathLike) -> Path:
+    """Write JSON atomically (temporary name, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def map_dataset(values: np.ndarray, nav_axes: list[Axis], title: str, units: str) -> Dataset:
+    """A per-pixel map as a Dataset whose scan axes become its signal axes.
+
+    A 2-D map opens in HyperSpy as a Signal2D image, a line-scan profile as a
+    Signal1D; a single spectrum's value is stored as a one-point profile.
+    """
+    values = np.asarray(values)
+    if values.ndim == 0:
+        values = values[None]
+        axes = [Axis("pixel", 1, navigate=False)]
+    else:
+        axes = [
+            Axis(a.name, a.size, a.scale, a.offset, a.units, navigate=False, values_=a.values_)
+            for a in nav_axes
+        ]
+    ds = Dataset(values, axes)
+    ds.set_meta("General.title", title)
+    ds.set_meta("Signal.quantity", f"{title} ({units})" if units else title)
+    return ds
+
+
+def _pixel_size(nav_axes: list[Axis]) -> tuple[float | None, str]:
+    if not nav_axes:
+        return None, ""
+    ax = nav_axes[-1]
+    if ax.units and ax.is_uniform:
+        return float(ax.scale), ax.units
+    return None, ""
+
+
+def write_eels_results(result: Any, outdir: str | os.PathLike, figures: bool = True) -> dict:
+    """Write every map of an :class:`~anodemap.eels.pipeline.EELSResult`.
+
+    Parameters
+    ----------
+    result : EELSResult
+    outdir : path
+        Created if needed. Receives ``<map>.hspy`` files, ``<map>.png`` figures,
+        ``overview.png``, ``calibration.png`` and ``summary.json`` (written last, so a
+        folder with a summary is complete).
+    figures : bool
+        Also write PNG figures.
+
+    Returns
+    -------
+    dict
+        The summary written to summary.json.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    summary_path = outdir / "summary.json"
+    if summary_path.exists():  # a stale summary must not vouch for new, partial files
+        summary_path.unlink()
+    for key, fname in _FILES.items():
+        title, units = result.titles.get(key, (key, ""))
+        ds = map_dataset(result.maps[key], result.nav_axes, title, units)
+        if key == "fit_status":
+            ds.set_meta("Signal.status_legend", legend())
+        ds.set_meta("General.source", result.source)
+        save(ds, outdir / f"{fname}.hspy")
+    written = sorted(f"{f}.hspy" for f in _FILES.values())
+    if figures:
+        written += _write_figures(result, outdir)
+    summary = result.summary()
+    summary["files"] = written
+    write_json(summary, summary_path)
+    return summary
+
+
+def _write_figures(result: Any, outdir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from anodemap.plotting import plot_map, save_figure
+
+    names = []
+    size, units = _pixel_size(result.nav_axes)
+    valid = result.valid
+    if result.maps["fit_status"].ndim == 0:
+        return names
+    for key, (cmap, use_valid) in _FIGURES.items():
+        title, unit = result.titles[key]
+        fig = plot_map(
+            result.maps[key],
+            pixel_size=size,
+            units=units or "nm",
+            title=title,
+            label=unit,
+            cmap=cmap,
+            valid=valid if use_valid else None,
+        )
+        save_figure(fig, outdir / f"{_FILES[key]}.png")
+        names.append(f"{_FILES[key]}.png")
+    names.append(_status_figure(result, outdir, size, units).name)
+    fig, axs = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
+    for ax, key in zip(
+        axs.flat,
+        ["plasmon_energy", "li_si_ratio", "li_si_uncertainty", "thickness", "li2o_window", "li_k"],
+        strict=True,
+    ):
+        cmap, use_valid = _FIGURES[key]
+        title, unit = result.titles[key]
+        plot_map(
+            result.maps[key],
+            pixel_size=size,
+            units=units or "nm",
+            title=title,
+            label=unit,
+            cmap=cmap,
+            valid=valid if use_valid else None,
+            ax=ax,
+        )
+    save_figure(fig, outdir / "overview.png")
+    names.append("overview.png")
+    try:
+        from anodemap.eels.calibration import plot_calibration
+
+        fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
+        plot_calibration(result.calibration, ax=ax)
+        save_figure(fig, outdir / "calibration.png")
+        names.append("calibration.png")
+    except ImportError:  # pragma: no cover
+        pass
+    return names
+
+
+def _status_figure(result: Any, outdir: Path, size: float | None, units: str) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    from anodemap.plotting import add_scalebar, save_figure
+
+    status = result.maps["fit_status"]
+    codes = list(Status)
+    colors = ["#2a9d8f", "#e9c46a", "#f4a261", "#bbbbbb", "#e76f51", "#264653", "#9b5de5"]
+    cmap = ListedColormap(colors[: len(codes)])
+    norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, cmap.N)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    if status.ndim == 1:
+        status = status[None]
+    im = ax.imshow(status, cmap=cmap, norm=norm, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, ticks=range(len(codes)))
+    lg = legend()
+    cb.ax.set_yticklabels([lg[str(int(c))] for c in codes], fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("Fit status", fontsize=10)
+    if size:
+        add_scalebar(ax, size, units, status.shape[1])
+    return save_figure(fig, outdir / "fit_status.png")
+
+
+def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Errors of the maps against simulated ground truth, over valid non-pore pixels.
+
+    ``truth`` holds ``plasmon_peak_eV``, ``li_per_si``, ``t_over_lambda`` and ``labels``
+    maps (as :func:`anodemap.synth.simulate_eels` returns them).
+    """
+    valid = result.valid & np.isfinite(truth["plasmon_peak_eV"])
+    de = result.maps["plasmon_energy"][valid] - truth["plasmon_peak_eV"][valid]
+    dx = result.maps["li_si_ratio"][valid] - truth["li_per_si"][valid]
+    t_fit, t_true = result.maps["thickness"], truth["t_over_lambda"]
+    has_t = np.isfinite(t_fit)
+    dt_rel = (t_fit[has_t] - t_true[has_t]) / t_true[has_t]
+    pulls = de / result.maps["plasmon_energy_err"][valid]
+
+    def stats(v: np.ndarray) -> dict[str, float | None]:
+        if v.size == 0:
+            return {"median": None, "median_abs": None, "rms": None}
+        return {
+            "median": float(np.median(v)),
+            "median_abs": float(np.median(np.abs(v))),
+            "rms": float(np.sqrt(np.mean(v**2))),
+        }
+
+    return {
+        "n_compared": int(valid.sum()),
+        "plasmon_energy_error_eV": stats(de),
+        "li_si_error": stats(dx),
+        "thickness_relative_error": stats(dt_rel),
+        "plasmon_energy_pull_std": float(np.std(pulls)) if pulls.size else None,
+        "mean_li_si_fitted": float(np.mean(result.maps["li_si_ratio"][valid]))
+        if valid.any()
+        else None,
+        "mean_li_si_true": float(np.mean(truth["li_per_si"][valid])) if valid.any() else None,
+    }

@@ -1,0 +1,368 @@
+"""The whole low-loss analysis of a spectrum image, fused in one pass over the data.
+
+Every chunk of spectra goes through: validity check -> zero-loss peak location ->
+alignment -> zero-loss extraction -> t/λ (log-ratio) -> deconvolution (Richardson–Lucy,
+Fourier-log or none) -> plasmon fit -> energy-window maps. The data are read once,
+chunk by chunk, by the execution layer (:mod:`anodemap._compute`), so the same call
+runs in memory, out of core and on a dask.distributed cluster. The plasmon energy map
+then goes through the Li/Si calibration.
+
+Examples
+--------
+>>> from anodemap.synth import make_phantom, simulate_eels
+>>> from anodemap.eels import analyse_eels, eels_dataset
+>>> sim = simulate_eels(make_phantom((8, 8), seed=1), seed=1)      # doctest: +SKIP
+>>> result = analyse_eels(eels_dataset(sim.spectra, sim.energy))    # doctest: +SKIP
+>>> result.maps["li_si_ratio"].shape                                 # doctest: +SKIP
+(8, 8)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from anodemap._compute import OutputSpec, map_pixels
+from anodemap.eels import windows as _win
+from anodemap.eels.calibration import Calibration, default_calibration
+from anodemap.eels.deconvolution import fourier_log, richardson_lucy
+from anodemap.eels.plasmon import fit_plasmon
+from anodemap.eels.zlp import align_zlp, extract_zlp, locate_zlp, thickness_log_ratio
+from anodemap.errors import AnodemapInputError
+from anodemap.io import Axis, Dataset
+from anodemap.status import Status
+
+__all__ = ["EELSParameters", "EELSResult", "analyse_eels", "eels_dataset", "energy_axis"]
+
+Deconvolution = Literal["rl", "fourier-log", "none"]
+
+# Fraction of a spectrum's positive counts allowed in negative channels before the
+# pixel is flagged INVALID_INPUT. Model choice: read noise after dark subtraction
+# gives small negative values that are normal; more than 1 % of the signal below zero
+# means a bad dark reference or corrupt data, and the fit would be meaningless.
+_NEGATIVE_FRACTION_LIMIT = 0.01
+
+# Target input bytes per chunk for this pipeline (model choice: the kernels make a few
+# float64 working copies of a chunk; 16 MiB keeps peak memory well under the data size).
+_CHUNK_BYTES = 16 * 2**20
+
+_ENERGY_UNITS = {"ev": 1.0, "kev": 1e3, "mev": 1e-3}
+
+
+@dataclass
+class EELSParameters:
+    """Parameters of the low-loss analysis (the defaults are the paper's workflow).
+
+    Parameters
+    ----------
+    window : (float, float)
+        Plasmon fit window in eV.
+    model : {"lorentzian", "drude"}
+        Plasmon lineshape.
+    background : str
+        Background model under the plasmon (see :func:`anodemap.eels.plasmon.fit_plasmon`).
+    deconvolve : {"rl", "fourier-log", "none"}
+        Zero-loss deconvolution applied before the fit and the window maps.
+    rl_iterations : int
+        Richardson–Lucy iterations.
+    zlp_method : {"mirror", "model"}
+        How the zero-loss peak of each aligned spectrum is extracted.
+    li2o_window, li_k_window, li_k_background : (float, float)
+        Energy windows in eV for the Li2O/silicate and Li-K maps.
+    min_thickness : float
+        Pixels with t/λ below this are flagged NO_SIGNAL (vacuum, pores).
+    zlp_search : (float, float)
+        Where to look for the zero-loss peak, in eV.
+    """
+
+    window: tuple[float, float] = (8.0, 25.0)
+    model: str = "lorentzian"
+    background: str = "default"
+    deconvolve: Deconvolution = "rl"
+    rl_iterations: int = 15
+    zlp_method: str = "mirror"
+    li2o_window: tuple[float, float] = _win.LI2O_WINDOW_EV
+    li_k_window: tuple[float, float] = _win.LI_K_WINDOW_EV
+    li_k_background: tuple[float, float] = _win.LI_K_BACKGROUND_EV
+    min_thickness: float = 0.1
+    zlp_search: tuple[float, float] = (-10.0, 10.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+# name -> (title, units/quantity label, OutputSpec)
+_MAP_OUTPUTS: dict[str, tuple[str, str, OutputSpec]] = {
+    "zlp_position": ("Zero-loss peak position before alignment", "eV", OutputSpec()),
+    "thickness": ("Relative thickness t/λ (log-ratio)", "t/λ", OutputSpec()),
+    "plasmon_energy": ("First plasmon peak energy", "eV", OutputSpec()),
+    "plasmon_energy_err": ("First plasmon peak energy, 1σ", "eV", OutputSpec()),
+    "plasmon_fwhm": ("First plasmon FWHM", "eV", OutputSpec()),
+    "plasmon_fwhm_err": ("First plasmon FWHM, 1σ", "eV", OutputSpec()),
+    "plasmon_area": ("First plasmon area", "counts", OutputSpec()),
+    "reduced_chi2": ("Reduced χ² of the plasmon fit", "", OutputSpec()),
+    "li2o_window": ("Li2O/silicate second-plasmon window", "counts", OutputSpec()),
+    "li_k": ("Li-K edge window above power-law background", "counts", OutputSpec()),
+    "fit_status": ("Fit status (see status legend)", "", OutputSpec((), np.uint8)),
+}
+
+
+def energy_axis(dataset: Dataset) -> np.ndarray:
+    """The calibrated energy axis of a spectrum dataset in eV, validated.
+
+    Raises a clear error for a missing, uncalibrated or non-uniform energy axis, for
+    data that are not spectra, and for an axis without the zero-loss region.
+    """
+    if len(dataset.sig_axes) != 1:
+        raise AnodemapInputError(
+            f"expected spectra (one signal axis, energy last), got signal shape "
+            f"{dataset.sig_shape}; is this a diffraction dataset or an image?"
+        )
+    ax = dataset.sig_axes[0]
+    units = ax.units.strip().lower()
+    if units not in _ENERGY_UNITS:
+        raise AnodemapInputError(
+            f"the signal axis {ax.name!r} has units {ax.units!r}, not an energy; the energy "
+            "axis is missing or not calibrated (set its scale, offset and units in eV)"
+        )
+    if not ax.is_uniform:
+        raise AnodemapInputError(
+            f"the energy axis {ax.name!r} is not uniform (channel widths vary); resample the "
+            "spectra onto a uniform axis first"
+        )
+    if ax.size < 16:
+        raise AnodemapInputError(f"the energy axis has only {ax.size} channels")
+    if ax.scale <= 0:
+        raise AnodemapInputError(f"the energy axis scale is {ax.scale}; it must be positive")
+    return ax.values * _ENERGY_UNITS[units]
+
+
+def eels_dataset(
+    spectra: Any, energy: np.ndarray, pixel_size_nm: float | None = None, title: str = ""
+) -> Dataset:
+    """Wrap an array of spectra ``(..., E)`` and its energy axis in a calibrated Dataset."""
+    energy = np.asarray(energy, dtype=float)
+    nav = tuple(spectra.shape[:-1])
+    names = ["y", "x"] if len(nav) == 2 else ["x"] * len(nav)
+    step = pixel_size_nm if pixel_size_nm is not None else 1.0
+    units = "nm" if pixel_size_nm is not None else ""
+    axes = [Axis(n, s, step, 0.0, units) for n, s in zip(names, nav, strict=True)]
+    # from explicit values, so that a non-uniform axis stays non-uniform (and is refused)
+    axes.append(
+        Axis.from_dict({"name": "Energy loss", "axis": energy, "units": "eV", "navigate": False})
+    )
+    ds = Dataset(spectra, axes)
+    ds.set_meta("Signal.signal_type", "EELS")
+    ds.set_meta("General.title", title)
+    return ds
+
+
+def _eels_kernel(block: np.ndarray, *, energy: np.ndarray, p: EELSParameters) -> dict[str, Any]:
+    """All per-pixel steps for a block of spectra ``(n, E)``."""
+    n = block.shape[0]
+    spectra = np.asarray(block, dtype=np.float64)
+    status = np.zeros(n, dtype=np.uint8)
+
+    finite = np.isfinite(spectra).all(axis=1)
+    clean = np.where(np.isfinite(spectra), spectra, 0.0)
+    neg = np.clip(clean, None, 0.0).sum(axis=1)
+    pos = np.clip(clean, 0.0, None).sum(axis=1)
+    invalid = ~finite | (-neg > _NEGATIVE_FRACTION_LIMIT * pos) | (pos <= 0)
+    status[invalid] = Status.INVALID_INPUT
+    clean[invalid] = 0.0
+    clean = np.clip(clean, 0.0, None)
+
+    position, _height, zstatus = locate_zlp(clean, energy, search=p.zlp_search)
+    zstatus = np.asarray(zstatus)
+    no_zlp = (status == Status.OK) & (zstatus != Status.OK)
+    status[no_zlp] = Status.NO_ZERO_LOSS
+    bad = status != Status.OK
+    shifts = np.where(bad, 0.0, position)
+    aligned = align_zlp(clean, energy, shifts, target=0.0)
+    aligned[bad] = 0.0
+
+    zlp = extract_zlp(aligned, energy, method=p.zlp_method)
+    t, _tstatus = thickness_log_ratio(aligned, energy, zlp)
+    t = np.asarray(t, dtype=float)
+    thin = (status == Status.OK) & ~(t >= p.min_thickness)
+    status[thin] = Status.NO_SIGNAL
+
+    if p.deconvolve == "rl":
+        area = zlp.sum(axis=1, keepdims=True)
+        psf = np.divide(zlp, area, out=np.zeros_like(zlp), where=area > 0)
+        work = richardson_lucy(aligned, psf, iterations=p.rl_iterations)
+    elif p.deconvolve == "fourier-log":
+        work = fourier_log(aligned, zlp, energy)
+    else:
+        work = aligned
+    work = np.asarray(work, dtype=np.float64)
+    work[status != Status.OK] = 0.0
+
+    fit = fit_plasmon(work, energy, window=p.window, model=p.model, background=p.background)
+    fstatus = np.asarray(fit.status, dtype=np.uint8)
+    status = np.where(status == Status.OK, fstatus, status).astype(np.uint8)
+
+    li2o = _win.integrate_window(work, energy, *p.li2o_window)
+    lik, _ok = _win.edge_window(work, energy, p.li_k_window, p.li_k_background)
+
+    def masked(values: Any, bad_mask: np.ndarray) -> np.ndarray:
+        return np.where(bad_mask, np.nan, np.asarray(values, dtype=float))
+
+    input_bad = (status == Status.INVALID_INPUT) | (status == Status.NO_ZERO_LOSS)
+    fit_bad = status != Status.OK
+    return {
+        "zlp_position": masked(position, input_bad),
+        "thickness": masked(t, input_bad),
+        "plasmon_energy": masked(fit.position, fit_bad),
+        "plasmon_energy_err": masked(fit.position_err, fit_bad),
+        "plasmon_fwhm": masked(fit.fwhm, fit_bad),
+        "plasmon_fwhm_err": masked(fit.fwhm_err, fit_bad),
+        "plasmon_area": masked(fit.area, fit_bad),
+        "reduced_chi2": masked(fit.redchi, fit_bad),
+        "li2o_window": masked(li2o, input_bad),
+        "li_k": masked(lik, input_bad),
+        "fit_status": status,
+    }
+
+
+@dataclass
+class EELSResult:
+    """Maps from :func:`analyse_eels`, with the axes they were measured on.
+
+    Attributes
+    ----------
+    maps : dict of str to ndarray
+        Per-pixel results in scan order: ``plasmon_energy`` (eV), ``plasmon_fwhm``,
+        ``li_si_ratio``, ``li_si_uncertainty``, ``thickness`` (t/λ), ``li2o_window``,
+        ``li_k``, ``fit_status`` (uint8, :class:`anodemap.status.Status`), ...
+    nav_axes : list of Axis
+        The scan axes of the input.
+    calibration : Calibration
+    parameters : EELSParameters
+    """
+
+    maps: dict[str, np.ndarray]
+    nav_axes: list[Axis]
+    calibration: Calibration
+    parameters: EELSParameters
+    source: str = ""
+    titles: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Pixels whose plasmon fit converged and whose energy is within the calibration."""
+        return self.maps["fit_status"] == Status.OK
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers for summary.json: Li/Si statistics, status counts, calibration."""
+        from anodemap.status import counts, legend
+
+        status = self.maps["fit_status"]
+        valid = self.valid
+        x = self.maps["li_si_ratio"][valid]
+        e = self.maps["plasmon_energy"][valid]
+        t = self.maps["thickness"][np.isfinite(self.maps["thickness"])]
+        n = int(status.size)
+
+        def stats(v: np.ndarray) -> dict[str, float | None]:
+            if v.size == 0:
+                return {"mean": None, "std": None, "median": None, "p5": None, "p95": None}
+            return {
+                "mean": float(np.mean(v)),
+                "std": float(np.std(v)),
+                "median": float(np.median(v)),
+                "p5": float(np.percentile(v, 5)),
+                "p95": float(np.percentile(v, 95)),
+            }
+
+        return {
+            "source": self.source,
+            "n_pixels": n,
+            "n_valid": int(valid.sum()),
+            "fraction_converged": float(valid.sum() / n) if n else 0.0,
+            "status_counts": counts(status),
+            "status_legend": legend(),
+            "li_si_ratio": stats(x),
+            "plasmon_energy_eV": stats(e),
+            "thickness_t_over_lambda": stats(t),
+            "calibration": self.calibration.to_dict(),
+            "parameters": self.parameters.as_dict(),
+        }
+
+
+def analyse_eels(
+    dataset: Dataset,
+    parameters: EELSParameters | None = None,
+    *,
+    calibration: Calibration | None = None,
+    client: Any = None,
+    progress: bool = True,
+    rows_per_chunk: int | None = None,
+) -> EELSResult:
+    """Low-loss analysis of a spectrum image, line scan or single spectrum.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Spectra with a calibrated energy axis (eV) last; numpy or dask (lazy) data.
+    parameters : EELSParameters, optional
+        Analysis parameters (default: the paper's workflow).
+    calibration : Calibration, optional
+        Plasmon energy -> Li/Si calibration (default: the packaged Li_xSi table).
+    client : dask.distributed.Client, optional
+        Run on this cluster.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    EELSResult
+    """
+    p = parameters or EELSParameters()
+    cal = calibration or default_calibration()
+    energy = energy_axis(dataset)
+    if not energy[0] < 0 < energy[-1]:
+        raise AnodemapInputError(
+            f"the energy axis [{energy[0]:g}, {energy[-1]:g}] eV does not contain 0 eV, so the "
+            "spectra have no zero-loss peak to align, deconvolve and measure thickness with"
+        )
+    _win.check_window(energy, *p.window, what="plasmon fit window")
+    for name in ("li2o_window", "li_k_window", "li_k_background"):
+        lo, hi = getattr(p, name)
+        if hi > energy[-1]:
+            raise AnodemapInputError(
+                f"{name} [{lo:g}, {hi:g}] eV lies beyond the end of the energy axis "
+                f"({energy[-1]:g} eV); record to higher energy or change the window"
+            )
+    if p.deconvolve not in ("rl", "fourier-log", "none"):
+        raise AnodemapInputError(
+            f"deconvolve must be rl, fourier-log or none, not {p.deconvolve!r}"
+        )
+    if rows_per_chunk is None and dataset.nav_shape:
+        row_bytes = 8 * math.prod(dataset.data.shape[1:])
+        rows_per_chunk = max(1, _CHUNK_BYTES // row_bytes)
+    out = map_pixels(
+        _eels_kernel,
+        dataset.data,
+        sig_ndim=1,
+        outputs={k: v[2] for k, v in _MAP_OUTPUTS.items()},
+        kwargs={"energy": energy, "p": p},
+        client=client,
+        progress=progress,
+        rows_per_chunk=rows_per_chunk,
+    )
+    maps = {k: np.asarray(v) for k, v in out.items()}
+    x, x_err, cal_status = cal.x_of_energy(maps["plasmon_energy"], maps["plasmon_energy_err"])
+    status = maps["fit_status"]
+    outside = (status == Status.OK) & (np.asarray(cal_status) == Status.OUTSIDE_CALIBRATION)
+    status[outside] = Status.OUTSIDE_CALIBRATION
+    ok = status == Status.OK
+    maps["li_si_ratio"] = np.where(ok, x, np.nan)
+    maps["li_si_uncertainty"] = np.where(ok, x_err, np.nan)
+    titles = {k: v[:2] for k, v in _MAP_OUTPUTS.items()}
+    titles["li_si_ratio"] = ("Li per Si (x in LixSi)", "Li/Si")
+    titles["li_si_uncertainty"] = ("Li per Si, 1σ", "Li/Si")
+    return EELSResult(maps, list(dataset.nav_axes), cal, p, source=dataset.title, titles=titles)

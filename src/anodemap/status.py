@@ -1,0 +1,62 @@
+"""Per-pixel status codes shared by every per-pixel kernel.
+
+Every map that anodemap produces comes with an integer status map of the same
+shape (``uint8``). A pixel that fails never stops a map and never becomes an
+unexplained NaN: its value is NaN *and* its status says why.
+
+The codes are stable (they are written into result files); add new codes at the
+end, never renumber.
+
+Examples
+--------
+>>> from anodemap.status import Status, describe
+>>> int(Status.OK)
+0
+>>> describe(Status.PEAK_OUTSIDE_WINDOW)
+'peak outside the fit window'
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+
+class Status(IntEnum):
+    """Why a pixel has the value it has."""
+
+    OK = 0
+    NOT_CONVERGED = 1
+    PEAK_OUTSIDE_WINDOW = 2
+    NO_SIGNAL = 3
+    INVALID_INPUT = 4
+    NO_ZERO_LOSS = 5
+    OUTSIDE_CALIBRATION = 6
+
+
+_DESCRIPTIONS = {
+    Status.OK: "converged",
+    Status.NOT_CONVERGED: "fit did not converge",
+    Status.PEAK_OUTSIDE_WINDOW: "peak outside the fit window",
+    Status.NO_SIGNAL: "no signal (too few counts in the window)",
+    Status.INVALID_INPUT: "invalid input (NaN, infinite or negative counts)",
+    Status.NO_ZERO_LOSS: "no zero-loss peak found",
+    Status.OUTSIDE_CALIBRATION: "plasmon energy outside the calibrated range",
+}
+
+
+def describe(code: int) -> str:
+    """Return a short human-readable description of a status code."""
+    return _DESCRIPTIONS[Status(int(code))]
+
+
+def legend() -> dict[str, str]:
+    """Mapping ``{"code": description}`` for every status, for result files."""
+    return {str(int(s)): _DESCRIPTIONS[s] for s in Status}
+
+
+def counts(status_map: np.ndarray) -> dict[str, int]:
+    """Number of pixels with each status, keyed by the status name."""
+    values = np.asarray(status_map).ravel()
+    return {s.name.lower(): int(np.count_nonzero(values == int(s))) for s in Status}

@@ -1,0 +1,77 @@
+"""The command line as the acceptance checks call it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from anodemap.cli import main
+
+EXPECTED = [
+    "plasmon_energy.hspy", "plasmon_fwhm.hspy", "li_si_ratio.hspy", "li_si_uncertainty.hspy",
+    "fit_status.hspy", "thickness.hspy", "li2o_window.hspy", "li_k.hspy", "summary.json",
+    "li_si_ratio.png", "plasmon_energy.png", "overview.png",
+]
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    assert main(["simulate", "eels", "-o", str(out), "--shape", "12", "16", "--seed", "2"]) == 0
+    return out
+
+
+def test_simulate_writes_data_and_truth(simulated):
+    assert (simulated / "eels.hspy").exists()
+    assert (simulated / "truth" / "li_per_si.hspy").exists()
+    assert (simulated / "truth" / "plasmon_peak_eV.hspy").exists()
+
+
+def test_eels_command_outputs(simulated, tmp_path):
+    hs = pytest.importorskip("hyperspy.api")
+    out = tmp_path / "res"
+    assert main(["eels", str(simulated / "eels.hspy"), "-o", str(out), "--window", "8", "25",
+                 "--deconvolve", "rl", "--no-progress"]) == 0
+    for name in EXPECTED:
+        assert (out / name).exists(), name
+    s = hs.load(out / "li_si_ratio.hspy")
+    assert s.data.shape == (12, 16)
+    ax = s.axes_manager.signal_axes
+    assert ax[0].units == "nm" and ax[0].scale == pytest.approx(5.0)
+    e = hs.load(out / "plasmon_energy.hspy")
+    assert "eV" in e.metadata.Signal.quantity
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 < summary["fraction_converged"] <= 1
+    assert summary["li_si_ratio"]["mean"] is not None
+    assert "equation" in summary["calibration"]
+    truth = hs.load(simulated / "truth" / "li_per_si.hspy").data
+    fitted = s.data
+    ok = np.isfinite(fitted) & (truth > 0)
+    assert np.median(np.abs(fitted[ok] - truth[ok])) <= 0.15
+
+
+def test_user_calibration_csv(simulated, tmp_path):
+    csv = tmp_path / "cal.csv"
+    csv.write_text("x,plasmon_energy_eV,source\n0,16.8,test\n2,14.5,test\n4,12.9,test\n")
+    out = tmp_path / "res"
+    assert main(["eels", str(simulated / "eels.hspy"), "-o", str(out), "--calibration", str(csv),
+                 "--deconvolve", "none", "--no-progress", "--no-figures"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["deconvolve"] == "none"
+    assert any("test" in str(r) for r in summary["calibration"]["rows"])
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--shape", "16", "16", "--no-progress"]) == 0
+    cmp = json.loads((out / "truth_comparison.json").read_text())
+    assert cmp["plasmon_energy_error_eV"]["median_abs"] <= 0.03
+    assert (out / "truth_comparison.png").exists()
+    assert (out / "summary.json").exists()
+
+
+def test_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["eels", str(tmp_path / "nope.dm4"), "-o", str(tmp_path / "o")]) == 2
+    assert "nope.dm4" in capsys.readouterr().err

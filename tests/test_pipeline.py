@@ -1,0 +1,145 @@
+"""The fused low-loss pipeline on the simulated electrode: truth recovered, bad input flagged."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from anodemap.eels import EELSParameters, analyse_eels, compare_with_truth, eels_dataset
+from anodemap.errors import AnodemapInputError
+from anodemap.io import Axis, Dataset
+from anodemap.status import Status
+from anodemap.synth import make_phantom, simulate_eels
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_eels(make_phantom((32, 32), seed=3), seed=3)
+
+
+@pytest.fixture(scope="module")
+def result(sim):
+    return analyse_eels(eels_dataset(sim.spectra, sim.energy, pixel_size_nm=5.0), progress=False)
+
+
+def test_truth_recovered(sim, result):
+    cmp = compare_with_truth(result, sim.truth)
+    material = np.isfinite(sim.truth["plasmon_peak_eV"])
+    # the issue's targets at realistic counts: median |dE| <= 0.02 eV, median |dLi/Si| <= 0.1
+    assert cmp["plasmon_energy_error_eV"]["median_abs"] <= 0.02
+    assert cmp["li_si_error"]["median_abs"] <= 0.1
+    # almost every material pixel converges; pores are flagged, not fitted
+    assert result.valid[material].mean() >= 0.97
+    pores = sim.truth["labels"] == 0
+    assert np.all(result.maps["fit_status"][pores] != Status.OK)
+    assert np.all(np.isnan(result.maps["li_si_ratio"][pores]))
+    # thickness from the log-ratio matches the simulated t/lambda
+    assert abs(cmp["thickness_relative_error"]["median"]) <= 0.03
+    # uncertainties are honest: pulls have about unit spread
+    assert 0.6 <= cmp["plasmon_energy_pull_std"] <= 1.6
+
+
+def test_zlp_drift_measured(sim, result):
+    ok = np.isfinite(result.maps["zlp_position"])
+    err = result.maps["zlp_position"][ok] - sim.truth["zlp_shift_eV"][ok]
+    assert np.median(np.abs(err)) < 0.02
+
+
+def test_window_maps_follow_the_oxide(sim, result):
+    oxide = sim.truth["oxide_fraction"] > 0.3
+    clean = (sim.truth["oxide_fraction"] == 0) & (sim.truth["labels"] != 0)
+    li2o = result.maps["li2o_window"]
+    assert np.nanmedian(li2o[oxide]) > 1.2 * np.nanmedian(li2o[clean])
+
+
+def test_no_nan_without_a_status(result):
+    for key in ("plasmon_energy", "li_si_ratio", "li_si_uncertainty", "plasmon_fwhm"):
+        nan = np.isnan(result.maps[key])
+        assert np.all(result.maps["fit_status"][nan] != Status.OK), key
+
+
+def test_line_scan_and_single_spectrum(sim, result):
+    row = sim.spectra[10]
+    line = analyse_eels(eels_dataset(row, sim.energy), progress=False)
+    assert line.maps["plasmon_energy"].shape == (32,)
+    np.testing.assert_allclose(line.maps["plasmon_energy"], result.maps["plasmon_energy"][10],
+                               rtol=0, atol=1e-9, equal_nan=True)
+    one = analyse_eels(eels_dataset(row[5], sim.energy), progress=False)
+    assert one.maps["plasmon_energy"].shape == ()
+
+
+def test_lazy_input_gives_same_maps(sim, result):
+    lazy = da.from_array(sim.spectra, chunks=(7, 32, -1))
+    out = analyse_eels(eels_dataset(lazy, sim.energy, pixel_size_nm=5.0), progress=False,
+                       rows_per_chunk=5)
+    for key in ("plasmon_energy", "li_si_ratio", "thickness", "fit_status"):
+        np.testing.assert_allclose(out.maps[key], result.maps[key], equal_nan=True)
+
+
+def test_distributed_cluster_gives_same_maps(sim, local_cluster_client):
+    sub = sim.spectra[:8]
+    local = analyse_eels(eels_dataset(sub, sim.energy), progress=False)
+    remote = analyse_eels(eels_dataset(sub, sim.energy), progress=False, rows_per_chunk=2,
+                          client=local_cluster_client)
+    for key in ("plasmon_energy", "li_si_ratio", "thickness", "li2o_window", "fit_status"):
+        np.testing.assert_array_equal(local.maps[key], remote.maps[key])
+
+
+def test_bad_pixels_are_flagged_not_fatal(sim):
+    cube = sim.spectra[:4, :4].copy()
+    cube[0, 0, 100] = np.nan
+    cube[0, 1] = -np.abs(cube[0, 1])  # negative counts
+    zero = np.searchsorted(sim.energy, -3.0), np.searchsorted(sim.energy, 3.0)
+    cube[0, 2, zero[0] : zero[1]] = 0.0  # no zero-loss peak
+    cube[0, 3] = 0.0  # no signal at all
+    res = analyse_eels(eels_dataset(cube, sim.energy), progress=False)
+    st = res.maps["fit_status"]
+    assert st[0, 0] == Status.INVALID_INPUT
+    assert st[0, 1] == Status.INVALID_INPUT
+    assert st[0, 2] == Status.NO_ZERO_LOSS
+    assert st[0, 3] == Status.INVALID_INPUT
+    assert np.isnan(res.maps["plasmon_energy"][0]).all()
+    good = sim.truth["labels"][1:4, :4] != 0
+    assert (st[1:][good] == Status.OK).all()
+
+
+def test_peak_outside_window_flagged(sim):
+    cube = sim.spectra[:2, :4]
+    p = EELSParameters(window=(22.0, 35.0))
+    res = analyse_eels(eels_dataset(cube, sim.energy), p, progress=False)
+    material = sim.truth["labels"][:2, :4] != 0
+    assert np.all(res.maps["fit_status"][material] == Status.PEAK_OUTSIDE_WINDOW)
+
+
+def test_bad_inputs_raise_clear_errors(sim):
+    cube = sim.spectra[:2, :2]
+    with pytest.raises(AnodemapInputError, match="outside the energy axis"):
+        analyse_eels(eels_dataset(cube, sim.energy), EELSParameters(window=(60.0, 90.0)),
+                     progress=False)
+    with pytest.raises(AnodemapInputError, match="does not contain 0 eV"):
+        analyse_eels(eels_dataset(cube, sim.energy + 10.0), progress=False)
+    uneven = sim.energy + 1e-3 * np.sin(np.arange(sim.energy.size))
+    with pytest.raises(AnodemapInputError, match="not uniform"):
+        analyse_eels(eels_dataset(cube, uneven), progress=False)
+    uncal = Dataset(np.asarray(cube))
+    with pytest.raises(AnodemapInputError, match="not calibrated"):
+        analyse_eels(uncal, progress=False)
+    image = Dataset(np.zeros((2, 8, 8)), [Axis("n", 2), Axis("ky", 8, navigate=False),
+                                          Axis("kx", 8, navigate=False)])
+    with pytest.raises(AnodemapInputError, match="expected spectra"):
+        analyse_eels(image, progress=False)
+    with pytest.raises(AnodemapInputError, match="deconvolve"):
+        analyse_eels(eels_dataset(cube, sim.energy), EELSParameters(deconvolve="magic"),
+                     progress=False)
+
+
+@pytest.mark.parametrize("method", ["fourier-log", "none"])
+def test_other_deconvolutions_recover_truth(sim, method):
+    cube = sim.spectra[8:20, 8:20]
+    res = analyse_eels(eels_dataset(cube, sim.energy), EELSParameters(deconvolve=method),
+                       progress=False)
+    truth = sim.truth["plasmon_peak_eV"][8:20, 8:20]
+    ok = res.valid & np.isfinite(truth)
+    assert ok.mean() > 0.8
+    assert np.median(np.abs(res.maps["plasmon_energy"][ok] - truth[ok])) <= 0.03
