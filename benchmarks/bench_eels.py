@@ -56,7 +56,12 @@ def _exspy_signal(spectra: np.ndarray, energy: np.ndarray):
     s = hs.signals.Signal1D(spectra)
     s.set_signal_type("EELS")
     ax = s.axes_manager.signal_axes[0]
-    ax.offset, ax.scale, ax.units, ax.name = float(energy[0]), float(energy[1] - energy[0]), "eV", "Energy loss"
+    ax.offset, ax.scale, ax.units, ax.name = (
+        float(energy[0]),
+        float(energy[1] - energy[0]),
+        "eV",
+        "Energy loss",
+    )
     return s
 
 
@@ -107,8 +112,9 @@ def main(argv=None) -> int:
     shape = tuple(args.shape)
     window = tuple(args.window)
     print(f"simulating {shape[0]} x {shape[1]} x {args.channels} ...", flush=True)
-    sim = simulate_eels(make_phantom(shape, seed=args.seed), n_channels=args.channels,
-                        seed=args.seed)
+    sim = simulate_eels(
+        make_phantom(shape, seed=args.seed), n_channels=args.channels, seed=args.seed
+    )
     spectra, energy = sim.spectra, sim.energy
     n = spectra.shape[0] * spectra.shape[1]
     flat = spectra.reshape(n, -1)
@@ -119,10 +125,15 @@ def main(argv=None) -> int:
     sub = np.sort(rng.choice(n, size=min(args.exspy_pixels, n), replace=False))
 
     # 1. plasmon fit alone, same model, window and aligned data
-    fit_plasmon(aligned[:64], energy, window=window, model="lorentzian", background="offset")  # compile
+    fit_plasmon(
+        aligned[:64], energy, window=window, model="lorentzian", background="offset"
+    )  # compile
     t_am, fit = _timed(
-        lambda: fit_plasmon(aligned, energy, window=window, model="lorentzian",
-                            background="offset"), args.repeat)
+        lambda: fit_plasmon(
+            aligned, energy, window=window, model="lorentzian", background="offset"
+        ),
+        args.repeat,
+    )
     s_sub = _exspy_signal(aligned[sub], energy)
     t_ex, (centre_ex, set_ex) = _timed(lambda: _exspy_fit(s_sub, window), 1)
     am_rate, ex_rate = n / t_am, sub.size / t_ex
@@ -142,11 +153,17 @@ def main(argv=None) -> int:
         path = Path(tmp) / "sim.hspy"
         save(eels_dataset(spectra, energy, pixel_size_nm=5.0), path)
         data_bytes = spectra.nbytes
-        del spectra, flat, aligned, sim
-        cmd = [sys.executable, "-c",
-               "import resource,sys;from anodemap.cli import main;r=main(sys.argv[1:]);"
-               "print('MAXRSS_KB',resource.getrusage(resource.RUSAGE_SELF).ru_maxrss);sys.exit(r)",
-               "eels", str(path), "-o", str(Path(tmp) / "out"), "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import resource,sys;from anodemap.cli import main;r=main(sys.argv[1:]);"
+            "print('MAXRSS_KB',resource.getrusage(resource.RUSAGE_SELF).ru_maxrss);sys.exit(r)",
+            "eels",
+            str(path),
+            "-o",
+            str(Path(tmp) / "out"),
+            "--no-progress",
+        ]
         times, rss = [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
@@ -158,7 +175,7 @@ def main(argv=None) -> int:
 
     out = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-                   f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "shape": [*shape, args.channels],
         "exspy_pixels": int(sub.size),
         "fit_pixels_per_s": {"anodemap": am_rate, "exspy": ex_rate, "ratio": am_rate / ex_rate},
@@ -167,12 +184,17 @@ def main(argv=None) -> int:
             "median_abs_delta": float(np.median(d)) if d.size else None,
             "p95_abs_delta": float(np.percentile(d, 95)) if d.size else None,
         },
-        "whole_pixels_per_s": {"anodemap_eels_command": whole_am_rate,
-                               "exspy_align_plus_fit": whole_ex_rate,
-                               "ratio": whole_am_rate / whole_ex_rate},
+        "whole_pixels_per_s": {
+            "anodemap_eels_command": whole_am_rate,
+            "exspy_align_plus_fit": whole_ex_rate,
+            "ratio": whole_am_rate / whole_ex_rate,
+        },
         "anodemap_eels_command_s": t_cmd,
-        "peak_memory": {"data_bytes": data_bytes, "max_rss_bytes": int(statistics.median(rss)),
-                        "ratio_to_data": statistics.median(rss) / data_bytes},
+        "peak_memory": {
+            "data_bytes": data_bytes,
+            "max_rss_bytes": int(statistics.median(rss)),
+            "ratio_to_data": statistics.median(rss) / data_bytes,
+        },
         "rusage_self_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
     print(json.dumps(out, indent=2))

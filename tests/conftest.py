@@ -48,7 +48,8 @@ def local_cluster_client():
         dashboard_address=None,
         host="127.0.0.1",
     )
-    client = distributed.Client(cluster)
+    # not the global default: other tests (and HyperSpy) must keep the local scheduler
+    client = distributed.Client(cluster, set_as_default=False)
     yield client
     client.close()
     cluster.close()

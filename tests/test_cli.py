@@ -10,9 +10,18 @@ import pytest
 from anodemap.cli import main
 
 EXPECTED = [
-    "plasmon_energy.hspy", "plasmon_fwhm.hspy", "li_si_ratio.hspy", "li_si_uncertainty.hspy",
-    "fit_status.hspy", "thickness.hspy", "li2o_window.hspy", "li_k.hspy", "summary.json",
-    "li_si_ratio.png", "plasmon_energy.png", "overview.png",
+    "plasmon_energy.hspy",
+    "plasmon_fwhm.hspy",
+    "li_si_ratio.hspy",
+    "li_si_uncertainty.hspy",
+    "fit_status.hspy",
+    "thickness.hspy",
+    "li2o_window.hspy",
+    "li_k.hspy",
+    "summary.json",
+    "li_si_ratio.png",
+    "plasmon_energy.png",
+    "overview.png",
 ]
 
 
@@ -32,8 +41,23 @@ def test_simulate_writes_data_and_truth(simulated):
 def test_eels_command_outputs(simulated, tmp_path):
     hs = pytest.importorskip("hyperspy.api")
     out = tmp_path / "res"
-    assert main(["eels", str(simulated / "eels.hspy"), "-o", str(out), "--window", "8", "25",
-                 "--deconvolve", "rl", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eels",
+                str(simulated / "eels.hspy"),
+                "-o",
+                str(out),
+                "--window",
+                "8",
+                "25",
+                "--deconvolve",
+                "rl",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for name in EXPECTED:
         assert (out / name).exists(), name
     s = hs.load(out / "li_si_ratio.hspy")
@@ -56,8 +80,23 @@ def test_user_calibration_csv(simulated, tmp_path):
     csv = tmp_path / "cal.csv"
     csv.write_text("x,plasmon_energy_eV,source\n0,16.8,test\n2,14.5,test\n4,12.9,test\n")
     out = tmp_path / "res"
-    assert main(["eels", str(simulated / "eels.hspy"), "-o", str(out), "--calibration", str(csv),
-                 "--deconvolve", "none", "--no-progress", "--no-figures"]) == 0
+    assert (
+        main(
+            [
+                "eels",
+                str(simulated / "eels.hspy"),
+                "-o",
+                str(out),
+                "--calibration",
+                str(csv),
+                "--deconvolve",
+                "none",
+                "--no-progress",
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parameters"]["deconvolve"] == "none"
     assert any("test" in str(r) for r in summary["calibration"]["rows"])

@@ -139,7 +139,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     truth_dir = out / "simulated" / "truth"
     truth = {
         k: np.asarray(load(truth_dir / f"{k}.hspy").data)
-        for k in ("plasmon_peak_eV", "li_per_si", "t_over_lambda", "labels")
+        for k in (
+            "plasmon_peak_eV",
+            "li_per_si",
+            "t_over_lambda",
+            "t_over_lambda_in_window",
+            "labels",
+        )
     }
     comparison = compare_with_truth(result, truth)
     write_json(comparison, out / "truth_comparison.json")

@@ -118,8 +118,7 @@ def plot_map(
         ax.set_xlabel(f"position ({units})" if pixel_size else "pixel")
         ax.set_ylabel(label)
     else:
-        cm = plt.get_cmap(cmap).copy()
-        cm.set_bad("0.6")
+        cm = plt.get_cmap(cmap).with_extremes(bad="0.6")
         im = ax.imshow(
             np.ma.masked_where(~show, values),
             cmap=cm,
