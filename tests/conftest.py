@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from helpers import exspy_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(
-            f"{package} is not installed (install the test extra: pip install -e '.[test]')"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{package} is installed but does not ship {'/'.join(parts)}")
-    return path
-
-
 @pytest.fixture
 def exspy_lowloss_msa() -> Path:
     """exspy's real measured low-loss spectrum (shipped inside the exspy package)."""
-    return _package_file("exspy", "tests", "components", "lowloss_spectrum.msa")
+    return exspy_file("tests", "components", "lowloss_spectrum.msa")
 
 
 @pytest.fixture

@@ -114,3 +114,16 @@ def test_demo(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["eels", str(tmp_path / "nope.dm4"), "-o", str(tmp_path / "o")]) == 2
     assert "nope.dm4" in capsys.readouterr().err
+
+
+def test_eels_on_a_real_measured_spectrum(exspy_lowloss_msa, tmp_path):
+    """exspy's measured low-loss spectrum (MSA, single spectrum) runs through the command."""
+    out = tmp_path / "msa"
+    assert main(["eels", str(exspy_lowloss_msa), "-o", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_pixels"] == 1 and summary["status_counts"]["ok"] == 1
+    # its first plasmon lies near 13.6 eV (the agreement of our Lorentzian fit of this
+    # spectrum with exspy's is checked in test_plasmon.py); here only that the whole chain
+    # runs on a real file and lands in the physical range; t/lambda of a TEM specimen < 2
+    assert 12.0 < summary["plasmon_energy_eV"]["median"] < 17.0
+    assert 0.1 < summary["thickness_t_over_lambda"]["median"] < 2.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import scipy.fft
 from anodemap.eels.deconvolution import _plural_scattering, fourier_log, richardson_lucy
 from anodemap.eels.zlp import align_zlp, extract_zlp, locate_zlp, zlp_integral
 from anodemap.status import Status
+from helpers import exspy_file, hs_load
 
 WIDE = -10.0 + 0.1 * np.arange(2000)  # -10 ... 189.9 eV
 T_VALUES = np.array([0.5, 1.0, 2.0])
@@ -60,23 +60,6 @@ def plural(t=T_VALUES, energy=WIDE, sigma=0.35, counts=1e6):
     beam = gaussian(energy, 0.0, sigma)
     beam *= counts / beam.sum()
     return _plural_scattering(beam, drude(energy), energy, t)
-
-
-def exspy_file(*parts: str) -> Path:
-    spec = importlib.util.find_spec("exspy")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("exspy is not installed (pip install -e '.[test]'): no comparison possible")
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"this exspy version does not ship {'/'.join(parts)}")
-    return path
-
-
-def hs_load(path: Path):
-    hs = pytest.importorskip("hyperspy.api")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return hs.load(path)
 
 
 def exspy_linescan():

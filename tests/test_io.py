@@ -68,6 +68,8 @@ def test_to_hyperspy_matches_axes():
 
 
 def test_reads_real_msa_with_calibration(exspy_lowloss_msa):
+    # MSA has no lazy reader: lazy=True falls back to reading it eagerly
+    assert not load(exspy_lowloss_msa, lazy=True).is_lazy
     ds = load(exspy_lowloss_msa)
     assert ds.sig_shape == (2048,)
     ax = ds.sig_axes[0]

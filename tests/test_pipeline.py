@@ -51,6 +51,18 @@ def test_truth_recovered(sim, result):
     assert 0.7 <= li["plasmon_energy_pull_std"] <= 1.6
 
 
+def test_li_si_uncertainty_carries_the_fit_through_the_slope(result):
+    ok = result.valid
+    x = result.maps["li_si_ratio"][ok]
+    slope = np.abs(result.calibration.slope(x))
+    expected = result.maps["plasmon_energy_err"][ok] / slope
+    np.testing.assert_allclose(result.maps["li_si_uncertainty"][ok], expected, rtol=1e-12)
+    # the curve flattens at high x: the same energy error means a larger Li/Si error
+    rel = result.maps["li_si_uncertainty"][ok] / result.maps["plasmon_energy_err"][ok]
+    assert np.median(rel[x > 3.0]) > 2 * np.median(rel[x < 1.0])
+    assert np.all(result.maps["li_si_calibration_uncertainty"][ok] >= 0)
+
+
 def test_zlp_drift_measured(sim, result):
     ok = np.isfinite(result.maps["zlp_position"])
     err = result.maps["zlp_position"][ok] - sim.truth["zlp_shift_eV"][ok]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from anodemap.eels.plasmon import (
 )
 from anodemap.errors import AnodemapInputError
 from anodemap.status import Status
+from helpers import exspy_file
 
 DE = 0.05  # channel width (eV) of the simulated spectra, as in the paper's data
 ENERGY = np.arange(-5.0, 60.0, DE)
@@ -295,31 +294,13 @@ def test_input_errors() -> None:
     assert fit_plasmon(y, ENERGY, background="default").background == DEFAULT_BACKGROUND
 
 
-def test_speed_is_microseconds_per_pixel() -> None:
-    """Loose regression guard (the measured value is ~7-10 µs/pixel/core)."""
-    data = _poisson(_lowloss(15.0, total=1e5), 2000, seed=9).astype(np.float32)
-    fit_plasmon(data[:2], ENERGY)  # compile
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fit_plasmon(data, ENERGY)
-        best = min(best, time.perf_counter() - t0)
-    assert best / len(data) < 100e-6
-
-
 # --------------------------------------------------------------------------------------
 # agreement with exspy
 # --------------------------------------------------------------------------------------
 
 
 def _exspy_lowloss_file() -> Path:
-    spec = importlib.util.find_spec("exspy")
-    if spec is None or spec.origin is None:
-        pytest.skip("exspy is not installed: cannot compare with exspy's fit")
-    path = Path(spec.origin).parent / "tests" / "components" / "lowloss_spectrum.msa"
-    if not path.exists():
-        pytest.skip(f"exspy's measured low-loss spectrum is not shipped in {path.parent}")
-    return path
+    return exspy_file("tests", "components", "lowloss_spectrum.msa")
 
 
 def _hyperspy():

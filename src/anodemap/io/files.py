@@ -80,7 +80,8 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
     path : str or path-like
         Any file rosettasciio reads (.dm3, .dm4, .msa, .hspy, .zspy, .emd, .blo, ...).
     lazy : bool
-        Keep the data as dask arrays (read chunk by chunk when computed).
+        Keep the data as dask arrays (read chunk by chunk when computed). Formats whose
+        rosettasciio reader has no lazy mode (e.g. MSA) are read eagerly.
     **reader_kwargs
         Passed on to the rosettasciio reader (e.g. ``scan_shape`` for TVIPS).
 
@@ -103,7 +104,13 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
         raise AnodemapIOError(f"{path}: the file is empty")
     reader = importlib.import_module(plugin["api"]).file_reader
     try:
-        dicts = reader(str(path), lazy=lazy, **reader_kwargs)
+        try:
+            dicts = reader(str(path), lazy=lazy, **reader_kwargs)
+        except NotImplementedError:
+            if not lazy:
+                raise
+            # formats without a lazy reader (e.g. MSA): read eagerly, they are small
+            dicts = reader(str(path), lazy=False, **reader_kwargs)
     except Exception as err:  # readers raise anything from struct.error to KeyError
         raise AnodemapIOError(
             f"{path}: could not be read as {plugin['name']} "
