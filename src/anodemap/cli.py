@@ -98,6 +98,7 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
         f"spectra: scan {ds.nav_shape or '(single spectrum)'}, {ds.sig_shape[0]} channels; "
         f"deconvolution {args.deconvolve}, fit window {_parameters(args).window} eV"
     )
+    _log("preparing the numerical kernels (compiled on the first run, then cached)")
     t0 = time.perf_counter()
     result = analyse_eels(
         ds,
@@ -109,6 +110,8 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
     dt = time.perf_counter() - t0
     _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
     summary = write_eels_results(result, outdir, figures=not args.no_figures)
+    if not args.no_figures:
+        _example_fits_figure(ds, result, outdir)
     s = summary["li_si_ratio"]
     if s["mean"] is not None:
         _log(
@@ -119,6 +122,18 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
         _log("no pixel gave a valid Li/Si value; see fit_status.hspy and summary.json")
     _log(f"results in {outdir}")
     return result
+
+
+def _example_fits_figure(ds: Any, result: Any, outdir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from anodemap.eels.output import plot_example_fits
+    from anodemap.plotting import save_figure
+
+    fig = plot_example_fits(ds, result)
+    if fig is not None:
+        save_figure(fig, outdir / "example_fits.png")
 
 
 def cmd_eels(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dask.callbacks import Callback
 
 from anodemap.errors import AnodemapInputError
 
@@ -232,8 +233,26 @@ def _compute(
         return np.asarray(future.result())
     cm: Any = contextlib.nullcontext()
     if progress:
-        from dask.diagnostics import ProgressBar
+        if sys.stderr.isatty():
+            from dask.diagnostics import ProgressBar
 
-        cm = ProgressBar(out=sys.stderr, minimum=1.0)
+            cm = ProgressBar(out=sys.stderr, minimum=1.0)
+        else:
+            cm = _LineProgress()
     with cm:
         return np.asarray(packed.compute(scheduler=scheduler or "threads", num_workers=num_workers))
+
+
+class _LineProgress(Callback):
+    """Progress for logs (stderr not a terminal): one line at each quarter of the tasks."""
+
+    def _start_state(self, dsk, state):
+        self._total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        self._done = 0
+        self._next = 0.25
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self._done += 1
+        while self._next <= 1.0 and self._done / max(self._total, 1) >= self._next:
+            print(f"[anodemap] {int(self._next * 100)} % done", file=sys.stderr, flush=True)
+            self._next += 0.25

@@ -18,7 +18,13 @@ import numpy as np
 from anodemap.io import Axis, Dataset, save
 from anodemap.status import Status, legend
 
-__all__ = ["map_dataset", "write_eels_results", "write_json", "compare_with_truth"]
+__all__ = [
+    "map_dataset",
+    "write_eels_results",
+    "write_json",
+    "compare_with_truth",
+    "plot_example_fits",
+]
 
 # Maps written as .hspy, with the file names the command line promises.
 _FILES = {
@@ -275,3 +281,70 @@ def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, A
     out["thickness_relative_error"] = stats(dt_rel)
     out["oxide_free"] = errors(oxide_free)
     return out
+
+
+def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
+    """Spectra of a few valid pixels with their fitted plasmon model.
+
+    The pixels chosen are those at the 10th, 50th and 90th percentile of Li/Si (fewer if
+    fewer pixels are valid), so the figure shows the range of the map. Each is reprocessed
+    exactly as in the map (alignment, deconvolution) and drawn with the fit window, the
+    fitted model and the 42 eV and Li-K windows.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The spectra the result was computed from.
+    result : EELSResult
+    n_examples : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when no pixel is valid.
+    """
+    import matplotlib.pyplot as plt
+
+    from anodemap.eels.pipeline import energy_axis, process_spectra
+
+    x = np.asarray(result.maps["li_si_ratio"], dtype=float)
+    flat_x = x.reshape(-1)
+    valid = np.flatnonzero(np.isfinite(flat_x))
+    if valid.size == 0:
+        return None
+    order = valid[np.argsort(flat_x[valid])]
+    picks = sorted(
+        {int(order[int(q * (order.size - 1))]) for q in np.linspace(0.1, 0.9, n_examples)}
+    )
+    nav_shape = tuple(dataset.nav_shape)
+    data = dataset.data
+    spectra = np.stack(
+        [np.asarray(data[np.unravel_index(i, nav_shape)] if nav_shape else data) for i in picks]
+    )
+    energy = energy_axis(dataset)
+    p = result.parameters
+    _maps, work, fit = process_spectra(spectra, energy, p)
+    model = fit.model_spectrum(energy)
+    fig, axes = plt.subplots(
+        1, len(picks), figsize=(4.6 * len(picks), 3.6), squeeze=False, constrained_layout=True
+    )
+    show = (energy >= 0.5 * p.window[0]) & (energy <= max(p.li_k_window[1] + 5, p.window[1]))
+    for ax, i, w, m in zip(axes[0], picks, work, model, strict=True):
+        ax.plot(energy[show], w[show], color="0.2", lw=1, label="spectrum")
+        inside = (energy >= p.window[0]) & (energy <= p.window[1])
+        ax.plot(energy[inside], m[inside], color="C3", lw=1.2, label="fit (in its window)")
+        ax.axvspan(*p.window, color="C0", alpha=0.08, label="fit window")
+        ax.axvspan(*p.li2o_window, color="C2", alpha=0.15, label="Li2O/silicate")
+        ax.axvspan(*p.li_k_window, color="C1", alpha=0.15, label="Li-K")
+        idx = np.unravel_index(i, nav_shape) if nav_shape else ()
+        e_p = result.maps["plasmon_energy"].reshape(-1)[i]
+        ax.set_title(
+            f"pixel {tuple(int(v) for v in idx)}: E_p = {e_p:.2f} eV, Li/Si = {flat_x[i]:.2f}",
+            fontsize=9,
+        )
+        ax.set_xlabel("energy loss (eV)")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(np.nanmax(w[show]) * 1e-3, 1e-3))
+    axes[0][0].set_ylabel("counts" + (" (deconvolved)" if p.deconvolve != "none" else ""))
+    axes[0][0].legend(fontsize=7)
+    return fig

@@ -177,7 +177,24 @@ def eels_dataset(
 
 
 def _eels_kernel(block: np.ndarray, *, energy: np.ndarray, p: EELSParameters) -> dict[str, Any]:
-    """All per-pixel steps for a block of spectra ``(n, E)``."""
+    """All per-pixel steps for a block of spectra ``(n, E)``: the named result maps."""
+    return process_spectra(block, energy, p)[0]
+
+
+def process_spectra(
+    block: np.ndarray, energy: np.ndarray, p: EELSParameters
+) -> tuple[dict[str, Any], np.ndarray, Any]:
+    """Run every per-pixel step on spectra ``(n, E)``.
+
+    Returns
+    -------
+    maps : dict of str to ndarray, shape (n,)
+        The per-pixel results (as in :attr:`EELSResult.maps`, before calibration).
+    work : ndarray, shape (n, E)
+        The aligned (and deconvolved) spectra that were fitted.
+    fit : PlasmonFit
+        The plasmon fit (its ``model_spectrum(energy)`` draws the fitted model).
+    """
     n = block.shape[0]
     spectra = np.asarray(block, dtype=np.float64)
     status = np.zeros(n, dtype=np.uint8)
@@ -242,7 +259,7 @@ def _eels_kernel(block: np.ndarray, *, energy: np.ndarray, p: EELSParameters) ->
 
     input_bad = (status == Status.INVALID_INPUT) | (status == Status.NO_ZERO_LOSS)
     fit_bad = status != Status.OK
-    return {
+    maps = {
         "zlp_position": masked(position, input_bad),
         "thickness": masked(t, input_bad),
         "plasmon_energy": masked(fit.position, fit_bad),
@@ -255,6 +272,7 @@ def _eels_kernel(block: np.ndarray, *, energy: np.ndarray, p: EELSParameters) ->
         "li_k": masked(lik, input_bad),
         "fit_status": status,
     }
+    return maps, work, fit
 
 
 def _threshold_thickness(aligned: np.ndarray, energy: np.ndarray, threshold: np.ndarray):
@@ -391,6 +409,10 @@ def analyse_eels(
     if rows_per_chunk is None and dataset.nav_shape:
         row_bytes = 8 * math.prod(dataset.data.shape[1:])
         rows_per_chunk = max(1, _CHUNK_BYTES // row_bytes)
+    # Compile the numba kernels (or load them from the cache) on one spectrum first, so
+    # that the progress of the map measures the work and not a one-off compilation.
+    first = dataset.data[(0,) * len(dataset.nav_shape)] if dataset.nav_shape else dataset.data
+    process_spectra(np.asarray(first)[None], energy, p)
     out = map_pixels(
         _eels_kernel,
         dataset.data,
