@@ -127,3 +127,20 @@ def test_eels_on_a_real_measured_spectrum(exspy_lowloss_msa, tmp_path):
     # runs on a real file and lands in the physical range; t/lambda of a TEM specimen < 2
     assert 12.0 < summary["plasmon_energy_eV"]["median"] < 17.0
     assert 0.1 < summary["thickness_t_over_lambda"]["median"] < 2.0
+
+
+def test_eels_command_on_a_cluster(simulated, tmp_path, local_cluster_client):
+    """--scheduler runs the same analysis on a dask.distributed cluster, same maps."""
+    hs = pytest.importorskip("hyperspy.api")
+    address = local_cluster_client.scheduler.address
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    args = ["--no-progress", "--no-figures", "--deconvolve", "none"]
+    assert main(["eels", str(simulated / "eels.hspy"), "-o", str(local), *args]) == 0
+    assert (
+        main(
+            ["eels", str(simulated / "eels.hspy"), "-o", str(remote), "--scheduler", address, *args]
+        )
+        == 0
+    )
+    for name in ("plasmon_energy.hspy", "li_si_ratio.hspy", "fit_status.hspy"):
+        np.testing.assert_array_equal(hs.load(local / name).data, hs.load(remote / name).data)

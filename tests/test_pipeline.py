@@ -186,3 +186,13 @@ def test_other_deconvolutions_recover_truth(sim, method):
     assert res.valid[li_xsi].mean() > 0.97
     ok = res.valid & li_xsi
     assert np.median(np.abs(res.maps["plasmon_energy"][ok] - truth[ok])) <= 0.03
+
+
+def test_energy_axis_in_kev_is_converted(sim):
+    cube = sim.spectra[8:10, 8:12]
+    ev = analyse_eels(eels_dataset(cube, sim.energy), progress=False)
+    ds = eels_dataset(cube, sim.energy)
+    ax = ds.sig_axes[0]
+    ds.axes[-1] = Axis(ax.name, ax.size, ax.scale / 1e3, ax.offset / 1e3, "keV", navigate=False)
+    kev = analyse_eels(ds, progress=False)
+    np.testing.assert_allclose(kev.maps["plasmon_energy"], ev.maps["plasmon_energy"], atol=1e-6)

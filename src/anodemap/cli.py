@@ -82,7 +82,7 @@ def _client(address: str | None):
     from distributed import Client
 
     _log(f"connecting to the dask scheduler at {address}")
-    return Client(address)
+    return Client(address, set_as_default=False)
 
 
 def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
@@ -100,13 +100,14 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
     )
     _log("preparing the numerical kernels (compiled on the first run, then cached)")
     t0 = time.perf_counter()
-    result = analyse_eels(
-        ds,
-        _parameters(args),
-        calibration=cal,
-        client=_client(args.scheduler),
-        progress=not args.no_progress,
-    )
+    client = _client(args.scheduler)
+    try:
+        result = analyse_eels(
+            ds, _parameters(args), calibration=cal, client=client, progress=not args.no_progress
+        )
+    finally:
+        if client is not None:
+            client.close()
     dt = time.perf_counter() - t0
     _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
     summary = write_eels_results(result, outdir, figures=not args.no_figures)
