@@ -144,3 +144,41 @@ def test_eels_command_on_a_cluster(simulated, tmp_path, local_cluster_client):
     )
     for name in ("plasmon_energy.hspy", "li_si_ratio.hspy", "fit_status.hspy"):
         np.testing.assert_array_equal(hs.load(local / name).data, hs.load(remote / name).data)
+
+
+@pytest.mark.parametrize("ext", ["zspy", "blo"])
+def test_stream_command_finds_the_scan(tmp_path, ext):
+    """`anodemap stream INPUT_000.tvips -o OUT` without a scan shape finds it."""
+    from anodemap.io import load
+    from anodemap.synth.tvips import write_tvips_recording
+
+    sim = write_tvips_recording(
+        tmp_path / "rec",
+        scan_shape=(12, 14),
+        frame_shape=(32, 32),
+        serpentine=True,
+        hysteresis=2,
+        duplicates=(30,),
+        drops=(77,),
+        frames_per_part=60,
+    )
+    first = sorted(tmp_path.glob("rec*_000.tvips"))[0]
+    out = tmp_path / f"scan.{ext}"
+    assert main(["stream", str(first), "-o", str(out), "--no-progress"]) == 0
+    ds = load(out)
+    assert ds.nav_shape == (12, 14) and ds.sig_shape == (32, 32)
+    report = json.loads((tmp_path / f"scan.{ext}.scan.json").read_text())
+    assert report["scan_shape"] == [12, 14]
+    assert report["serpentine"] is True
+    # every scan position holds the frame recorded there (zeros where it was dropped)
+    from anodemap.diffraction.stream import TvipsRecording
+
+    expected = TvipsRecording(first).read_frames(sim.frame_of_pixel.ravel())
+    expected = expected.reshape(12, 14, 32, 32).astype(np.float64)
+    data = np.asarray(ds.data)
+    if ext == "zspy":
+        np.testing.assert_array_equal(data, expected)
+    else:  # 8-bit: each frame scaled by the recording's maximum (see stream.write_blo)
+        assert data.dtype == np.uint8
+        scaled = np.clip(np.round(255 * expected / expected.max()), 0, 255)
+        assert np.max(np.abs(data.astype(float) - scaled)) <= 1

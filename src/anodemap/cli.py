@@ -142,6 +142,36 @@ def cmd_eels(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- stream
+def cmd_stream(args: argparse.Namespace) -> int:
+    from anodemap.diffraction.stream import stream_to_file
+    from anodemap.eels.output import write_json
+
+    out = Path(args.output)
+    _log(f"reading the recording {args.input}")
+    plan = stream_to_file(
+        args.input,
+        out,
+        tuple(args.scan_shape) if args.scan_shape else None,
+        first_frame=args.first_frame,
+        last_frame=args.last_frame,
+        serpentine=args.serpentine,
+        hysteresis=args.hysteresis,
+        use_headers=not args.no_headers,
+        scan_step=args.scan_step,
+        reciprocal_pixel_size=args.reciprocal_pixel_size,
+        beam_energy=args.beam_energy,
+        camera_length=args.camera_length,
+        intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
+        allow_truncated=args.allow_truncated,
+        progress=not args.no_progress,
+    )
+    print(plan.summary(), file=sys.stderr)
+    report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
+    _log(f"wrote {out} and the scan report {report}")
+    return 0
+
+
 # ---------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
@@ -276,6 +306,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_eels_options(p)
     p.set_defaults(func=cmd_eels)
+
+    p = sub.add_parser("stream", help="TVIPS video stream -> rectangular 4D .zspy/.hspy or .blo")
+    p.add_argument("input", help="first part of the recording, NAME_000.tvips")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="OUT.zspy, OUT.hspy or OUT.blo (NanoMegas blockfile, 8 bit)",
+    )
+    p.add_argument(
+        "--scan-shape",
+        nargs=2,
+        type=int,
+        metavar=("NY", "NX"),
+        help="scan shape (default: found from the frame headers and content)",
+    )
+    p.add_argument("--first-frame", type=int, help="index of the first frame of the scan")
+    p.add_argument("--last-frame", type=int, help="index of the last frame of the scan")
+    p.add_argument(
+        "--serpentine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serpentine scan (default: found from the content)",
+    )
+    p.add_argument("--hysteresis", type=int, help="line-to-line offset in frames")
+    p.add_argument(
+        "--no-headers",
+        action="store_true",
+        help="ignore the frame headers' rotator index; use the content only",
+    )
+    p.add_argument("--scan-step", type=float, metavar="NM", help="scan step in nm")
+    p.add_argument(
+        "--reciprocal-pixel-size",
+        type=float,
+        metavar="PER_A",
+        help="detector calibration in 1/Å per pixel",
+    )
+    p.add_argument("--beam-energy", type=float, metavar="KEV", help="beam energy in keV")
+    p.add_argument("--camera-length", type=float, metavar="MM", help="camera length in mm")
+    p.add_argument(
+        "--intensity-range",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="counts mapped to 0 and 255 in a .blo (default 0 and the maximum)",
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="use the complete frames of a truncated last part",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("demo", help="simulate an electrode and analyse it, with truth comparison")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
