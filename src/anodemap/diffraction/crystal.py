@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anodemap.diffraction.calibration import electron_wavelength
 from anodemap.errors import AnodemapInputError
 
 __all__ = [
@@ -92,25 +93,6 @@ class CifError(AnodemapInputError):
 # --------------------------------------------------------------------------------------
 # electron optics
 # --------------------------------------------------------------------------------------
-
-
-def electron_wavelength(beam_energy_kv: float) -> float:
-    """Relativistic electron wavelength in Å.
-
-    ``λ = h / sqrt(2 m0 e V (1 + eV / (2 m0 c²)))`` with CODATA 2018 constants.
-
-    Examples
-    --------
-    >>> round(electron_wavelength(300.0), 6)
-    0.019687
-    >>> round(electron_wavelength(200.0), 6)
-    0.025079
-    """
-    v = float(beam_energy_kv) * 1e3
-    if not v > 0:
-        raise AnodemapInputError(f"beam_energy_kv must be positive, got {beam_energy_kv!r}")
-    p = math.sqrt(2.0 * _ME * _E * v * (1.0 + _E * v / (2.0 * _ME * _C**2)))
-    return _H / p * 1e10
 
 
 def lorentz_gamma(beam_energy_kv: float) -> float:

@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from anodemap.diffraction.calibration import electron_wavelength
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 
 __all__ = [
@@ -1156,29 +1157,6 @@ def plan_to_dataset(plan: ScanPlan, *, rows_per_chunk: int | None = None):
 
 
 # -------------------------------------------------------------- blockfile
-def electron_wavelength(energy_kev: float) -> float:
-    """Relativistic electron wavelength in Å for a beam energy in keV.
-
-    ``λ = h / sqrt(2 m0 e E (1 + e E / (2 m0 c²)))`` (e.g. Williams & Carter,
-    *Transmission Electron Microscopy*, 2nd ed., eq. 1.6), with CODATA constants.
-
-    Examples
-    --------
-    >>> round(electron_wavelength(200.0), 5)
-    0.02508
-    """
-    from scipy import constants as c
-
-    e_j = energy_kev * 1e3 * c.e
-    p = math.sqrt(2 * c.m_e * e_j * (1 + e_j / (2 * c.m_e * c.c**2)))
-    return c.h / p * 1e10
-
-
-# Units of the blockfile header (rosettasciio's blockfile reader): Beam_energy in V,
-# SDP = 100 / (detector-plane pixel size in cm). Camera_length: tenths of a millimetre,
-# inferred from the real NanoMegas file test1.blo (HyperSpy test data): Camera_length
-# 2000 with SDP 6226 at 200 kV gives 0.032 1/Å per pixel only if it is 200 mm, the
-# range of precession diffraction (a model choice, not a documented fact).
 _BLO_CAMERA_LENGTH_UNIT_MM = 0.1
 # Camera length written when none is known (model choice: that of test1.blo).
 _BLO_DEFAULT_CAMERA_LENGTH_MM = 200.0

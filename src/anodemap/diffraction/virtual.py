@@ -1,0 +1,1074 @@
+"""4D-STEM basics on lazy data: direct beam (descan), virtual images, averages and I(s).
+
+Every per-pattern computation is a plain kernel on a block of patterns ``(n, ky, kx)``
+run by the one execution layer, :func:`anodemap._compute.map_pixels`, so the same call
+runs on a numpy array, on a lazy dask array read chunk by chunk, and on a
+``dask.distributed`` cluster (pass ``client=``). The averaged pattern is a reduction
+(sum and count) over the same chunks, written with ``dask.array.blockwise``.
+
+Conventions
+-----------
+- Data are ``(ny, nx, ky, kx)``: scan axes first, the pattern last (a
+  :class:`~anodemap.io.Dataset` or an array).
+- Pixel coordinates ``(ky, kx)`` are array indices: the centre of pixel ``[0, 0]`` is
+  ``(0.0, 0.0)``; the middle of a 144-pixel pattern is 71.5.
+- A *centre* is either one ``(cy, cx)`` for every pattern, a map of shape ``(ny, nx, 2)``
+  (one centre per pattern: the descan correction), or a :class:`DirectBeam`. Masks are
+  placed around it: a pixel belongs to a disk of radius r when its centre lies at
+  distance ``d <= r``, to an annulus when ``inner <= d <= outer`` (HyperSpy's CircleROI
+  rule, so pyxem's virtual images compare pixel for pixel).
+- Scattering vector s = 1/d in 1/Å (q = 2πs where a formula needs it).
+
+Examples
+--------
+>>> import numpy as np
+>>> from anodemap.diffraction.virtual import find_direct_beam, virtual_images, Disk, Annulus
+>>> yy, xx = np.mgrid[:32, :32]
+>>> data = np.broadcast_to(100.0 * ((yy - 15.3) ** 2 + (xx - 16.2) ** 2 < 16), (2, 3, 32, 32))
+>>> beam = find_direct_beam(data, radius=4)
+>>> np.round(beam.center[0, 0], 1)
+array([15.3, 16.2])
+>>> imgs = virtual_images(data, {"bf": Disk(5), "adf": Annulus(6, 15)}, center=beam)
+>>> imgs["bf"].shape, float(imgs["adf"][0, 0])
+((2, 3), 0.0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from anodemap._compute import OutputSpec, default_rows_per_chunk, map_pixels
+from anodemap.diffraction.calibration import (
+    ReciprocalCalibration,
+    reciprocal_calibration,
+    require_4d,
+)
+from anodemap.errors import AnodemapInputError
+from anodemap.io import Axis, Dataset
+from anodemap.status import Status
+
+__all__ = [
+    "Annulus",
+    "AzimuthalProfile",
+    "DirectBeam",
+    "Disk",
+    "azimuthal_average",
+    "find_direct_beam",
+    "image_dataset",
+    "mean_pattern",
+    "virtual_adf",
+    "virtual_bf",
+    "virtual_image",
+    "virtual_images",
+]
+
+# Working-array budget inside a kernel, in float64 elements (model choice: 4 Mi elements =
+# 32 MiB per temporary keeps a worker's peak memory small whatever the chunk size).
+_BATCH_ELEMENTS = 4 * 2**20
+# Centre refinement: stop when the centre moves less than this (px). Model choice: an
+# order of magnitude below the 0.05 px accuracy the tests demand.
+_CENTER_TOL = 1e-3
+# A direct beam whose contrast over the surrounding background is below this many
+# standard deviations of that background is "no signal" (model choice: 3σ detection).
+_MIN_BEAM_SNR = 3.0
+# Rows of a lazy dataset used to estimate the beam radius when none is given (model
+# choice: enough patterns to beat noise, few enough to read one chunk at most).
+_RADIUS_SAMPLE = 4
+
+
+@dataclass(frozen=True)
+class Disk:
+    """Disk mask of ``radius`` (px, or 1/Å with ``units="1/Å"``) around the centre."""
+
+    radius: float
+
+
+@dataclass(frozen=True)
+class Annulus:
+    """Annular mask ``inner <= d <= outer`` around the centre."""
+
+    inner: float
+    outer: float
+
+
+MaskSpec = Disk | Annulus | np.ndarray
+Units = Literal["px", "1/Å"]
+
+
+# --------------------------------------------------------------------------- helpers
+def _array(data: Any) -> Any:
+    return data.data if isinstance(data, Dataset) else data
+
+
+def _resolve_calibration(data: Any, calibration: Any) -> ReciprocalCalibration:
+    if isinstance(calibration, ReciprocalCalibration):
+        return calibration
+    if calibration is not None:
+        sc = np.broadcast_to(np.asarray(calibration, dtype=float), (2,))
+        if not np.all(np.isfinite(sc)) or np.any(sc <= 0):
+            raise AnodemapInputError(f"calibration={calibration!r}: must be positive 1/Å per px")
+        return ReciprocalCalibration((float(sc[0]), float(sc[1])), "given (1/Å per px)")
+    if isinstance(data, Dataset):
+        return reciprocal_calibration(data)
+    raise AnodemapInputError(
+        "the pattern is an array without a calibration; pass calibration=<1/Å per pixel> "
+        "(or a ReciprocalCalibration), or a Dataset with calibrated signal axes"
+    )
+
+
+def _to_px(value: float, units: str, data: Any, calibration: Any) -> float:
+    if units == "px":
+        return float(value)
+    if units in ("1/Å", "1/A"):
+        return _resolve_calibration(data, calibration).to_pixels(value)
+    raise AnodemapInputError(f"units={units!r}: use 'px' or '1/Å'")
+
+
+def _resolve_center(center: Any, nav_shape: tuple[int, ...], sig_shape: tuple[int, int]):
+    """(fixed (cy, cx) or None, per-pattern map (*nav, 2) or None)."""
+    if center is None:
+        return ((sig_shape[0] - 1) / 2.0, (sig_shape[1] - 1) / 2.0), None
+    if isinstance(center, DirectBeam):
+        center = center.filled()
+    arr = np.asarray(center, dtype=float)
+    if arr.shape == (2,):
+        return (float(arr[0]), float(arr[1])), None
+    if arr.shape != tuple(nav_shape) + (2,):
+        raise AnodemapInputError(
+            f"center of shape {arr.shape}: give (cy, cx), a map of shape "
+            f"{tuple(nav_shape) + (2,)} or a DirectBeam"
+        )
+    bad = ~np.isfinite(arr).all(axis=-1)
+    if bad.any():
+        raise AnodemapInputError(
+            f"the centre map is not finite at {int(bad.sum())} scan positions; pass "
+            "DirectBeam.filled() (failed centres replaced by the fitted descan plane)"
+        )
+    return None, arr
+
+
+def _rows(arr: Any, rows_per_chunk: int | None) -> int | None:
+    """Scan rows per chunk that do not cut the chunks a lazy input already has.
+
+    A chunk boundary of the execution layer that falls inside a file's chunk makes two
+    tasks read that chunk; taking the largest divisor of the input's row chunk that is
+    not above the default size (about 64 MiB) reads every chunk once.
+    """
+    if rows_per_chunk is not None or len(arr.shape) != 4 or getattr(arr, "chunks", None) is None:
+        return rows_per_chunk
+    chunks = arr.chunks
+    if len(chunks[1]) != 1 or len(set(chunks[0][:-1])) > 1:
+        return None  # split along x, or irregular: let the execution layer rechunk
+    rows_in = int(chunks[0][0])
+    limit = default_rows_per_chunk(arr.shape, 2, np.dtype(arr.dtype).itemsize)
+    return max(d for d in range(1, rows_in + 1) if rows_in % d == 0 and d <= max(limit, 1))
+
+
+def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median over the last axes of ``values`` where ``mask`` is True, per leading index.
+
+    Vectorised (one sort per row, no per-pattern Python loop as in ``np.nanmedian``);
+    NaN where a row selects nothing.
+    """
+    n = values.shape[0]
+    v = np.where(mask, values, np.inf).reshape(n, -1)
+    v.sort(axis=1)
+    m = mask.reshape(n, -1).sum(axis=1)
+    lo = np.clip((m - 1) // 2, 0, v.shape[1] - 1)
+    hi = np.clip(m // 2, 0, v.shape[1] - 1)
+    rows = np.arange(n)
+    med = 0.5 * (v[rows, lo] + v[rows, hi])
+    return np.where(m > 0, med, np.nan)
+
+
+def _batch(n_pixels: int) -> int:
+    return max(1, _BATCH_ELEMENTS // max(1, n_pixels))
+
+
+def _compute_array(arr: Any, client: Any, scheduler: str | None, progress: bool) -> np.ndarray:
+    if client is not None:
+        return np.asarray(client.compute(arr).result())
+    cm: Any = contextlib.nullcontext()
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        cm = ProgressBar(out=sys.stderr, minimum=1.0)
+    with cm:
+        return np.asarray(arr.compute(scheduler=scheduler or "threads"))
+
+
+# ---------------------------------------------------------------------- direct beam
+@dataclass
+class DirectBeam:
+    """Direct-beam centre of every pattern: the descan map.
+
+    Attributes
+    ----------
+    center : ndarray, shape (ny, nx, 2)
+        Beam centre (cy, cx) in pixel coordinates (origin: centre of pixel [0, 0]); NaN
+        where ``status`` is not OK.
+    radius : ndarray, shape (ny, nx)
+        Measured beam radius in px (area above half contrast, = sqrt(A/π)).
+    status : ndarray of uint8, shape (ny, nx)
+        :class:`anodemap.status.Status` codes: OK, NO_SIGNAL (no beam above 3σ of the
+        background), NOT_CONVERGED (the centre left the search window), INVALID_INPUT
+        (non-finite counts).
+    pattern_shape : (int, int)
+        (ky, kx).
+    search_radius : float
+        The beam radius (px) the refinement used.
+    """
+
+    center: np.ndarray
+    radius: np.ndarray
+    status: np.ndarray
+    pattern_shape: tuple[int, int]
+    search_radius: float
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean map of patterns whose centre was measured."""
+        return self.status == Status.OK
+
+    @property
+    def shift(self) -> np.ndarray:
+        """Descan: centre minus the pattern middle, (ny, nx, 2) in px."""
+        mid = np.array([(self.pattern_shape[0] - 1) / 2.0, (self.pattern_shape[1] - 1) / 2.0])
+        return self.center - mid
+
+    def plane(self, n_sigma: float = 3.0, n_rounds: int = 3) -> np.ndarray:
+        """Least-squares plane c = a + b·iy + c·ix through the measured centres.
+
+        Descan from a misaligned scan is linear in the scan position (model choice, as
+        pyxem's ``BeamShift.get_linear_plane``). Centres further than ``n_sigma`` robust
+        standard deviations (1.4826 × MAD) from the plane are left out, ``n_rounds``
+        times, so that a few failed centres do not tilt it.
+
+        Returns
+        -------
+        ndarray, shape (ny, nx, 2)
+        """
+        ny, nx = self.status.shape
+        iy, ix = np.mgrid[:ny, :nx]
+        design = np.stack([np.ones(ny * nx), iy.ravel(), ix.ravel()], axis=1).astype(float)
+        use = self.ok.ravel().copy()
+        if not use.any():
+            raise AnodemapInputError("no direct-beam centre was measured: no plane to fit")
+        out = np.empty((ny * nx, 2))
+        for k in range(2):
+            y = self.center[..., k].ravel()
+            keep = use.copy()
+            for _ in range(n_rounds):
+                coef, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
+                resid = y - design @ coef
+                mad = 1.4826 * np.median(np.abs(resid[keep]))
+                new_keep = use & (np.abs(resid) <= max(n_sigma * mad, 1e-9))
+                if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+                    break
+                keep = new_keep
+            out[:, k] = design @ coef
+        return out.reshape(ny, nx, 2)
+
+    def filled(self) -> np.ndarray:
+        """Measured centres, with failed ones replaced by the fitted plane (:meth:`plane`)."""
+        if self.ok.all():
+            return self.center.copy()
+        return np.where(self.ok[..., None], self.center, self.plane())
+
+
+def _estimate_radius(data: Any) -> float:
+    """Beam radius (px) from the mean of a few patterns: half-contrast area of the beam."""
+    a = _array(data)
+    ny, nx = a.shape[:2]
+    sample = a[: min(ny, _RADIUS_SAMPLE), : min(nx, _RADIUS_SAMPLE)]
+    sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample, dtype=float)
+    mean = np.nan_to_num(sample.reshape((-1,) + sample.shape[-2:]).mean(axis=0))
+    sm = ndi.uniform_filter(mean, size=3)
+    peak = np.unravel_index(int(np.argmax(sm)), sm.shape)
+    bg = float(np.median(mean))
+    half = bg + 0.5 * (float(sm[peak]) - bg)
+    labels, _ = ndi.label(sm >= half)
+    area = float(np.count_nonzero(labels == labels[peak]))
+    if sm[peak] <= bg:
+        raise AnodemapInputError(
+            "no direct beam found in the first patterns; pass radius=<beam radius in px>"
+        )
+    return max(1.0, math.sqrt(area / math.pi))
+
+
+def _beam_kernel(
+    block: np.ndarray,
+    *,
+    radius: float,
+    margin: float,
+    ring: float,
+    guess: tuple[float, float] | None,
+    max_shift: float | None,
+    n_iter: int,
+) -> dict[str, np.ndarray]:
+    """Direct-beam centre of each pattern in ``block`` (n, ky, kx).
+
+    1. Coarse: maximum of the pattern box-filtered over the beam size (inside
+       ``max_shift`` of ``guess`` if given).
+    2. Refine: centre of mass of (I − b) over the disk ``d <= radius + margin`` around the
+       current estimate, b the median of the ring just outside it; repeated until the
+       centre moves less than 1e-3 px. The window is symmetric about the estimate, so a
+       radially symmetric halo or ring centred on the beam does not bias the fixed point.
+    """
+    n, ky, kx = block.shape
+    center = np.full((n, 2), np.nan)
+    rad = np.full(n, np.nan)
+    status = np.zeros(n, dtype=np.uint8)
+    r_in = radius + margin
+    r_out = r_in + ring
+    h = int(math.ceil(r_out)) + 2
+    off = np.arange(-h, h + 1)
+    k = max(3, 2 * int(round(radius)) + 1)
+    region = None
+    if guess is not None:
+        yy, xx = np.mgrid[:ky, :kx]
+        lim = max_shift if max_shift is not None else max(ky, kx)
+        region = (np.abs(yy - guess[0]) <= lim) & (np.abs(xx - guess[1]) <= lim)
+    step = _batch(ky * kx)
+    for start in range(0, n, step):
+        x = np.asarray(block[start : start + step], dtype=np.float64)
+        nb = x.shape[0]
+        finite = np.isfinite(x).all(axis=(1, 2))
+        x = np.where(np.isfinite(x), x, 0.0)
+        sm = ndi.uniform_filter(x, size=(1, k, k), mode="constant")
+        if region is not None:
+            sm[:, ~region] = -np.inf
+        flat_idx = np.argmax(sm.reshape(nb, -1), axis=1)
+        iy, ix = np.divmod(flat_idx, kx)
+        rows = iy[:, None] + off[None, :]
+        cols = ix[:, None] + off[None, :]
+        valid = ((rows >= 0) & (rows < ky))[:, :, None] & ((cols >= 0) & (cols < kx))[:, None, :]
+        win = x[
+            np.arange(nb)[:, None, None],
+            np.clip(rows, 0, ky - 1)[:, :, None],
+            np.clip(cols, 0, kx - 1)[:, None, :],
+        ]
+        cy = iy.astype(float)
+        cx = ix.astype(float)
+        moved = np.full(nb, np.inf)
+        lost = np.zeros(nb, dtype=bool)
+        for _ in range(n_iter):
+            dy = rows[:, :, None] - cy[:, None, None]
+            dx = cols[:, None, :] - cx[:, None, None]
+            d2 = dy * dy + dx * dx
+            inner = (d2 <= r_in * r_in) & valid
+            ann = (d2 > r_in * r_in) & (d2 <= r_out * r_out) & valid
+            bg = np.nan_to_num(_masked_median(win, ann))
+            w = np.where(inner, win - bg[:, None, None], 0.0)
+            total = w.sum(axis=(1, 2))
+            good = total > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ddy = np.where(good, (w * dy).sum(axis=(1, 2)) / total, 0.0)
+                ddx = np.where(good, (w * dx).sum(axis=(1, 2)) / total, 0.0)
+            cy = cy + ddy
+            cx = cx + ddx
+            moved = np.hypot(ddy, ddx)
+            lost |= (np.abs(cy - iy) > h - r_out) | (np.abs(cx - ix) > h - r_out)
+            if np.all((moved < _CENTER_TOL) | lost):
+                break
+        # final background, contrast and radius around the converged centre
+        dy = rows[:, :, None] - cy[:, None, None]
+        dx = cols[:, None, :] - cx[:, None, None]
+        d2 = dy * dy + dx * dx
+        inner = (d2 <= r_in * r_in) & valid
+        ann = (d2 > r_in * r_in) & (d2 <= r_out * r_out) & valid
+        bg = np.nan_to_num(_masked_median(win, ann))
+        noise = np.nan_to_num(
+            1.4826 * _masked_median(np.abs(win - bg[:, None, None]), ann), nan=np.inf
+        )
+        core = (d2 <= (0.5 * radius) ** 2) & valid
+        plateau = np.nan_to_num(_masked_median(win, core), nan=-np.inf)
+        contrast = plateau - bg
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.clip((win - bg[:, None, None]) / contrast[:, None, None], 0.0, 1.0)
+        area = np.where(inner, frac, 0.0).sum(axis=(1, 2))
+        st = np.zeros(nb, dtype=np.uint8)
+        st[lost | (moved > 10 * _CENTER_TOL)] = Status.NOT_CONVERGED
+        st[~(contrast > _MIN_BEAM_SNR * np.maximum(noise, 1e-12)) | ~good] = Status.NO_SIGNAL
+        st[~finite] = Status.INVALID_INPUT
+        ok = st == Status.OK
+        sl = slice(start, start + nb)
+        center[sl, 0] = np.where(ok, cy, np.nan)
+        center[sl, 1] = np.where(ok, cx, np.nan)
+        rad[sl] = np.where(ok, np.sqrt(area / math.pi), np.nan)
+        status[sl] = st
+    return {"center": center, "radius": rad, "status": status}
+
+
+def find_direct_beam(
+    data: Any,
+    *,
+    radius: float | None = None,
+    guess: tuple[float, float] | None = None,
+    max_shift: float | None = None,
+    margin: float | None = None,
+    ring: float = 3.0,
+    n_iter: int = 20,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> DirectBeam:
+    """Direct-beam centre of every pattern with sub-pixel precision (the descan map).
+
+    Per pattern: the maximum of the pattern smoothed over the beam size, then the
+    centre of mass of the background-subtracted beam in a disk window centred on the
+    estimate, iterated to a fixed point (see ``_beam_kernel``). On simulated patterns
+    with Poisson noise, rings and spots the error is below 0.05 px (tests).
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ny, nx, ky, kx)
+        numpy or dask (lazy) data.
+    radius : float, optional
+        Beam radius in px (default: half-contrast area of the mean of the first patterns).
+    guess : (float, float), optional
+        Approximate beam position; with ``max_shift`` (px), the beam is looked for only
+        within that distance of it (for patterns whose Bragg disks outshine the beam).
+    max_shift : float, optional
+        Half-size of the search box around ``guess``.
+    margin : float, optional
+        Window radius beyond the beam radius, px (default max(2, radius/4); model choice:
+        covers the blurred disk edge).
+    ring : float
+        Width (px) of the ring outside the window whose median is the background.
+    n_iter : int
+        Maximum refinement iterations.
+    rows_per_chunk, client, scheduler, progress
+        Execution, as :func:`anodemap._compute.map_pixels`.
+
+    Returns
+    -------
+    DirectBeam
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:40, :40]
+    >>> d = np.hypot(yy - 20.25, xx - 18.6)
+    >>> pat = 50.0 / (1 + np.exp((d - 5) / 0.5)) + 1.0   # disk of radius 5 px, soft edge
+    >>> beam = find_direct_beam(np.broadcast_to(pat, (1, 2, 40, 40)), radius=5)
+    >>> np.round(beam.center[0, 1], 2), int(beam.status[0, 1])
+    (array([20.25, 18.6 ]), 0)
+    """
+    shape = require_4d(data)
+    arr = _array(data)
+    if radius is None:
+        radius = _estimate_radius(arr)
+    radius = float(radius)
+    if not radius > 0:
+        raise AnodemapInputError(f"radius={radius}: the beam radius must be positive (px)")
+    if margin is None:
+        margin = max(2.0, 0.25 * radius)
+    res = map_pixels(
+        _beam_kernel,
+        arr,
+        sig_ndim=2,
+        outputs={
+            "center": OutputSpec((2,)),
+            "radius": OutputSpec(),
+            "status": OutputSpec((), np.uint8),
+        },
+        kwargs={
+            "radius": radius,
+            "margin": float(margin),
+            "ring": float(ring),
+            "guess": None if guess is None else (float(guess[0]), float(guess[1])),
+            "max_shift": max_shift,
+            "n_iter": int(n_iter),
+        },
+        rows_per_chunk=_rows(arr, rows_per_chunk),
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    return DirectBeam(
+        center=res["center"],
+        radius=res["radius"],
+        status=res["status"],
+        pattern_shape=(shape[2], shape[3]),
+        search_radius=radius,
+    )
+
+
+# ------------------------------------------------------------------- virtual images
+def _geometric_mask(spec: Disk | Annulus, d2: np.ndarray) -> np.ndarray:
+    if isinstance(spec, Disk):
+        return d2 <= spec.radius**2
+    return (d2 >= spec.inner**2) & (d2 <= spec.outer**2)
+
+
+def _shifted_mask(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``mask`` moved by ``shift`` (n, 2) px with bilinear interpolation: (n, ky, kx)."""
+    ky, kx = mask.shape
+    n = shift.shape[0]
+    fy = np.floor(shift[:, 0])
+    fx = np.floor(shift[:, 1])
+    ty = shift[:, 0] - fy
+    tx = shift[:, 1] - fx
+    ys = np.arange(ky)[None, :] - fy[:, None].astype(int)  # source row for weight (1-ty)
+    xs = np.arange(kx)[None, :] - fx[:, None].astype(int)
+    out = np.zeros((n, ky, kx))
+    for oy, wy in ((0, 1.0 - ty), (-1, ty)):
+        r = ys + oy
+        vr = (r >= 0) & (r < ky)
+        rc = np.clip(r, 0, ky - 1)
+        for ox, wx in ((0, 1.0 - tx), (-1, tx)):
+            c = xs + ox
+            vc = (c >= 0) & (c < kx)
+            cc = np.clip(c, 0, kx - 1)
+            vals = mask[rc[:, :, None], cc[:, None, :]] * (vr[:, :, None] & vc[:, None, :])
+            out += (wy[:, None, None] * wx[:, None, None]) * vals
+    return out
+
+
+def _virtual_kernel(
+    block: np.ndarray,
+    *centers: np.ndarray,
+    names: tuple[str, ...],
+    specs: tuple[Any, ...],
+    weights: np.ndarray | None,
+    mask_centers: tuple[Any, ...],
+) -> dict[str, np.ndarray]:
+    """Masked sums of each pattern in ``block`` (n, ky, kx) for every mask.
+
+    Fixed centre: one matrix product with the (ky·kx, n_masks) mask matrix ``weights``.
+    Per-pattern centres (``centers[0]``, (n, 2)): geometric masks are drawn around each
+    centre; array masks are shifted by (centre − mask centre) with bilinear weights.
+    """
+    n, ky, kx = block.shape
+    out = np.empty((n, len(names)))
+    step = _batch(ky * kx * max(1, len(names)))
+    yy = np.arange(ky, dtype=float)
+    xx = np.arange(kx, dtype=float)
+    for start in range(0, n, step):
+        x = np.asarray(block[start : start + step], dtype=np.float64)
+        nb = x.shape[0]
+        sl = slice(start, start + nb)
+        if weights is not None:
+            out[sl] = x.reshape(nb, -1) @ weights
+            continue
+        c = np.asarray(centers[0][sl], dtype=float)
+        d2 = (yy[None, :, None] - c[:, 0, None, None]) ** 2 + (
+            xx[None, None, :] - c[:, 1, None, None]
+        ) ** 2
+        for j, spec in enumerate(specs):
+            if isinstance(spec, Disk | Annulus):
+                out[sl, j] = np.where(_geometric_mask(spec, d2), x, 0.0).sum(axis=(1, 2))
+            else:
+                m = _shifted_mask(spec, c - np.asarray(mask_centers[j])[None, :])
+                out[sl, j] = np.einsum("nij,nij->n", x, m)
+    return {name: out[:, j] for j, name in enumerate(names)}
+
+
+def virtual_images(
+    data: Any,
+    masks: Mapping[str, MaskSpec],
+    *,
+    center: Any = None,
+    mask_center: tuple[float, float] | None = None,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Several virtual images in one pass over the data.
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ny, nx, ky, kx)
+    masks : mapping of name to Disk, Annulus or ndarray (ky, kx)
+        Disk/Annulus radii in px around the centre. An array mask (boolean or weights) is
+        used as drawn when the centre is fixed; with per-pattern centres it is shifted
+        with each pattern's centre relative to ``mask_center``.
+    center : None, (cy, cx), ndarray (ny, nx, 2) or DirectBeam
+        Where the beam is: default the pattern middle; a map or a :class:`DirectBeam`
+        corrects the descan pattern by pattern.
+    mask_center : (float, float), optional
+        The beam position an array mask was drawn for (default: the pattern middle).
+    rows_per_chunk, client, scheduler, progress
+        Execution, as :func:`anodemap._compute.map_pixels`.
+
+    Returns
+    -------
+    dict of str to ndarray (ny, nx)
+        Sum of counts × mask over each pattern.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.ones((2, 2, 16, 16))
+    >>> out = virtual_images(data, {"bf": Disk(2), "all": np.ones((16, 16))})
+    >>> float(out["bf"][0, 0]), float(out["all"][0, 0])
+    (12.0, 256.0)
+    """
+    shape = require_4d(data)
+    arr = _array(data)
+    sig = (shape[2], shape[3])
+    if not masks:
+        raise AnodemapInputError("no masks given")
+    names = tuple(str(k) for k in masks)
+    specs: list[Any] = []
+    for name, m in masks.items():
+        if isinstance(m, Disk | Annulus):
+            if isinstance(m, Annulus) and not (0 <= m.inner <= m.outer):
+                raise AnodemapInputError(f"mask {name!r}: need 0 <= inner <= outer, got {m}")
+            specs.append(m)
+            continue
+        a = np.asarray(m, dtype=float)
+        if a.shape != sig:
+            raise AnodemapInputError(
+                f"mask {name!r} has shape {a.shape}, the patterns {sig}; draw it on the "
+                "detector grid"
+            )
+        specs.append(a)
+    fixed, cmap = _resolve_center(center, shape[:2], sig)
+    mid = ((sig[0] - 1) / 2.0, (sig[1] - 1) / 2.0)
+    mc = tuple(mask_center) if mask_center is not None else mid
+    weights = None
+    extras: tuple[Any, ...] = ()
+    if cmap is None:
+        yy, xx = np.mgrid[: sig[0], : sig[1]]
+        d2 = (yy - fixed[0]) ** 2 + (xx - fixed[1]) ** 2
+        cols = []
+        for s in specs:
+            if isinstance(s, Disk | Annulus):
+                cols.append(_geometric_mask(s, d2).astype(float).ravel())
+            else:
+                shift = np.array([[fixed[0] - mc[0], fixed[1] - mc[1]]])
+                moved = s if np.allclose(shift, 0) else _shifted_mask(s, shift)[0]
+                cols.append(moved.ravel())
+        weights = np.stack(cols, axis=1)
+    else:
+        extras = (cmap,)
+    return map_pixels(
+        _virtual_kernel,
+        arr,
+        sig_ndim=2,
+        outputs={name: OutputSpec() for name in names},
+        extras=extras,
+        kwargs={
+            "names": names,
+            "specs": tuple(specs),
+            "weights": weights,
+            "mask_centers": tuple(mc for _ in specs),
+        },
+        rows_per_chunk=_rows(arr, rows_per_chunk),
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
+    )
+
+
+def virtual_bf(
+    data: Any,
+    radius: float,
+    *,
+    center: Any = None,
+    units: Units = "px",
+    calibration: Any = None,
+    **execution: Any,
+) -> np.ndarray:
+    """Virtual bright-field image: counts inside a disk of ``radius`` around the centre.
+
+    ``units="1/Å"`` gives the radius as s (needs a calibrated Dataset or ``calibration``).
+    ``center`` and the execution keywords are those of :func:`virtual_images`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(virtual_bf(np.ones((1, 1, 9, 9)), 1.0)[0, 0])
+    5.0
+    """
+    r = _to_px(radius, units, data, calibration)
+    return virtual_images(data, {"bf": Disk(r)}, center=center, **execution)["bf"]
+
+
+def virtual_adf(
+    data: Any,
+    inner: float,
+    outer: float,
+    *,
+    center: Any = None,
+    units: Units = "px",
+    calibration: Any = None,
+    **execution: Any,
+) -> np.ndarray:
+    """Virtual annular dark-field image: counts with ``inner <= d <= outer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(virtual_adf(np.ones((1, 1, 9, 9)), 1.5, 4.0)[0, 0])
+    40.0
+    """
+    ri = _to_px(inner, units, data, calibration)
+    ro = _to_px(outer, units, data, calibration)
+    return virtual_images(data, {"adf": Annulus(ri, ro)}, center=center, **execution)["adf"]
+
+
+def virtual_image(
+    data: Any,
+    mask: np.ndarray,
+    *,
+    center: Any = None,
+    mask_center: tuple[float, float] | None = None,
+    **execution: Any,
+) -> np.ndarray:
+    """Virtual image with an arbitrary mask (boolean or weights, shape (ky, kx)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((8, 8), bool); m[0, 0] = True
+    >>> float(virtual_image(np.arange(256.0).reshape(2, 2, 8, 8), m)[1, 1])
+    192.0
+    """
+    return virtual_images(
+        data, {"mask": mask}, center=center, mask_center=mask_center, **execution
+    )["mask"]
+
+
+# --------------------------------------------------------------- averaged pattern
+def _partial_sum(
+    block: np.ndarray, weights: np.ndarray, *centers: np.ndarray, target: Any
+) -> np.ndarray:
+    """Sum of weight × pattern over a chunk, and the per-pixel weight sum: (1, 2·ky·kx)."""
+    nav = block.shape[:-2]
+    ky, kx = block.shape[-2:]
+    n = int(math.prod(nav))
+    flat = block.reshape(n, ky * kx)
+    w = np.asarray(weights, dtype=np.float64).reshape(n)
+    total = np.zeros(ky * kx)
+    count = np.zeros(ky * kx)
+    sel = np.flatnonzero(w)
+    step = _batch(ky * kx)
+    cen = None if not centers else np.asarray(centers[0], dtype=float).reshape(n, 2)
+    for start in range(0, sel.size, step):
+        idx = sel[start : start + step]
+        x = np.asarray(flat[idx], dtype=np.float64)
+        if cen is None:
+            total += w[idx] @ x
+            count += w[idx].sum()
+            continue
+        # integer shift that brings each centre onto `target`; pixels moved in from
+        # outside the detector do not count
+        shift = np.rint(np.asarray(target)[None, :] - cen[idx]).astype(int)
+        ys = np.arange(ky)[None, :] - shift[:, :1]
+        xs = np.arange(kx)[None, :] - shift[:, 1:]
+        valid = ((ys >= 0) & (ys < ky))[:, :, None] & ((xs >= 0) & (xs < kx))[:, None, :]
+        g = x.reshape(-1, ky, kx)[
+            np.arange(idx.size)[:, None, None],
+            np.clip(ys, 0, ky - 1)[:, :, None],
+            np.clip(xs, 0, kx - 1)[:, None, :],
+        ]
+        wv = w[idx][:, None, None] * valid
+        total += (g * wv).sum(axis=0).ravel()
+        count += wv.sum(axis=0).ravel()
+    return np.concatenate([total, count])[None, :]
+
+
+def mean_pattern(
+    data: Any,
+    region: np.ndarray | None = None,
+    *,
+    center: Any = None,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Averaged pattern of a region of the scan (position-averaged diffraction).
+
+    A chunked reduction: ``dask.array.blockwise`` computes, for every chunk of scan rows,
+    the mask-weighted sum of its patterns and the weight sum (one small array per chunk),
+    and the chunk results are summed. Only those partial sums leave the workers, so it
+    runs out of core and on a ``dask.distributed`` cluster (``client=``).
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ny, nx, ky, kx)
+    region : ndarray of bool (ny, nx), optional
+        Scan positions to average (default: all).
+    center : None, ndarray (ny, nx, 2) or DirectBeam
+        If given, every pattern is first moved by a whole-pixel shift that brings its
+        centre onto the pattern middle (descan-corrected average); detector pixels that
+        receive no data from a pattern are left out of that pixel's mean.
+
+    Returns
+    -------
+    ndarray (ky, kx)
+        Mean counts per pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.arange(4.0)[:, None, None, None] * np.ones((4, 1, 3, 3))
+    >>> float(mean_pattern(data, np.array([[True], [False], [True], [False]]))[0, 0])
+    1.0
+    """
+    import dask.array as da
+
+    shape = require_4d(data)
+    arr = _array(data)
+    nav, sig = shape[:2], shape[2:]
+    if region is None:
+        region = np.ones(nav, dtype=bool)
+    region = np.asarray(region)
+    if region.shape != nav:
+        raise AnodemapInputError(f"region of shape {region.shape}: the scan is {nav}")
+    if not region.any():
+        raise AnodemapInputError("the region selects no scan position")
+    cmap = None
+    if center is not None:
+        fixed, cmap = _resolve_center(center, nav, sig)
+        if cmap is None:
+            raise AnodemapInputError("center: give a per-pattern map or a DirectBeam")
+    itemsize = max(np.dtype(arr.dtype).itemsize, 1)
+    rows = _rows(arr, rows_per_chunk) or default_rows_per_chunk(shape, 2, itemsize)
+    rows = int(max(1, min(rows, nav[0])))
+    darr = (
+        arr.rechunk((rows, nav[1]) + sig)
+        if isinstance(arr, da.Array)
+        else da.from_array(arr, chunks=(rows, nav[1]) + sig)
+    )
+    dw = da.from_array(region.astype(np.float64), chunks=(rows, nav[1]))
+    args: list[Any] = [darr, ("n0", "n1", "s0", "s1"), dw, ("n0", "n1")]
+    if cmap is not None:
+        args += [da.from_array(cmap, chunks=(rows, nav[1], 2)), ("n0", "n1", "c")]
+    target = np.array([(sig[0] - 1) / 2.0, (sig[1] - 1) / 2.0])
+    size = 2 * sig[0] * sig[1]
+    partial = da.blockwise(
+        _partial_sum,
+        ("n0", "out"),
+        *args,
+        new_axes={"out": size},
+        adjust_chunks={"n0": 1},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0, 0), dtype=np.float64),
+        target=target,
+    )
+    res = _compute_array(partial.sum(axis=0), client, scheduler, progress)
+    total, count = res[: size // 2], res[size // 2 :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, 0.0)
+    return mean.reshape(sig)
+
+
+# ------------------------------------------------------------------ azimuthal average
+@dataclass
+class AzimuthalProfile:
+    """Azimuthal average I(s).
+
+    Attributes
+    ----------
+    s : ndarray (n_bins,)
+        Bin centres, s = 1/d in 1/Å (bin k at k × bin width).
+    intensity : ndarray (..., n_bins)
+        Mean counts per pixel in each bin, per pattern (ny, nx, n_bins) or for one
+        pattern (n_bins,).
+    calibration : ReciprocalCalibration
+    """
+
+    s: np.ndarray
+    intensity: np.ndarray
+    calibration: ReciprocalCalibration
+
+
+def _bin_weights(dy: np.ndarray, dx: np.ndarray, scale: tuple[float, float], width: float):
+    """Bin index and linear-split weight of each pixel (pixel shared by two bins)."""
+    s = np.sqrt((dy * scale[0]) ** 2 + (dx * scale[1]) ** 2) / width
+    k0 = np.floor(s).astype(np.int64)
+    f = s - k0
+    return k0, f
+
+
+def _azimuthal_kernel(
+    block: np.ndarray,
+    *centers: np.ndarray,
+    scale: tuple[float, float],
+    width: float,
+    n_bins: int,
+    matrix: Any,
+) -> dict[str, np.ndarray]:
+    """I(s) of each pattern in ``block`` (n, ky, kx); each pixel's count is split
+    linearly between the two nearest bin centres (model choice: smoother than nearest-bin
+    histogramming, and a peak between two bins keeps its position)."""
+    n, ky, kx = block.shape
+    out = np.empty((n, n_bins))
+    step = _batch(ky * kx * 3)
+    yy = np.arange(ky, dtype=float)
+    xx = np.arange(kx, dtype=float)
+    for start in range(0, n, step):
+        x = np.asarray(block[start : start + step], dtype=np.float64)
+        nb = x.shape[0]
+        sl = slice(start, start + nb)
+        if matrix is not None:
+            out[sl] = np.asarray(matrix.T @ x.reshape(nb, -1).T).T
+            continue
+        c = np.asarray(centers[0][sl], dtype=float)
+        dy = yy[None, :, None] - c[:, 0, None, None]
+        dx = xx[None, None, :] - c[:, 1, None, None]
+        k0, f = _bin_weights(dy, dx, scale, width)
+        base = (np.arange(nb) * (n_bins + 1))[:, None, None]
+        size = nb * (n_bins + 1)
+        lo = np.where(k0 < n_bins, k0, n_bins) + base
+        hi = np.where(k0 + 1 < n_bins, k0 + 1, n_bins) + base
+        num = np.bincount(lo.ravel(), (x * (1 - f)).ravel(), size) + np.bincount(
+            hi.ravel(), (x * f).ravel(), size
+        )
+        den = np.bincount(lo.ravel(), (1 - f).ravel(), size) + np.bincount(
+            hi.ravel(), f.ravel(), size
+        )
+        num = num.reshape(nb, n_bins + 1)[:, :n_bins]
+        den = den.reshape(nb, n_bins + 1)[:, :n_bins]
+        out[sl] = num / den
+    return {"intensity": out}
+
+
+def azimuthal_average(
+    data: Any,
+    *,
+    calibration: Any = None,
+    center: Any = None,
+    bin_width: float | None = None,
+    s_max: float | None = None,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> AzimuthalProfile:
+    """Azimuthal average I(s) of one pattern or of every pattern, s = 1/d in 1/Å.
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ky, kx) or (ny, nx, ky, kx)
+        One pattern (e.g. from :func:`mean_pattern`) or a 4D dataset.
+    calibration : ReciprocalCalibration or float, optional
+        1/Å per pixel (default: from the Dataset's signal axes; an array needs it).
+    center : None, (cy, cx), ndarray (ny, nx, 2) or DirectBeam
+        Beam centre (default: the pattern middle).
+    bin_width : float, optional
+        Bin width in 1/Å (default: one pixel).
+    s_max : float, optional
+        Largest s (default: the largest circle around every centre that lies inside the
+        detector, so that every bin is a full ring).
+
+    Returns
+    -------
+    AzimuthalProfile
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prof = azimuthal_average(np.ones((33, 33)), calibration=0.01)
+    >>> prof.s[:3], round(float(prof.intensity[5]), 9)
+    (array([0.  , 0.01, 0.02]), 1.0)
+    """
+    arr = _array(data)
+    ndim = len(arr.shape)
+    if ndim == 4:
+        require_4d(data)
+    elif ndim != 2:
+        raise AnodemapInputError(
+            f"expected one pattern (ky, kx) or a 4D-STEM dataset (ny, nx, ky, kx), got "
+            f"shape {tuple(arr.shape)}"
+        )
+    cal = _resolve_calibration(data, calibration)
+    sig = tuple(int(n) for n in arr.shape[-2:])
+    nav = tuple(int(n) for n in arr.shape[:-2])
+    fixed, cmap = _resolve_center(center, nav, sig)
+    width = float(bin_width) if bin_width is not None else min(cal.scale)
+    if not width > 0:
+        raise AnodemapInputError(f"bin_width={bin_width}: must be positive (1/Å)")
+    cs = np.asarray(fixed, dtype=float).reshape(-1, 2) if cmap is None else cmap.reshape(-1, 2)
+    r_edge = np.min(
+        np.minimum.reduce(
+            [
+                cs[:, 0] * cal.scale[0],
+                (sig[0] - 1 - cs[:, 0]) * cal.scale[0],
+                cs[:, 1] * cal.scale[1],
+                (sig[1] - 1 - cs[:, 1]) * cal.scale[1],
+            ]
+        )
+    )
+    top = float(s_max) if s_max is not None else float(r_edge)
+    if top <= 0:
+        raise AnodemapInputError("the centre lies on or outside the detector edge")
+    n_bins = int(math.floor(top / width)) + 1
+    s = np.arange(n_bins) * width
+    matrix = None
+    if cmap is None:
+        from scipy import sparse
+
+        yy, xx = np.mgrid[: sig[0], : sig[1]]
+        k0, f = _bin_weights(yy - fixed[0], xx - fixed[1], cal.scale, width)
+        k0, f = k0.ravel(), f.ravel()
+        pix = np.arange(k0.size)
+        rows = np.concatenate([pix, pix])
+        cols = np.concatenate([k0, k0 + 1])
+        vals = np.concatenate([1 - f, f])
+        keep = cols < n_bins
+        m = sparse.csr_matrix(
+            (vals[keep], (rows[keep], cols[keep])), shape=(sig[0] * sig[1], n_bins)
+        )
+        norm = np.asarray(m.sum(axis=0)).ravel()
+        matrix = (m @ sparse.diags(1.0 / np.where(norm > 0, norm, np.inf))).tocsr()
+    res = map_pixels(
+        _azimuthal_kernel,
+        arr,
+        sig_ndim=2,
+        outputs={"intensity": OutputSpec((n_bins,))},
+        extras=() if cmap is None else (cmap,),
+        kwargs={
+            "scale": cal.scale,
+            "width": width,
+            "n_bins": n_bins,
+            "matrix": matrix,
+        },
+        rows_per_chunk=_rows(arr, rows_per_chunk),
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    return AzimuthalProfile(s=s, intensity=res["intensity"], calibration=cal)
+
+
+# --------------------------------------------------------------------------- output
+def image_dataset(source: Any, image: np.ndarray, title: str, units: str = "counts") -> Dataset:
+    """Wrap a scan map (ny, nx) as a Dataset with the scan axes of ``source``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image_dataset(None, np.zeros((2, 3)), "VBF").axes[1].name
+    'x'
+    """
+    image = np.asarray(image)
+    if isinstance(source, Dataset) and source.nav_shape == image.shape:
+        axes = [
+            Axis(a.name, a.size, a.scale, a.offset, a.units, navigate=False)
+            for a in source.nav_axes
+        ]
+        ds = Dataset(image, axes, {"General": dict(source.metadata.get("General", {}))})
+    else:
+        axes = [Axis(n, s, navigate=False) for n, s in zip(("y", "x"), image.shape, strict=False)]
+        ds = Dataset(image, axes)
+    ds.set_meta("General.title", title)
+    ds.set_meta("Signal.signal_type", "")
+    ds.set_meta("Signal.quantity", units)
+    return ds
