@@ -142,6 +142,41 @@ def cmd_eels(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------- diffraction
+def cmd_diffraction(args: argparse.Namespace) -> int:
+    from anodemap.diffraction.output import write_diffraction_results
+    from anodemap.diffraction.pipeline import DiffractionParameters, analyse_diffraction
+    from anodemap.io import load
+
+    _log(f"reading {args.input}")
+    ds = load(args.input, lazy=True)
+    p = DiffractionParameters(
+        phases=tuple(args.phases),
+        step_deg=args.step,
+        scale=args.calibration,
+        beam_energy_kev=args.beam_energy,
+        camera_length_mm=args.camera_length,
+        precession_angle_deg=args.precession,
+    )
+    _log(
+        f"patterns: scan {ds.nav_shape}, {ds.sig_shape[0]} x {ds.sig_shape[-1]} px; "
+        f"phases {', '.join(p.phases)}; templates every {p.step_deg} degrees"
+    )
+    client = _client(args.scheduler)
+    try:
+        result = analyse_diffraction(ds, p, client=client, progress=not args.no_progress)
+    finally:
+        if client is not None:
+            client.close()
+    summary = write_diffraction_results(result, args.output, figures=not args.no_figures)
+    fractions = ", ".join(
+        f"{name} {100 * f:.1f} %" for name, f in summary["phase_fractions"].items() if f is not None
+    )
+    _log(f"phase fractions: {fractions}")
+    _log(f"results in {args.output}")
+    return 0
+
+
 # -------------------------------------------------------------------- stream
 def cmd_stream(args: argparse.Namespace) -> int:
     from anodemap.diffraction.stream import stream_to_file
@@ -306,6 +341,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_eels_options(p)
     p.set_defaults(func=cmd_eels)
+
+    p = sub.add_parser("diffraction", help="4D diffraction: phase, orientation, virtual images")
+    p.add_argument("input", help="4D .hspy/.zspy, .blo, or any 4D file rosettasciio reads")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument(
+        "--phases",
+        nargs="+",
+        default=["Si", "Li15Si4"],
+        help="phase names (Si, Li15Si4) or CIF files (default: Si Li15Si4)",
+    )
+    p.add_argument("--step", type=float, default=1.5, help="template step in degrees")
+    p.add_argument(
+        "--calibration",
+        type=float,
+        metavar="PER_A",
+        help="detector calibration in 1/Å per pixel (default: from the file)",
+    )
+    p.add_argument("--beam-energy", type=float, metavar="KEV", help="beam energy in keV")
+    p.add_argument("--camera-length", type=float, metavar="MM", help="camera length in mm")
+    p.add_argument(
+        "--precession",
+        type=float,
+        metavar="DEG",
+        help="precession semi-angle in degrees (default: from the file, else 0)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, e.g. tcp://host:8786",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    p.set_defaults(func=cmd_diffraction)
 
     p = sub.add_parser("stream", help="TVIPS video stream -> rectangular 4D .zspy/.hspy or .blo")
     p.add_argument("input", help="first part of the recording, NAME_000.tvips")

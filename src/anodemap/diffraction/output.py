@@ -1,0 +1,196 @@
+"""Writing phase-mapping results: .hspy maps, orientations (.hspy and .ang), figures, summary.
+
+Examples
+--------
+>>> from anodemap.diffraction.output import write_diffraction_results   # doctest: +SKIP
+>>> write_diffraction_results(result, "phase_maps/")                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anodemap.eels.output import map_dataset, write_json
+from anodemap.io import Axis, Dataset, save
+
+__all__ = ["write_diffraction_results", "write_ang"]
+
+# map name -> (file stem, title, units)
+_MAPS = {
+    "phase": ("phase", "Phase label (see summary.json phase_labels)", ""),
+    "correlation": ("correlation", "Correlation index Q", ""),
+    "reliability": ("reliability", "Orientation reliability 100(1 - Q2/Q1)", "%"),
+    "phase_reliability": ("phase_reliability", "Phase reliability 100(1 - Q2/Q1)", "%"),
+    "amorphous_share": ("amorphous_share", "Amorphous share of the pattern intensity", ""),
+    "virtual_bf": ("virtual_bf", "Virtual bright field", "counts"),
+    "virtual_adf": ("virtual_adf", "Virtual annular dark field", "counts"),
+    "status": ("match_status", "Matching status (anodemap.status codes)", ""),
+}
+
+# Colours of the phase map: amorphous grey, then one colour per phase (model choice,
+# colour-blind-safe Okabe-Ito palette).
+_PHASE_COLOURS = ["#bbbbbb", "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"]
+
+
+def write_ang(result: Any, path: str | os.PathLike) -> Path:
+    """Write the orientation map as an EDAX/TSL .ang text file (orix and MTEX read it).
+
+    Columns: φ1 Φ φ2 (radians, Bunge), x y (µm), image quality (virtual bright field),
+    confidence index (orientation reliability / 100), phase ID (0 for amorphous and
+    unindexed points, 1.. as in ``phase_labels``), detector signal (virtual ADF) and fit
+    (correlation index Q). Non-indexed points get zero angles and phase 0.
+    """
+    path = Path(path)
+    phase = np.asarray(result.maps["phase"]).reshape(-1)
+    euler = np.radians(np.nan_to_num(np.asarray(result.maps["euler"]).reshape(-1, 3)))
+    indexed = (phase > 0) & (np.asarray(result.maps["status"]).reshape(-1) == 0)
+    euler[~indexed] = 0.0
+    nav = result.nav_axes
+    ny, nx = (nav[0].size, nav[1].size) if len(nav) == 2 else (1, nav[0].size)
+    step_x = nav[-1].scale if nav else 1.0
+    step_y = nav[0].scale if len(nav) == 2 else step_x
+    to_um = 1e-3 if (nav and nav[-1].units == "nm") else 1.0
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    cols = [
+        euler[:, 0],
+        euler[:, 1],
+        euler[:, 2],
+        xx.ravel() * step_x * to_um,
+        yy.ravel() * step_y * to_um,
+        np.nan_to_num(np.asarray(result.maps["virtual_bf"]).reshape(-1)),
+        np.where(indexed, np.nan_to_num(result.maps["reliability"].reshape(-1)) / 100.0, -1.0),
+        np.where(indexed, phase, 0),
+        np.nan_to_num(np.asarray(result.maps["virtual_adf"]).reshape(-1)),
+        np.nan_to_num(np.asarray(result.maps["correlation"]).reshape(-1)),
+    ]
+    lines = [
+        "# TEM_PIXperUM          1.000000",
+        "# x-star 0",
+        "# y-star 0",
+        "# z-star 0",
+        "# WorkingDistance 0",
+        "#",
+    ]
+    for key, name in sorted(result.phase_labels.items(), key=lambda kv: int(kv[0])):
+        if key == "0":
+            continue
+        lines += [
+            f"# Phase {key}",
+            f"# MaterialName  	{name}",
+            f"# Formula     	{name}",
+            "# Symmetry              43",
+            "#",
+        ]
+    lines += [
+        "# GRID: SqrGrid",
+        f"# XSTEP: {step_x * to_um:.6f}",
+        f"# YSTEP: {step_y * to_um:.6f}",
+        f"# NCOLS_ODD: {nx}",
+        f"# NCOLS_EVEN: {nx}",
+        f"# NROWS: {ny}",
+        "#",
+        "# written by anodemap: IQ = virtual bright field, CI = orientation reliability/100,"
+        " SEM signal = virtual ADF, Fit = correlation index Q",
+        "#",
+    ]
+    table = np.column_stack(cols)
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+        np.savetxt(
+            fh, table, fmt=["%.5f"] * 3 + ["%.5f"] * 2 + ["%.3f", "%.3f", "%d", "%.3f", "%.4f"]
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def write_diffraction_results(result: Any, outdir: str | os.PathLike, figures: bool = True):
+    """Write every map of a :class:`~anodemap.diffraction.pipeline.DiffractionResult`.
+
+    ``OUTDIR`` receives ``phase.hspy`` (integer labels), ``correlation.hspy``,
+    ``reliability.hspy``, ``phase_reliability.hspy``, ``amorphous_share.hspy``,
+    ``virtual_bf.hspy``, ``virtual_adf.hspy``, ``match_status.hspy``,
+    ``orientations.hspy`` (Bunge Euler angles in degrees per pixel) and
+    ``orientations.ang``, PNG figures and ``summary.json`` (written last).
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    summary_path = outdir / "summary.json"
+    if summary_path.exists():
+        summary_path.unlink()
+    written = []
+    for key, (stem, title, units) in _MAPS.items():
+        ds = map_dataset(result.maps[key], result.nav_axes, title, units)
+        if key == "phase":
+            ds.set_meta("Signal.phase_labels", result.phase_labels)
+        save(ds, outdir / f"{stem}.hspy")
+        written.append(f"{stem}.hspy")
+    euler = Dataset(
+        np.asarray(result.maps["euler"], dtype=float),
+        [*result.nav_axes, Axis("Euler angle (phi1, Phi, phi2)", 3, navigate=False)],
+    )
+    euler.set_meta("General.title", "Orientation, Bunge Euler angles (degrees), as orix")
+    save(euler, outdir / "orientations.hspy")
+    write_ang(result, outdir / "orientations.ang")
+    written += ["orientations.hspy", "orientations.ang"]
+    if figures and len(result.nav_axes) == 2:
+        written += _figures(result, outdir)
+    summary = result.summary()
+    summary["files"] = written
+    write_json(summary, summary_path)
+    return summary
+
+
+def _figures(result: Any, outdir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    from anodemap.plotting import add_scalebar, plot_map, save_figure
+
+    ax_x = result.nav_axes[-1]
+    size = ax_x.scale if ax_x.units else None
+    units = ax_x.units or "nm"
+    names = []
+    labels = sorted(result.phase_labels.items(), key=lambda kv: int(kv[0]))
+    colours = _PHASE_COLOURS[: len(labels)]
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(len(labels) + 1) - 0.5, cmap.N)
+    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    phase = np.ma.masked_where(result.maps["status"] != 0, result.maps["phase"])
+    ax.imshow(phase, cmap=cmap.with_extremes(bad="white"), norm=norm, interpolation="nearest")
+    ax.legend(
+        handles=[Patch(color=c, label=n) for c, (_, n) in zip(colours, labels, strict=True)],
+        loc="upper right",
+        fontsize=8,
+        framealpha=0.8,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("Phase map", fontsize=10)
+    if size:
+        add_scalebar(ax, size, units, phase.shape[1])
+    save_figure(fig, outdir / "phase.png")
+    names.append("phase.png")
+    for key, cmap_name in (
+        ("correlation", "viridis"),
+        ("reliability", "magma"),
+        ("phase_reliability", "magma"),
+        ("virtual_bf", "gray"),
+        ("virtual_adf", "gray"),
+        ("amorphous_share", "cividis"),
+    ):
+        stem, title, unit = _MAPS[key]
+        fig = plot_map(
+            result.maps[key], pixel_size=size, units=units, title=title, label=unit, cmap=cmap_name
+        )
+        save_figure(fig, outdir / f"{stem}.png")
+        names.append(f"{stem}.png")
+    return names
