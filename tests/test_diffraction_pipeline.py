@@ -77,3 +77,65 @@ def test_wrong_rank_and_uncalibrated_patterns_are_clear_errors():
     )
     with pytest.raises(AnodemapInputError, match="4D diffraction"):
         analyse_diffraction(single, progress=False)
+
+
+@pytest.fixture(scope="module")
+def simulated_sped():
+    from anodemap.synth import make_phantom
+    from anodemap.synth.diffraction import simulate_diffraction, to_dataset
+
+    sim = simulate_diffraction(make_phantom((32, 32), seed=3), seed=3)
+    result = analyse_diffraction(to_dataset(sim), progress=False)
+    return sim, result
+
+
+def test_simulated_amorphous_and_phases_not_confused(simulated_sped):
+    sim, result = simulated_sped
+    truth, found = sim.truth["phase"], result.maps["phase"]
+    assert result.phase_labels == {"0": "amorphous", "1": "Si", "2": "Li15Si4"}
+    amorphous = truth == 0
+    assert (found[amorphous] == 0).mean() >= 0.98
+    # a crystalline call is the right crystal: Si and Li15Si4 are never swapped
+    crystalline_call = (truth > 0) & (found > 0)
+    assert crystalline_call.sum() > 50
+    assert (found[crystalline_call] == truth[crystalline_call]).mean() >= 0.98
+    # Li15Si4 spots on amorphous rings (dendrites) found as Li15Si4 report an amorphous
+    # share (simulated share 0.5 of the column; the reported share also counts the
+    # isotropic diffuse background, so it is higher)
+    dendrite = (truth == 2) & (found == 2)
+    assert dendrite.sum() > 20
+    assert 0.1 < np.nanmean(result.maps["amorphous_share"][dendrite]) < 1.0
+    # pores (truth -1: direct beam only) are never called crystalline
+    assert np.all(found[truth == -1] == 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 target not met yet: on this phantom 84 % of correctly phased pixels are "
+    "within 2 degrees (99 % with seed 0), with errors near 36 degrees, and the orientation "
+    "reliability does not yet single out the right ones",
+)
+def test_simulated_orientations_within_two_degrees(simulated_sped):
+    orix_q = pytest.importorskip("orix.quaternion")
+    from orix.quaternion.symmetry import Oh
+
+    sim, result = simulated_sped
+    right = (sim.truth["phase"] > 0) & (result.maps["phase"] == sim.truth["phase"])
+    o_true = orix_q.Orientation.from_euler(np.radians(sim.truth["euler_deg"][right]), Oh)
+    o_found = orix_q.Orientation.from_euler(np.radians(result.maps["euler"][right]), Oh)
+    angle = np.degrees(o_true.angle_with(o_found))
+    # measured: median 0.4 degrees, 99 % within 2 degrees (1.5 degree template step)
+    assert np.median(angle) < 1.0
+    assert (angle < 2.0).mean() >= 0.95
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 target not met yet: crystalline Si patterns dominated by one Friedel "
+    "pair (+g, -g) fail the decoy-based spottiness test and are called amorphous, and "
+    "40-60 % of dendrite (Li15Si4 on rings) patterns too",
+)
+def test_simulated_phases_recovered_98_percent(simulated_sped):
+    sim, result = simulated_sped
+    material = sim.truth["phase"] >= 0
+    assert (result.maps["phase"][material] == sim.truth["phase"][material]).mean() >= 0.98

@@ -59,10 +59,68 @@ def _simulate_eels(outdir: Path, shape: tuple[int, int], seed: int, pixel_size: 
     return path
 
 
+def _simulate_diffraction(outdir: Path, args: argparse.Namespace) -> Path:
+    """Simulate a 4D (precession) diffraction dataset with its truth; return the .zspy path."""
+    import numpy as np
+
+    from anodemap.eels.output import map_dataset, write_json
+    from anodemap.io import Axis, Dataset, save
+    from anodemap.synth import make_phantom
+    from anodemap.synth.diffraction import (
+        PHASE_LABELS,
+        PORE_LABEL,
+        simulate_diffraction,
+        to_dataset,
+    )
+
+    shape = tuple(args.shape)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _log(f"simulating {shape[0]} x {shape[1]} diffraction patterns (seed {args.seed})")
+    phantom = make_phantom(shape, pixel_size_nm=args.pixel_size, seed=args.seed)
+    sim = simulate_diffraction(
+        phantom,
+        pattern_shape=(args.pattern_size, args.pattern_size),
+        precession_angle_deg=args.precession,
+        seed=args.seed,
+    )
+    path = save(to_dataset(sim), outdir / "sped.zspy")
+    truth_dir = outdir / "truth"
+    truth_dir.mkdir(exist_ok=True)
+    nav = [
+        Axis("y", shape[0], args.pixel_size, 0.0, "nm"),
+        Axis("x", shape[1], args.pixel_size, 0.0, "nm"),
+    ]
+    for key in (
+        "phase",
+        "amorphous_fraction",
+        "amorphous_intensity_share",
+        "labels",
+        "grain_id",
+        "in_plane_angle_deg",
+    ):
+        save(map_dataset(np.asarray(sim.truth[key]), nav, key, ""), truth_dir / f"{key}.hspy")
+    euler = Dataset(
+        np.asarray(sim.truth["euler_deg"], dtype=float),
+        [*nav, Axis("Euler angle (phi1, Phi, phi2)", 3, navigate=False)],
+    )
+    save(euler, truth_dir / "euler_deg.hspy")
+    write_json(
+        {
+            "phase_labels": {str(k): v for k, v in PHASE_LABELS.items()},
+            "pore_label": PORE_LABEL,
+            "parameters": sim.parameters,
+        },
+        truth_dir / "truth.json",
+    )
+    _log(f"wrote {path} and truth maps in {truth_dir}")
+    return path
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    if args.modality != "eels":
-        raise AnodemapError(f"simulate {args.modality}: only 'eels' is available in this version")
-    _simulate_eels(Path(args.output), tuple(args.shape), args.seed, args.pixel_size)
+    if args.modality == "diffraction":
+        _simulate_diffraction(Path(args.output), args)
+    else:
+        _simulate_eels(Path(args.output), tuple(args.shape), args.seed, args.pixel_size)
     return 0
 
 
@@ -329,11 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write a simulated electrode dataset with its truth")
-    p.add_argument("modality", choices=["eels"], help="what to simulate")
+    p.add_argument("modality", choices=["eels", "diffraction"], help="what to simulate")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--shape", nargs=2, type=int, default=[64, 64], metavar=("NY", "NX"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pixel-size", type=float, default=5.0, help="scan step in nm")
+    p.add_argument(
+        "--pattern-size", type=int, default=64, help="diffraction: pattern size in pixels (square)"
+    )
+    p.add_argument(
+        "--precession",
+        type=float,
+        default=0.4,
+        help="diffraction: precession semi-angle in degrees (0: nano-beam)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("eels", help="low-loss EELS: plasmon, Li/Si, thickness, window maps")

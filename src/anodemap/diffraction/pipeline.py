@@ -29,12 +29,10 @@ from anodemap.io import Axis, Dataset
 __all__ = ["DiffractionParameters", "DiffractionResult", "analyse_diffraction"]
 
 # Metadata paths where readers and our simulator put the beam energy (keV) and the
-# precession angle (degrees).
+# precession angle (degrees). pyxem's "rocking_angle" is in mrad, not degrees, so it is
+# not read: pass --precession for such files.
 _BEAM_ENERGY_KEYS = ("Acquisition_instrument.TEM.beam_energy",)
-_PRECESSION_KEYS = (
-    "Acquisition_instrument.TEM.precession_angle",
-    "Acquisition_instrument.TEM.rocking_angle",
-)
+_PRECESSION_KEYS = ("Acquisition_instrument.TEM.precession_angle",)
 
 
 @dataclass
