@@ -24,6 +24,7 @@ from anodemap.diffraction.matching import (
     polar_transform,
     prepare_matcher,
 )
+from anodemap.diffraction.templates import orientation_matrix
 from anodemap.errors import AnodemapInputError
 from anodemap.status import Status
 
@@ -179,6 +180,43 @@ def test_equal_mixtures_have_low_reliability(libs):
     single = render([template_spots(libs[0], 3, a1)], [c], rng, noise=False)
     one = match_patterns(single, [c], libs, SCALE, amorphous_threshold=0.0)
     assert one["reliability"][0] > 30 and one["phase_reliability"][0] > 30
+
+
+def test_reliability_counts_other_orientations_with_nearby_beam_directions(libs):
+    """Q2 is the best *different orientation*, not the best other beam direction.
+
+    Two templates whose beam directions are 2 degrees apart but whose patterns differ, seen
+    at in-plane angles 90 degrees apart, are two orientations about 90 degrees apart: an
+    equal mixture of them is ambiguous and must get a low reliability. (Excluding templates
+    by beam direction alone made it high: kinematic patterns of an orientation and of its
+    180-degree in-plane turn with the beam tilted by 2-3 degrees score within 1 % of each
+    other, which gave Si orientations 35-50 degrees off with reliabilities above 20.)
+    """
+    a = libs[0]
+    pick = [3, 9]
+    # the synthetic patterns are centrosymmetric: give the "crystal" a 2-fold axis along
+    # the first template's beam so that its 180-degree turn is the same orientation
+    beam = orientation_matrix([0.0, 30.0, 10.0])[:, 2]
+    lib = SpotTemplates(
+        r=a.r[pick],
+        azimuth=a.azimuth[pick],
+        intensity=a.intensity[pick],
+        euler=np.array([[0.0, 30.0, 10.0], [0.0, 32.0, 10.0]]),
+        symmetry=np.stack([np.eye(3), 2.0 * np.outer(beam, beam) - np.eye(3)]),
+        name="A",
+    )
+    rng = np.random.default_rng(5)
+    c = np.array(SHAPE, float) / 2
+    mixed = [
+        np.concatenate(x)
+        for x in zip(template_spots(lib, 0, 20.0), template_spots(lib, 1, 110.0), strict=True)
+    ]
+    single = template_spots(lib, 0, 20.0)
+    pats = render([mixed, single], [c, c], rng, noise=False)
+    res = match_patterns(pats, [c, c], [lib], SCALE, amorphous_threshold=0.0)
+    assert res["reliability"][0] < 10
+    assert res["reliability"][1] > 30
+    assert res["template"][1] == 0 and abs(res["euler"][1][0] - 20.0) < 1.0
 
 
 def test_correlation_index_of_a_perfect_match_is_one(libs):

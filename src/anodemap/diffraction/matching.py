@@ -30,11 +30,14 @@ Every pattern of a block goes through one fused kernel:
    that leave spots of the pattern unexplained score lower. pyxem's
    ``normalize_image=True`` makes the same choice.
 5. **Reliabilities.** Orientation reliability ``R = 100 (1 - Q2/Q1)`` within the best phase,
-   with Q2 the best solution that is a different orientation: another in-plane angle of the
-   best template more than ``min_misorientation`` away (modulo the template's own in-plane
-   symmetry, measured from the template), or another template whose beam direction is more
-   than ``min_misorientation`` away (modulo the crystal's rotations, when the library
-   gives them). Phase reliability ``100 (1 - Q_second_phase / Q_best_phase)``.
+   with Q2 the best solution that is a different *orientation*: a template at its best
+   in-plane angle, or another in-plane angle of the best template, whose orientation is
+   more than ``min_misorientation`` from the best one modulo the crystal's proper rotations
+   (libraries with Euler angles; without them, templates are told apart by beam direction
+   and the template's own in-plane symmetry). Kinematic near-ambiguities thus get a low R:
+   an off-zone pattern and its 180° in-plane turn with the beam tilted by 2-3° score within
+   1 % of each other, and a pattern of one Friedel pair fixes no orientation.
+   Phase reliability ``100 (1 - Q_second_phase / Q_best_phase)``.
 6. **Amorphous class, by a measured criterion.** Each pattern is also matched after a
    *decoy* transform: in every radial band of ``scramble_band`` radii, the half circle is
    cut into segments of about ``decoy_segment`` pixels of arc, which are shuffled and
@@ -50,7 +53,14 @@ Every pattern of a block goes through one fused kernel:
    the crystalline class by the knockoff+ rule (Barber & Candès, Ann. Stat. 43 (2015)
    2055), and a stated false-positive rate per amorphous pattern from the null's scale
    measured on the patterns with L < 0. Spots on amorphous rings survive the ring
-   removal and come out crystalline. The *amorphous share* of each pattern is the fraction
+   removal and come out crystalline. A second, intensity-based route catches what the
+   decoy test cannot (one Friedel pair, few spots on strong rings): after a Gaussian
+   smoothing of ``peak_smoothing`` px, each radius's circle gives
+   ``z = (I - median) / (1.4826 MAD)`` and the *pair peak* is the largest
+   ``min(z(φ), z(φ + π))``, the weaker Friedel mate of the best pair in units of the
+   ring's own noise. Its null (Gumbel) is fitted to the patterns the decoy test leaves
+   amorphous and the threshold is its ``1 - fpr`` quantile (:func:`peak_threshold`); a
+   pattern is crystalline by either route. The *amorphous share* of each pattern is the fraction
    of its intensity (between ``r_min`` and ``r_max``, area-weighted) that is azimuthally
    uniform (the per-radius median); it includes any isotropic diffuse background.
 
@@ -111,6 +121,7 @@ __all__ = [
     "match_kernel",
     "match_polar",
     "match_patterns",
+    "peak_threshold",
     "polar_transform",
     "prepare_matcher",
 ]
@@ -350,6 +361,13 @@ class MatchParameters:
         :func:`amorphous_threshold`).
     amorphous_threshold : float, optional
         Fixed threshold on the spottiness instead of the data-derived one.
+    peak_smoothing : float
+        Gaussian σ in detector pixels of the smoothing before the Friedel-pair peak
+        statistic (model choice 1 px: about a nano-beam spot's half width, a matched
+        filter for spots against pixel noise).
+    peak_threshold : float, optional
+        Fixed threshold on the Friedel-pair peak statistic instead of the data-derived one
+        (:func:`peak_threshold`); ``inf`` switches the intensity route off.
     seed : int
         Seed of the decoy rotations (they also depend on each pattern's content, so that
         results do not depend on how the scan is chunked).
@@ -368,6 +386,8 @@ class MatchParameters:
     fdr: float = 0.05
     fpr: float = 1e-3
     amorphous_threshold: float | None = None
+    peak_smoothing: float = 1.0
+    peak_threshold: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -518,6 +538,65 @@ def _polar_kernel(patterns, centres, rpx, radii, cos_a, sin_a, gamma, out, pnorm
         share[i] = min(max(num / den, 0.0), 1.0) if den > 0.0 else np.nan
 
 
+@numba.njit(parallel=True, cache=True)
+def _pair_peak_kernel(patterns, centres, rpx, cos_a, sin_a, out):
+    """Friedel-pair peak statistic of each (smoothed) pattern.
+
+    Per radius, ``z = (I - median) / (1.4826 MAD)`` over the circle; the statistic is
+    ``max over radius and azimuth of min(z(φ), z(φ + π))``: the weaker of two Friedel mates,
+    in units of the ring's own noise, at the best pair.
+    """
+    n, h, w = patterns.shape
+    n_r = rpx.size
+    n_az = cos_a.size
+    half = n_az // 2
+    for i in numba.prange(n):
+        cy = centres[i, 0]
+        cx = centres[i, 1]
+        row = np.empty(n_az, np.float64)
+        ok = np.empty(n_az, np.bool_)
+        buf = np.empty(n_az, np.float64)
+        best = -np.inf
+        for ir in range(n_r):
+            nvalid = 0
+            for ia in range(n_az):
+                y = cy + rpx[ir] * sin_a[ia]
+                x = cx + rpx[ir] * cos_a[ia]
+                if y >= 0.0 and x >= 0.0 and y <= h - 1.0 and x <= w - 1.0:
+                    y0 = min(int(y), h - 2)
+                    x0 = min(int(x), w - 2)
+                    fy = y - y0
+                    fx = x - x0
+                    v = (1.0 - fy) * (
+                        (1.0 - fx) * patterns[i, y0, x0] + fx * patterns[i, y0, x0 + 1]
+                    ) + fy * (
+                        (1.0 - fx) * patterns[i, y0 + 1, x0] + fx * patterns[i, y0 + 1, x0 + 1]
+                    )
+                    row[ia] = v
+                    ok[ia] = True
+                    buf[nvalid] = v
+                    nvalid += 1
+                else:
+                    ok[ia] = False
+            if nvalid < _MIN_VALID_FRACTION * n_az:
+                continue
+            med = _select(buf, nvalid, nvalid // 2)
+            k = 0
+            for ia in range(n_az):
+                if ok[ia]:
+                    buf[k] = abs(row[ia] - med)
+                    k += 1
+            mad = 1.4826 * _select(buf, nvalid, nvalid // 2)
+            if not mad > 0.0:
+                continue
+            for ia in range(half):
+                if ok[ia] and ok[ia + half]:
+                    z = min(row[ia], row[ia + half]) - med
+                    if z / mad > best:
+                        best = z / mad
+        out[i] = best if best > -np.inf else 0.0
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _match_kernel(polar, pnorm, sr, sa, sw, starts, out_q, out_s):
     """For every pattern and template: best correlation index over in-plane rotations.
@@ -596,14 +675,73 @@ def _correlate_one(polar_i, pn, sr, sa, sw, j0, j1):
     return acc
 
 
+@numba.njit(cache=True)
+def _far_apart(ga, gb, sym, s0, s1, cos_thr):
+    """True when orientations ``ga``, ``gb`` (3x3, sample -> crystal) differ by more than the
+    threshold angle modulo the crystal rotations ``sym[s0:s1]``: ``max_S tr(S ga gbᵀ)`` below
+    ``1 + 2 cos(threshold)``."""
+    m = np.empty((3, 3))
+    for a in range(3):
+        for b in range(3):
+            m[a, b] = ga[a, 0] * gb[b, 0] + ga[a, 1] * gb[b, 1] + ga[a, 2] * gb[b, 2]
+    limit = 1.0 + 2.0 * cos_thr
+    for k in range(s0, s1):
+        tr = 0.0
+        for a in range(3):
+            for b in range(3):
+                tr += sym[k, a, b] * m[b, a]
+        if tr >= limit:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _turned(gt, theta):
+    """``gt · Rz(θ)``: template orientation turned in plane by θ (passive Rz, Bunge φ1)."""
+    c = math.cos(theta)
+    s = math.sin(theta)
+    out = np.empty((3, 3))
+    for a in range(3):
+        out[a, 0] = gt[a, 0] * c - gt[a, 1] * s
+        out[a, 1] = gt[a, 0] * s + gt[a, 1] * c
+        out[a, 2] = gt[a, 2]
+    return out
+
+
 @numba.njit(parallel=True, cache=True)
 def _reliability_kernel(
-    polar, pnorm, q, shift, sr, sa, sw, starts, phase_starts, period, nb_starts, nb_idx, delta
+    polar,
+    pnorm,
+    q,
+    shift,
+    order,
+    sr,
+    sa,
+    sw,
+    starts,
+    phase_starts,
+    period,
+    nb_starts,
+    nb_idx,
+    delta,
+    tmat,
+    oriented,
+    sym,
+    sym_starts,
+    cos_thr,
 ):
-    """Per pattern and phase: best template, its Q and refined shift, and Q2 of that phase."""
+    """Per pattern and phase: best template, its Q and refined shift, and Q2 of that phase.
+
+    Phases with template orientations (``oriented``) take Q2 from the best solution whose
+    *orientation* (template and in-plane angle) is more than the threshold away from the
+    best one modulo the crystal's rotations; others fall back to the beam-direction
+    neighbours and the template's own in-plane symmetry period.
+    """
     n = q.shape[0]
     n_ph = phase_starts.size - 1
     n_az = polar.shape[2] // 2
+    n_all = q.shape[1]
+    step = 2.0 * math.pi / n_az
     best_t = np.empty((n, n_ph), np.int64)
     best_q = np.empty((n, n_ph), np.float64)
     best_shift = np.empty((n, n_ph), np.float64)
@@ -617,23 +755,46 @@ def _reliability_kernel(
                 if q[i, m] > q[i, mb]:
                     mb = m
             q1 = q[i, mb]
-            excluded = np.zeros(t1 - t0, np.bool_)
-            excluded[mb - t0] = True
-            for jj in range(nb_starts[mb], nb_starts[mb + 1]):
-                excluded[nb_idx[jj] - t0] = True
-            q2 = 0.0
-            for m in range(t0, t1):
-                if not excluded[m - t0] and q[i, m] > q2:
-                    q2 = q[i, m]
-            # in-plane alternatives of the best template, modulo its own symmetry
-            row = _correlate_one(polar[i], pnorm[i], sr, sa, sw, starts[mb], starts[mb + 1])
             s0 = shift[i, mb]
-            per = period[mb]
-            for k in range(n_az):
-                d = (k - s0) % per
-                d = min(d, per - d)
-                if d > delta and row[k] > q2:
-                    q2 = row[k]
+            row = _correlate_one(polar[i], pnorm[i], sr, sa, sw, starts[mb], starts[mb + 1])
+            q2 = 0.0
+            if oriented[p]:
+                g1 = _turned(tmat[mb], s0 * step)
+                k0 = sym_starts[p]
+                k1 = sym_starts[p + 1]
+                # other templates at their best angle, best first: the first one that is a
+                # different orientation gives Q2 among them
+                for mm in range(n_all):
+                    m = order[i, mm]
+                    if m < t0 or m >= t1 or m == mb:
+                        continue
+                    if q[i, m] <= q2:
+                        break
+                    g2 = _turned(tmat[m], shift[i, m] * step)
+                    if _far_apart(g1, g2, sym, k0, k1, cos_thr):
+                        q2 = q[i, m]
+                        break
+                # other in-plane angles of the best template
+                for k in range(n_az):
+                    if row[k] > q2:
+                        g2 = _turned(tmat[mb], k * step)
+                        if _far_apart(g1, g2, sym, k0, k1, cos_thr):
+                            q2 = row[k]
+            else:
+                excluded = np.zeros(t1 - t0, np.bool_)
+                excluded[mb - t0] = True
+                for jj in range(nb_starts[mb], nb_starts[mb + 1]):
+                    excluded[nb_idx[jj] - t0] = True
+                for m in range(t0, t1):
+                    if not excluded[m - t0] and q[i, m] > q2:
+                        q2 = q[i, m]
+                # in-plane alternatives of the best template, modulo its own symmetry
+                per = period[mb]
+                for k in range(n_az):
+                    d = (k - s0) % per
+                    d = min(d, per - d)
+                    if d > delta and row[k] > q2:
+                        q2 = row[k]
             # parabolic refinement of the peak
             cm = row[(s0 - 1) % n_az]
             c0 = row[s0]
@@ -767,6 +928,12 @@ class Matcher:
     segment_bins: np.ndarray  # (n_bands,) decoy segment length in azimuthal bins
     euler: list[np.ndarray | None] = field(default_factory=list)
     spots_kept: np.ndarray | None = None  # (M,) spots inside the grid
+    # orientation-aware reliability: template matrices g (sample -> crystal, φ1 of the
+    # template), whether each phase has them, and each phase's crystal rotations
+    template_matrices: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
+    oriented: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
+    symmetry: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
+    symmetry_starts: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
     @property
     def n_templates(self) -> int:
@@ -793,6 +960,7 @@ class Matcher:
             "phase_correlation": OutputSpec((self.n_phases,), np.float64),
             "decoy_correlation": OutputSpec((), np.float64),
             "spottiness": OutputSpec((), np.float64),
+            "pair_peak": OutputSpec((), np.float64),
             "amorphous_share": OutputSpec((), np.float64),
             "status": OutputSpec((), np.uint8),
         }
@@ -949,7 +1117,33 @@ def prepare_matcher(
         segment_bins=np.minimum(seg, n_az // 2),
         euler=[lib["euler"] for lib in libs],
         spots_kept=np.concatenate(kept),
+        **_orientation_tables(libs),
     )
+
+
+def _orientation_tables(libs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Template orientation matrices and crystal rotations for the orientation reliability.
+
+    A phase counts as oriented when its library gives Euler angles; its rotations are the
+    library's ``symmetry`` (proper rotations of the crystal), else the identity.
+    """
+    from anodemap.diffraction.templates import orientation_matrix
+
+    mats, oriented, syms, sym_starts = [], [], [], [0]
+    for lib in libs:
+        m_count = lib["r"].shape[0]
+        has = lib["euler"] is not None
+        oriented.append(has)
+        mats.append(orientation_matrix(lib["euler"]) if has else np.zeros((m_count, 3, 3)))
+        sym = lib["symmetry"] if lib["symmetry"] is not None else np.eye(3)[None]
+        syms.append(sym)
+        sym_starts.append(sym_starts[-1] + len(sym))
+    return {
+        "template_matrices": np.ascontiguousarray(np.concatenate(mats), dtype=np.float64),
+        "oriented": np.asarray(oriented, dtype=np.bool_),
+        "symmetry": np.ascontiguousarray(np.concatenate(syms), dtype=np.float64),
+        "symmetry_starts": np.asarray(sym_starts, dtype=np.int64),
+    }
 
 
 def _neighbours(lib: dict[str, Any], min_mis_deg: float, offset: int) -> list[np.ndarray]:
@@ -1033,6 +1227,24 @@ def _polar(
         valid,
     )
     return out, pnorm, share, valid, finite
+
+
+def _pair_peak(
+    patterns: np.ndarray, centres: np.ndarray, grid: PolarGrid, scale: float, params
+) -> np.ndarray:
+    """Friedel-pair peak statistic (see :func:`_pair_peak_kernel`) on the polar grid's radii."""
+    data = np.asarray(patterns, dtype=np.float32)
+    data = np.where(np.isfinite(data), data, 0.0).astype(np.float32)
+    centres = np.where(np.isfinite(centres), centres, 0.0)
+    if params.peak_smoothing > 0:
+        from scipy.ndimage import gaussian_filter
+
+        sig = float(params.peak_smoothing)
+        data = gaussian_filter(data, (0, sig, sig)).astype(np.float32)
+    out = np.empty(data.shape[0], np.float64)
+    az = grid.azimuths
+    _pair_peak_kernel(data, centres, grid.radii / scale, np.cos(az), np.sin(az), out)
+    return out
 
 
 def polar_transform(
@@ -1174,6 +1386,7 @@ def match_kernel(block: np.ndarray, centres: np.ndarray, *, matcher: Matcher) ->
     n = patterns.shape[0]
     n_az = grid.n_azimuth
     polar, pnorm, share, _valid, finite = _polar(patterns, centres, grid, matcher.scale, p)
+    pair_peak = _pair_peak(patterns, centres, grid, matcher.scale, p)
 
     m_tot = matcher.n_templates
     q = np.empty((n, m_tot), np.float32)
@@ -1198,12 +1411,18 @@ def match_kernel(block: np.ndarray, centres: np.ndarray, *, matcher: Matcher) ->
         pnorm,
         q,
         s,
+        order,
         *args,
         matcher.phase_starts,
         matcher.period,
         matcher.nb_starts,
         matcher.nb_idx,
         float(delta),
+        matcher.template_matrices,
+        matcher.oriented,
+        matcher.symmetry,
+        matcher.symmetry_starts,
+        math.cos(math.radians(p.min_misorientation)),
     )
     rows = np.arange(n)
     ph = np.argmax(best_q, axis=1)
@@ -1238,13 +1457,12 @@ def match_kernel(block: np.ndarray, centres: np.ndarray, *, matcher: Matcher) ->
         "phase_correlation": best_q,
         "decoy_correlation": q_decoy,
         "spottiness": spottiness,
+        "pair_peak": pair_peak,
         "amorphous_share": np.where(np.isfinite(share), share, 0.0),
         "status": status,
     }
-    threshold = p.amorphous_threshold
-    if threshold is None:
-        threshold = amorphous_threshold(spottiness[status == Status.OK], p.fdr, p.fpr)
-    out["phase"] = assign_phases(out, threshold)["phase"]
+    threshold, peak_thr = _thresholds(out, p)
+    out["phase"] = assign_phases(out, threshold, peak_thr)["phase"]
     if matcher.has_orientations:
         eul = np.zeros((n, 3))
         for k, e in enumerate(matcher.euler):
@@ -1314,25 +1532,85 @@ def amorphous_threshold(spottiness: Any, fdr: float = 0.05, fpr: float = 1e-3) -
     return max(c_fdr, scale * math.log((1.0 - fpr) / fpr))
 
 
-def assign_phases(results: Mapping[str, Any], threshold: float) -> dict[str, Any]:
-    """Phase labels from matching results and a spottiness threshold.
+def peak_threshold(pair_peak: Any, fpr: float = 1e-3, min_patterns: int = 20) -> float:
+    """Threshold of the Friedel-pair peak statistic, from its null distribution in the data.
 
-    ``phase = crystal_phase`` where ``spottiness >= threshold`` and the status is OK, else 0
-    (amorphous; a failed pixel also gets 0 and keeps its status).
+    ``pair_peak`` should hold the patterns not already called crystalline (by the decoy
+    test): amorphous ones and crystals with too few spots for the decoy test. For a
+    pattern without spots the statistic is a maximum over many nearly independent pairs,
+    close to Gumbel-distributed; location μ and scale β are fitted to the lower quartile
+    and the median (``β = (q50 - q25) / ln(ln 4 / ln 2)``, ``μ = q50 + β ln ln 2``), which
+    stay on the null as long as at least about half of these patterns are amorphous (model
+    choice), and the threshold is the null's ``1 - fpr`` quantile,
+    ``μ - β ln(-ln(1 - fpr))``. With fewer than ``min_patterns`` patterns it returns
+    ``inf`` (this route then calls nothing crystalline).
 
     Examples
     --------
     >>> import numpy as np
-    >>> r = {"crystal_phase": np.array([1, 2]), "spottiness": np.array([0.5, 0.01]),
-    ...      "status": np.zeros(2, np.uint8)}
+    >>> rng = np.random.default_rng(0)
+    >>> null = rng.gumbel(2.0, 0.4, 800)
+    >>> c = peak_threshold(np.concatenate([null, rng.uniform(8, 500, 150)]))
+    >>> bool(4.0 < c < 6.5 and (null > c).mean() < 0.01)
+    True
+    """
+    values = np.asarray(pair_peak, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if not 0 < fpr < 1:
+        raise AnodemapInputError(f"fpr={fpr}: must be between 0 and 1")
+    if values.size < min_patterns:
+        return math.inf
+    q25, q50 = np.percentile(values, [25.0, 50.0])
+    beta = (q50 - q25) / math.log(math.log(4.0) / math.log(2.0))
+    if not beta > 0:
+        return math.inf
+    mu = q50 + beta * math.log(math.log(2.0))
+    return float(mu - beta * math.log(-math.log1p(-fpr)))
+
+
+def _thresholds(results: Mapping[str, Any], p: MatchParameters) -> tuple[float, float]:
+    """Spottiness and pair-peak thresholds: given in ``p``, else derived from ``results``."""
+    ok = np.asarray(results["status"]) == Status.OK
+    spot = np.asarray(results["spottiness"])
+    thr = p.amorphous_threshold
+    if thr is None:
+        thr = amorphous_threshold(spot[ok], p.fdr, p.fpr)
+    peak_thr = p.peak_threshold
+    if peak_thr is None:
+        pool = ok & ~(spot >= thr)
+        peak_thr = peak_threshold(np.asarray(results["pair_peak"])[pool], p.fpr)
+    return float(thr), float(peak_thr)
+
+
+def assign_phases(
+    results: Mapping[str, Any], threshold: float, peak_threshold: float | None = None
+) -> dict[str, Any]:
+    """Phase labels from matching results, a spottiness and a pair-peak threshold.
+
+    ``phase = crystal_phase`` where the status is OK and ``spottiness >= threshold`` or
+    ``pair_peak >= peak_threshold`` (when given), else 0 (amorphous; a failed pixel also
+    gets 0 and keeps its status).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = {"crystal_phase": np.array([1, 2, 2]), "spottiness": np.array([0.5, 0.01, 0.0]),
+    ...      "pair_peak": np.array([3.0, 2.0, 40.0]), "status": np.zeros(3, np.uint8)}
     >>> assign_phases(r, 0.1)["phase"].tolist()
-    [1, 0]
+    [1, 0, 0]
+    >>> assign_phases(r, 0.1, 6.0)["phase"].tolist()
+    [1, 0, 2]
     """
     cp = np.asarray(results["crystal_phase"])
     spot = np.asarray(results["spottiness"])
     ok = np.asarray(results["status"]) == Status.OK
-    phase = np.where(ok & (spot >= threshold), cp, 0).astype(np.uint8)
-    return {**results, "phase": phase, "amorphous_threshold": float(threshold)}
+    crystalline = spot >= threshold
+    out = {**results, "amorphous_threshold": float(threshold)}
+    if peak_threshold is not None and "pair_peak" in results:
+        crystalline = crystalline | (np.asarray(results["pair_peak"]) >= peak_threshold)
+        out["peak_threshold"] = float(peak_threshold)
+    out["phase"] = np.where(ok & crystalline, cp, 0).astype(np.uint8)
+    return out
 
 
 def match_patterns(
@@ -1403,13 +1681,8 @@ def match_patterns(
             client=client,
             progress=progress,
         )
-    thr = matcher.params.amorphous_threshold
-    if thr is None:
-        ok = np.asarray(res["status"]) == Status.OK
-        thr = amorphous_threshold(
-            np.asarray(res["spottiness"])[ok], matcher.params.fdr, matcher.params.fpr
-        )
-    out = assign_phases(res, thr)
+    thr, peak_thr = _thresholds(res, matcher.params)
+    out = assign_phases(res, thr, peak_thr)
     out["phase_names"] = {"0": "amorphous"} | {
         str(k + 1): name for k, name in enumerate(matcher.phase_names)
     }
