@@ -87,7 +87,9 @@ class EELSParameters:
         0 eV (model choice: 2 FWHM holds >99.9 % of a Gaussian core and stays below the
         onset of the first plasmon).
     min_thickness : float
-        Pixels with t/λ below this are flagged NO_SIGNAL (vacuum, pores).
+        Pixels with t/λ below this are flagged NO_SIGNAL (vacuum, pores). Model choice:
+        0.1 lies between the simulated pores (0.05) and the thinnest material (0.3), and
+        below 0.1 the first plasmon holds under 10 % of the counts.
     zlp_search : (float, float)
         Where to look for the zero-loss peak, in eV.
     """
