@@ -470,6 +470,18 @@ def _select(buf, n, k):
     return buf[k]
 
 
+@numba.njit(inline="always")
+def _bilinear(patterns, i, y, x, h, w):
+    """Bilinear interpolation of pattern ``i`` at (y, x), inside [0, h-1] x [0, w-1]."""
+    y0 = min(int(y), h - 2)
+    x0 = min(int(x), w - 2)
+    fy = y - y0
+    fx = x - x0
+    return (1.0 - fy) * ((1.0 - fx) * patterns[i, y0, x0] + fx * patterns[i, y0, x0 + 1]) + fy * (
+        (1.0 - fx) * patterns[i, y0 + 1, x0] + fx * patterns[i, y0 + 1, x0 + 1]
+    )
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _polar_kernel(patterns, centres, rpx, radii, cos_a, sin_a, gamma, out, pnorm, share, valid):
     """Polar transform, ring removal, gamma; fills ``out`` (n, n_r, 2 n_az), doubled."""
@@ -491,15 +503,7 @@ def _polar_kernel(patterns, centres, rpx, radii, cos_a, sin_a, gamma, out, pnorm
                 y = cy + rpx[ir] * sin_a[ia]
                 x = cx + rpx[ir] * cos_a[ia]
                 if y >= 0.0 and x >= 0.0 and y <= h - 1.0 and x <= w - 1.0:
-                    y0 = min(int(y), h - 2)
-                    x0 = min(int(x), w - 2)
-                    fy = y - y0
-                    fx = x - x0
-                    v = (1.0 - fy) * (
-                        (1.0 - fx) * patterns[i, y0, x0] + fx * patterns[i, y0, x0 + 1]
-                    ) + fy * (
-                        (1.0 - fx) * patterns[i, y0 + 1, x0] + fx * patterns[i, y0 + 1, x0 + 1]
-                    )
+                    v = _bilinear(patterns, i, y, x, h, w)
                     v = max(v, 0.0)
                     row[ia] = v
                     ok[ia] = True
@@ -563,15 +567,7 @@ def _pair_peak_kernel(patterns, centres, rpx, cos_a, sin_a, out):
                 y = cy + rpx[ir] * sin_a[ia]
                 x = cx + rpx[ir] * cos_a[ia]
                 if y >= 0.0 and x >= 0.0 and y <= h - 1.0 and x <= w - 1.0:
-                    y0 = min(int(y), h - 2)
-                    x0 = min(int(x), w - 2)
-                    fy = y - y0
-                    fx = x - x0
-                    v = (1.0 - fy) * (
-                        (1.0 - fx) * patterns[i, y0, x0] + fx * patterns[i, y0, x0 + 1]
-                    ) + fy * (
-                        (1.0 - fx) * patterns[i, y0 + 1, x0] + fx * patterns[i, y0 + 1, x0 + 1]
-                    )
+                    v = _bilinear(patterns, i, y, x, h, w)
                     row[ia] = v
                     ok[ia] = True
                     buf[nvalid] = v
