@@ -152,16 +152,17 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
     cal = Calibration.from_csv(args.calibration) if args.calibration else default_calibration()
     _log(f"reading {input_path}")
     ds = load(input_path, lazy=True, signal_type="EELS")
+    params = _parameters(args)
     _log(
         f"spectra: scan {ds.nav_shape or '(single spectrum)'}, {ds.sig_shape[0]} channels; "
-        f"deconvolution {args.deconvolve}, fit window {_parameters(args).window} eV"
+        f"deconvolution {args.deconvolve}, fit window {params.window} eV"
     )
     _log("preparing the numerical kernels (compiled on the first run, then cached)")
     t0 = time.perf_counter()
     client = _client(args.scheduler)
     try:
         result = analyse_eels(
-            ds, _parameters(args), calibration=cal, client=client, progress=not args.no_progress
+            ds, params, calibration=cal, client=client, progress=not args.no_progress
         )
     finally:
         if client is not None:

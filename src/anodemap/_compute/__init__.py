@@ -76,7 +76,6 @@ def _block_kernel(
     *extras: np.ndarray,
     kernel: Callable[..., Mapping[str, np.ndarray]],
     nav_ndim: int,
-    sig_ndim: int,
     outputs: Mapping[str, OutputSpec],
     kwargs: Mapping[str, Any],
 ) -> np.ndarray:
@@ -202,7 +201,6 @@ def map_pixels(
         meta=np.empty((0,) * (nav_ndim + 1), dtype=np.float64),
         kernel=kernel,
         nav_ndim=nav_ndim,
-        sig_ndim=sig_ndim,
         outputs=dict(outputs),
         kwargs=kwargs,
     )

@@ -193,15 +193,12 @@ def _write_figures(result: Any, outdir: Path) -> list[str]:
         )
     save_figure(fig, outdir / "overview.png")
     names.append("overview.png")
-    try:
-        from anodemap.eels.calibration import plot_calibration
+    from anodemap.eels.calibration import plot_calibration
 
-        fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
-        plot_calibration(result.calibration, ax=ax)
-        save_figure(fig, outdir / "calibration.png")
-        names.append("calibration.png")
-    except ImportError:  # pragma: no cover
-        pass
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
+    plot_calibration(result.calibration, ax=ax)
+    save_figure(fig, outdir / "calibration.png")
+    names.append("calibration.png")
     return names
 
 

@@ -294,18 +294,6 @@ class Dataset:
             s = s.as_lazy()
         return s
 
-    def copy_with(self, data: Any, axes: list[Axis] | None = None, title: str | None = None):
-        """A new dataset with other data (and optionally axes/title), same metadata."""
-        ds = Dataset(
-            data,
-            list(axes) if axes is not None else list(self.axes),
-            copy.deepcopy(self.metadata),
-            self.original_metadata,
-        )
-        if title is not None:
-            ds.set_meta("General.title", title)
-        return ds
-
 
 # Keys the rosettasciio hierarchical writers need that a HyperSpy signal does not take.
 _WRITER_ONLY_KEYS = ("attributes", "tmp_parameters", "learning_results", "package_info", "models")
