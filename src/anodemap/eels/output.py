@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def _write_figures(result: Any, outdir: Path) -> list[str]:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from anodemap.plotting import plot_map, save_figure
+    from anodemap.plotting import map_figure, plot_map, save_figure
 
     names = []
     size, units = _pixel_size(result.nav_axes)
@@ -173,12 +174,17 @@ def _write_figures(result: Any, outdir: Path) -> list[str]:
         save_figure(fig, outdir / f"{_FILES[key]}.png")
         names.append(f"{_FILES[key]}.png")
     names.append(_status_figure(result, outdir, size, units).name)
-    fig, axs = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
-    for ax, key in zip(
-        axs.flat,
-        ["plasmon_energy", "li_si_ratio", "li_si_uncertainty", "thickness", "li2o_window", "li_k"],
-        strict=True,
-    ):
+    overview = [
+        "plasmon_energy",
+        "li_si_ratio",
+        "li_si_uncertainty",
+        "thickness",
+        "li2o_window",
+        "li_k",
+    ]
+    shape = result.maps["fit_status"].shape
+    fig, panels = map_figure(shape, 2, 3)
+    for (ax, cax), key in zip(panels, overview, strict=True):
         cmap, use_valid = _FIGURES[key]
         title, unit = result.titles[key]
         plot_map(
@@ -190,6 +196,7 @@ def _write_figures(result: Any, outdir: Path) -> list[str]:
             cmap=cmap,
             valid=valid if use_valid else None,
             ax=ax,
+            cax=cax,
         )
     save_figure(fig, outdir / "overview.png")
     names.append("overview.png")
@@ -203,23 +210,23 @@ def _write_figures(result: Any, outdir: Path) -> list[str]:
 
 
 def _status_figure(result: Any, outdir: Path, size: float | None, units: str) -> Path:
-    import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from anodemap.plotting import add_scalebar, save_figure
+    from anodemap.plotting import add_scalebar, map_figure, save_figure
 
     status = result.maps["fit_status"]
     codes = list(Status)
     colors = ["#2a9d8f", "#e9c46a", "#f4a261", "#bbbbbb", "#e76f51", "#264653", "#9b5de5"]
     cmap = ListedColormap(colors[: len(codes)])
     norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, cmap.N)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
     if status.ndim == 1:
         status = status[None]
+    # room right of the colour bar for the status names
+    fig, [(ax, cax)] = map_figure(status.shape, cbar_label_inches=1.8)
     im = ax.imshow(status, cmap=cmap, norm=norm, interpolation="nearest")
-    cb = fig.colorbar(im, ax=ax, ticks=range(len(codes)))
+    cb = fig.colorbar(im, cax=cax, ticks=range(len(codes)))
     lg = legend()
-    cb.ax.set_yticklabels([lg[str(int(c))] for c in codes], fontsize=7)
+    cb.ax.set_yticklabels([textwrap.fill(lg[str(int(c))], 30) for c in codes], fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("Fit status", fontsize=10)
@@ -300,7 +307,7 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
     matplotlib.figure.Figure or None
         None when no pixel is valid.
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from anodemap.eels.pipeline import energy_axis, process_spectra
 
@@ -315,15 +322,25 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
     )
     nav_shape = tuple(dataset.nav_shape)
     data = dataset.data
-    spectra = np.stack(
-        [np.asarray(data[np.unravel_index(i, nav_shape)] if nav_shape else data) for i in picks]
-    )
+    rows = [data[np.unravel_index(i, nav_shape)] if nav_shape else data for i in picks]
+    if any(hasattr(r, "dask") for r in rows):  # lazy: read all picks in one pass
+        import dask
+
+        rows = list(dask.compute(*rows))
+    spectra = np.stack([np.asarray(r) for r in rows])
     energy = energy_axis(dataset)
     p = result.parameters
     _maps, work, fit = process_spectra(spectra, energy, p)
     model = fit.model_spectrum(energy)
-    fig, axes = plt.subplots(
-        1, len(picks), figsize=(4.6 * len(picks), 3.6), squeeze=False, constrained_layout=True
+    # a fixed layout: constrained layout costs more than drawing the log axes themselves
+    fig = Figure(figsize=(4.6 * len(picks), 3.6))
+    axes = fig.subplots(1, len(picks), squeeze=False)
+    fig.subplots_adjust(
+        left=0.6 / fig.get_figwidth(),
+        right=1 - 0.15 / fig.get_figwidth(),
+        bottom=0.15,
+        top=0.9,
+        wspace=0.2,
     )
     show = (energy >= 0.5 * p.window[0]) & (energy <= max(p.li_k_window[1] + 5, p.window[1]))
     for ax, i, w, m in zip(axes[0], picks, work, model, strict=True):

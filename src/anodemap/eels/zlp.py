@@ -531,13 +531,42 @@ def align_zlp(
 # --------------------------------------------------------------------------------------
 
 
+@numba.njit(cache=True, nogil=True)
+def _mirror_kernel(block, first, jf, f, n_q, cap, out):
+    """Row by row: channels below ``first`` copied, ``first + q`` (q < n_q) from the
+    mirror point ``jf - q`` (+ ``f`` of a channel), the rest 0; NaN rows stay NaN."""
+    n_pix, n_e = block.shape
+    g = 1.0 - f
+    for p in range(n_pix):
+        finite = True
+        for i in range(n_e):
+            if not math.isfinite(block[p, i]):
+                finite = False
+                break
+        if not finite:
+            for i in range(n_e):
+                out[p, i] = np.nan
+            continue
+        for i in range(first):
+            out[p, i] = block[p, i]
+        for q in range(n_q):
+            j = jf - q
+            v = block[p, j] if f == 0.0 else g * block[p, j] + f * block[p, j + 1]
+            if cap and block[p, first + q] < v:
+                v = block[p, first + q]
+            out[p, first + q] = v
+        for i in range(first + n_q, n_e):
+            out[p, i] = 0.0
+
+
 def _mirror(block: np.ndarray, offset: float, scale: float, centre: float, cap: bool) -> np.ndarray:
     n_e = block.shape[-1]
-    zlp = block.copy()
     # first channel above the centre; channel i mirrors to the fractional index
     # s_i = m - i with m = (2 c - 2 offset) / scale, the same fraction for every channel
     first = int(np.searchsorted(offset + scale * np.arange(n_e), centre, side="right"))
     if first >= n_e:
+        zlp = block.copy()
+        zlp[~_finite_rows(block)] = np.nan
         return zlp
     m = (2.0 * centre - 2.0 * offset) / scale
     jf = math.floor(m - first)  # floor of s_first
@@ -546,20 +575,12 @@ def _mirror(block: np.ndarray, offset: float, scale: float, centre: float, cap: 
         jf, f = jf + 1, 0.0
     elif f < 1e-9:
         f = 0.0
+    if jf + 1 >= n_e:  # no channel j + 1 to interpolate with
+        f = 0.0
     # channels i = first + q, q >= 0, mirror to j = jf - q (weight 1 - f) and j + 1
-    n_q = min(n_e - first, jf + 1)  # mirror points with j >= 0
-    if n_q > 0:
-        lower = block[:, jf - n_q + 1 : jf + 1][:, ::-1]  # channels jf, jf - 1, ...
-        if f and jf + 1 < n_e:
-            upper = block[:, jf - n_q + 2 : jf + 2][:, ::-1]  # channels jf + 1, jf, ...
-            mirrored = (1.0 - f) * lower + f * upper
-        else:
-            mirrored = lower
-        if cap:
-            np.minimum(block[:, first : first + n_q], mirrored, out=zlp[:, first : first + n_q])
-        else:
-            zlp[:, first : first + n_q] = mirrored
-    zlp[:, first + max(n_q, 0) :] = 0.0  # mirror point beyond the first channel
+    n_q = max(min(n_e - first, jf + 1), 0)  # mirror points with j >= 0
+    zlp = np.empty_like(block)
+    _mirror_kernel(block, first, jf, float(f), n_q, bool(cap), zlp)
     return zlp
 
 
@@ -736,7 +757,8 @@ def extract_zlp(
     n_pix, n_e = block.shape
     offset, scale = _axis(energy, n_e)
     if method == "mirror":
-        out = _mirror(block, offset, scale, float(centre), bool(cap))
+        # NaN rows are NaN already
+        return _mirror(block, offset, scale, float(centre), bool(cap)).reshape(*nav, n_e)
     elif method in ("model", "reference"):
         e = offset + scale * np.arange(n_e)
         if fit_range is None:
