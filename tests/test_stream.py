@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 
+from anodemap.diffraction import stream as _stream
 from anodemap.diffraction.stream import (
+    FRAME_HEADER_DTYPE,
+    GENERAL_HEADER_DTYPE,
     TvipsRecording,
     blo_calibration,
     electron_wavelength,
@@ -53,6 +57,108 @@ def test_recording_frames_agree_with_rosettasciio(tmp_path):
     ours = TvipsRecording(sim.paths[0]).read(0, sim.n_frames)[1]
     theirs = file_reader(str(sim.paths[0]), lazy=False)[0]["data"]
     np.testing.assert_array_equal(ours, theirs)
+
+
+def _write_raw_recording(path, frames, header_extra=0):
+    """A one-part TVIPS recording of given frames (any pixel type), no scan positions."""
+    n, h, w = frames.shape
+    gh = np.zeros(1, GENERAL_HEADER_DTYPE)
+    gh["size"], gh["version"], gh["dimx"], gh["dimy"] = 256, 2, w, h
+    gh["bitsperpixel"] = 8 * frames.dtype.itemsize
+    gh["frameheaderbytes"] = FRAME_HEADER_DTYPE.itemsize + header_extra
+    fields = list(FRAME_HEADER_DTYPE.descr)
+    if header_extra:
+        fields.append(("_pad", f"V{header_extra}"))
+    recs = np.zeros(n, fields + [("data", frames.dtype.newbyteorder("<"), (h, w))])
+    recs["num"] = np.arange(n)
+    recs["timestamp"] = 1_700_000_000 + np.arange(n) // 100
+    recs["ms"] = (10 * np.arange(n)) % 1000
+    recs["data"] = frames
+    with open(path, "wb") as f:
+        f.write(gh.tobytes())
+        f.write(recs.tobytes())
+    return path
+
+
+def _numpy_features(frames, masks):
+    """Per-frame features computed the plain way (exact integers)."""
+    f = frames.reshape(len(frames), -1).astype(np.int64)
+    det = f @ masks.astype(np.int64)
+    total = f.sum(axis=1)
+    sq = np.square(np.diff(f, axis=0)).sum(axis=1)
+    change = np.concatenate([[np.inf], sq / np.maximum(total[1:] + total[:-1], 1.0)])
+    return det, total, f.max(axis=1), change
+
+
+@pytest.mark.parametrize(
+    "kind", ["uint16 simulated, 3 parts", "uint8, odd header", "uint32 beyond float32"]
+)
+def test_fused_frame_features_equal_numpy(tmp_path, kind):
+    rng = np.random.default_rng(3)
+    if kind.startswith("uint16"):
+        sim = _sim(tmp_path, scan_shape=(6, 9), frames_per_part=25, duplicates=(4,))
+        rec = TvipsRecording(sim.paths[0])
+    elif kind.startswith("uint8"):
+        frames = rng.integers(0, 256, (41, 12, 10), dtype=np.uint8)
+        # 61-byte frame headers: pixels not aligned; the kernels get a contiguous copy
+        rec = TvipsRecording(_write_raw_recording(tmp_path / "u8_000.tvips", frames, 1))
+    else:
+        # sums above 2**24 are not exact in float32 (the former matmul's type)
+        frames = rng.integers(0, 2**26, (23, 8, 8), dtype=np.uint32)
+        rec = TvipsRecording(_write_raw_recording(tmp_path / "u32_000.tvips", frames))
+    headers, frames = rec.read(0, rec.n_frames)
+    # chunks of 7 frames: the change of each chunk's first frame needs the previous chunk
+    feat = _stream._frame_features(rec, chunk_frames=7, progress=False)
+    masks = _stream._detector_matrix(rec.frame_shape, feat.center, feat.bf_radius) > 0
+    assert masks[:, 0].any() and masks[:, 1:].any()
+    det, total, fmax, change = _numpy_features(frames, masks)
+    np.testing.assert_array_equal(feat.detectors, det.astype(np.float32))
+    np.testing.assert_array_equal(feat.total, total.astype(np.float64))
+    np.testing.assert_array_equal(feat.fmax, fmax.astype(np.float64))
+    np.testing.assert_array_equal(feat.change, change)
+    np.testing.assert_array_equal(feat.rotidx, headers["rotidx"])
+    np.testing.assert_array_equal(feat.time, headers["timestamp"] + headers["ms"] / 1000.0)
+    if kind.startswith("uint32"):
+        assert total.max() > 2**24
+
+
+def test_gather_reads_frames_in_any_order(tmp_path):
+    sim = _sim(tmp_path, scan_shape=(5, 7), frames_per_part=11)
+    rec = TvipsRecording(sim.paths[0])
+    frames = rec.read(0, rec.n_frames)[1]
+    rng = np.random.default_rng(0)
+    # scattered (several reads), repeated, missing, across parts
+    idx = rng.integers(-1, rec.n_frames, 60)
+    idx[:3] = [rec.n_frames - 1, 0, -1]
+    got = rec.read_frames(idx)
+    ok = idx >= 0
+    np.testing.assert_array_equal(got[ok], frames[idx[ok]])
+    assert not got[~ok].any()
+    with pytest.raises(AnodemapInputError, match="beyond"):
+        rec.read_frames([rec.n_frames])
+
+
+def test_uint8_table_equals_formula():
+    # the table is the formula on every pixel value, so both agree element by element
+    for dtype in (np.uint8, np.uint16):
+        values = np.arange(np.iinfo(dtype).max + 1, dtype=dtype).reshape(-1, 16)
+        for lo, hi in ((0.0, 1881.0), (3.5, 200.25), (0.0, 65535.0)):
+            np.testing.assert_array_equal(
+                _stream._to_uint8(values, lo, hi), _stream._to_uint8_formula(values, lo, hi)
+            )
+    v32 = np.array([0, 5, 2**20, 2**31], np.uint32)
+    assert _stream._to_uint8(v32, 0.0, 2.0**20).tolist() == [0, 0, 255, 255]
+
+
+def test_mean_of_columns_has_numpys_bits():
+    rng = np.random.default_rng(5)
+    for k in (3, 8, 9, 12, 20):
+        x = (rng.normal(size=(40, 33, k)) * 10.0 ** rng.uniform(-3, 3, (40, 33, k))).astype(
+            np.float32
+        )
+        x[rng.random(x.shape) < 0.01] = np.nan
+        got = _stream._mean_of_columns([x[..., j] for j in range(k)])
+        np.testing.assert_array_equal(got, x.mean(axis=-1))
 
 
 # ---------------------------------------------------------- reconstruction
@@ -182,6 +288,27 @@ def test_stream_to_zspy_round_trip(tmp_path):
     assert plan.missing == sim.dropped
 
 
+def test_zspy_compressor(tmp_path):
+    import json
+
+    sim = _sim(tmp_path)
+    codecs = {}
+    for name, comp in (("default", "default"), ("rsciio", None)):
+        out = tmp_path / f"{name}.zspy"
+        stream_to_file(sim.paths[0], out, progress=False, compressor=comp)
+        meta = json.loads((out / ".zmetadata").read_text())["metadata"]
+        (zarray,) = [v for k, v in meta.items() if k.endswith("data/.zarray")]
+        codecs[name] = zarray["compressor"]
+        np.testing.assert_array_equal(
+            np.asarray(load(out).data)[sim.frame_of_pixel >= 0],
+            TvipsRecording(sim.paths[0]).read_frames(sim.frame_of_pixel[sim.frame_of_pixel >= 0]),
+        )
+    assert codecs["default"]["cname"] == "lz4" and codecs["default"]["shuffle"] == 2
+    assert codecs["rsciio"]["cname"] == "zstd" and codecs["rsciio"]["shuffle"] == 1
+    with pytest.raises(AnodemapInputError, match="compressor='fast'"):
+        stream_to_file(sim.paths[0], tmp_path / "x.zspy", progress=False, compressor="fast")
+
+
 def test_stream_to_blo_round_trip(tmp_path):
     from rsciio.blockfile import file_reader
 
@@ -209,6 +336,40 @@ def test_stream_to_blo_round_trip(tmp_path):
         s = hs.load(out)
     assert s.axes_manager.navigation_shape == (10, 8)
     assert s.axes_manager.signal_shape == (32, 32)
+
+
+def _blo_signal(data, note="a note"):
+    axes = [
+        {"name": "y", "size": data.shape[0], "scale": 2.0, "offset": 0.0, "units": "nm"},
+        {"name": "x", "size": data.shape[1], "scale": 2.0, "offset": 0.0, "units": "nm"},
+        {"name": "ky", "size": data.shape[2], "scale": 0.01, "offset": 0.0, "units": "cm"},
+        {"name": "kx", "size": data.shape[3], "scale": 0.01, "offset": 0.0, "units": "cm"},
+    ]
+    for i, a in enumerate(axes):
+        a["navigate"] = i < 2
+    return {
+        "data": data,
+        "axes": axes,
+        "metadata": {"General": {"title": "t"}, "Signal": {}},
+        "original_metadata": {"blockfile_header": {"Note": note, "Beam_energy": 200000}},
+        "attributes": {"_lazy": False},
+    }
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 16, 16), (1, 3, 8, 8), (9, 2, 4, 4)])
+def test_streamed_blo_is_rosettasciios_file_byte_for_byte(tmp_path, shape):
+    import dask.array as da
+    from rsciio.blockfile import file_writer
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, shape, dtype=np.uint8)
+    nav = rng.integers(0, 256, shape[:2], dtype=np.uint8)
+    theirs, ours = tmp_path / "rsciio.blo", tmp_path / "ours.blo"
+    file_writer(str(theirs), _blo_signal(data), navigator=nav, show_progressbar=False)
+    # rows in blocks of 2: records written block by block at their offsets
+    lazy = da.from_array(data, chunks=(2, -1, -1, -1))
+    _stream._write_blockfile(ours, _blo_signal(lazy), nav, False)
+    assert ours.read_bytes() == theirs.read_bytes()
 
 
 def test_real_blo_rewritten_with_our_writer(shared_blo, tmp_path):
@@ -279,6 +440,78 @@ def _peak_bytes(tmp_path, scan_shape):
     tracemalloc.stop()
     assert total > 0
     return peak, sim.n_frames * 64 * 64 * 2
+
+
+def _peak_write_bytes(tmp_path, scan_shape, ext):
+    sim = write_tvips_recording(
+        tmp_path / f"w{scan_shape[0]}", scan_shape=scan_shape, frame_shape=(64, 64), seed=2
+    )
+    out = tmp_path / f"w{scan_shape[0]}{ext}"
+    reconstruct_scan(sim.paths[0])  # compile/load the kernels outside the measurement
+    tracemalloc.start()
+    stream_to_file(sim.paths[0], out, progress=False, rows_per_chunk=2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, sim.n_frames * 64 * 64 * 2
+
+
+@pytest.mark.parametrize("ext", [".zspy", ".blo"])
+def test_conversion_memory_does_not_grow_with_recording_length(tmp_path, ext):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # uncalibrated scan step
+        small, _ = _peak_write_bytes(tmp_path, (16, 16), ext)
+        large, large_bytes = _peak_write_bytes(tmp_path, (64, 64), ext)
+    # 16x more frames: the peak grows by the per-frame numbers, not by the frames
+    assert large < small + 200 * 64 * 64 + 2**20
+    assert large < 0.2 * large_bytes
+
+
+_BLO_RSS_SCRIPT = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, dask.array as da
+from anodemap.io import Axis, Dataset
+from anodemap.diffraction.stream import write_blo
+
+def status(key):
+    line = [s for s in open("/proc/self/status") if s.startswith(key)][0]
+    return int(line.split()[1]) * 1024
+
+ny, nx, n = 128, 256, 32
+data = da.ones((ny, nx, n, n), dtype=np.uint8, chunks=(8, nx, n, n)) * np.uint8(7)
+axes = [Axis("y", ny, 1.0, 0.0, "nm"), Axis("x", nx, 1.0, 0.0, "nm"),
+        Axis("ky", n, 0.01, 0.0, "1/A", navigate=False),
+        Axis("kx", n, 0.01, 0.0, "1/A", navigate=False)]
+ds = Dataset(data, axes, {"Acquisition_instrument": {"TEM": {"beam_energy": 200.0}}})
+nav = np.zeros((ny, nx), np.uint8)
+write_blo(ds, sys.argv[1] + "/warm.blo", navigator=nav)
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM)
+r0 = status("VmRSS")
+write_blo(ds, sys.argv[1] + "/out.blo", navigator=nav)
+print(status("VmHWM") - r0)
+"""
+
+
+def test_blo_writing_resident_memory_is_bounded(tmp_path):
+    """Peak resident memory while writing a 32 MiB .blo stays far below the file's size.
+
+    (rosettasciio's writer fills a memory map of the whole file, whose pages count as
+    resident: its peak grows by the size of the file.)
+    """
+    import subprocess
+    import sys
+
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux /proc/self/clear_refs to reset the peak memory")
+    run = subprocess.run(
+        [sys.executable, "-c", _BLO_RSS_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    growth = int(run.stdout.split()[-1])
+    assert (tmp_path / "out.blo").stat().st_size > 32 * 2**20
+    assert growth < 8 * 2**20, f"peak resident memory grew by {growth / 2**20:.1f} MiB"
 
 
 def test_peak_memory_does_not_grow_with_recording_length(tmp_path):

@@ -1,0 +1,189 @@
+"""Benchmark: TVIPS stream -> 4D conversion, against the reading speed and rosettasciio.
+
+One command (not a test):
+
+    python benchmarks/bench_stream.py                       # 128 x 128 scan, 128 x 128 frames
+    python benchmarks/bench_stream.py --scan 64 64 --repeat 1   # quick look
+
+It writes a simulated TVIPS recording (``anodemap.synth.write_tvips_recording``: frames
+before and after the scan, serpentine lines with hysteresis, several ``_NNN.tvips``
+parts) and measures, each in a fresh process, median of ``--repeat`` runs:
+
+1. the reading limit: ``cat`` of all parts to /dev/null, page cache dropped first when
+   the benchmark may drop it (root), else from the cache (said in the output);
+2. ``anodemap stream REC_000.tvips -o OUT.zspy`` (the scan found from headers and
+   content) and ``-o OUT.blo``, wall time and peak memory (VmHWM);
+3. rosettasciio's TVIPS reader through HyperSpy, as users do it with the scan given by
+   hand (``scan_shape``, ``scan_start_frame``, ``winding_scan_axis="x"``, ``hysteresis``),
+   lazily, saved as ``.zspy``;
+
+and whether the two hold the same patterns (rows 1.. of the scan: rosettasciio's winding
+convention reverses the first line, these recordings the second). Results are printed and written
+to ``benchmarks/results/stream.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+_HWM = (
+    "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0];"
+    "print('MAXRSS_KB',hwm.split()[1])"
+)
+
+
+def _drop_caches() -> bool:
+    try:
+        subprocess.run(["sync"], check=True)
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def _run(code: str, args: list[str], cold: bool) -> tuple[float, int]:
+    if cold:
+        _drop_caches()
+    cmd = [sys.executable, "-c", code + ";" + _HWM, *args]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:2])} ... failed:\n{res.stderr[-3000:]}")
+    return dt, int(res.stdout.split("MAXRSS_KB")[1].split()[0]) * 1024
+
+
+def _median_run(code: str, args: list[str], cold: bool, repeat: int, clean: Path | None):
+    times, peaks = [], []
+    for _ in range(repeat):
+        if clean is not None and clean.exists():
+            import shutil
+
+            shutil.rmtree(clean) if clean.is_dir() else clean.unlink()
+        t, m = _run(code, args, cold)
+        times.append(t)
+        peaks.append(m)
+    return statistics.median(times), statistics.median(peaks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scan", nargs=2, type=int, default=[128, 128])
+    ap.add_argument("--frame", nargs=2, type=int, default=[128, 128])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workdir", default=None, help="where the recording is written")
+    args = ap.parse_args(argv)
+
+    from anodemap.synth.tvips import write_tvips_recording
+
+    scan, frame = tuple(args.scan), tuple(args.frame)
+    n_before, hysteresis = 6, 2
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        tmp = Path(tmp)
+        print(f"writing a recording: scan {scan}, frames {frame} ...", flush=True)
+        truth = write_tvips_recording(
+            tmp / "rec",
+            scan_shape=scan,
+            frame_shape=frame,
+            n_before=n_before,
+            hysteresis=hysteresis,
+            frames_per_part=max(1000, (scan[0] * scan[1]) // 3),
+        )
+        parts = sorted(tmp.glob("rec_*.tvips"))
+        size = sum(p.stat().st_size for p in parts)
+        first = str(parts[0])
+        cold = _drop_caches()
+        state = "cold (page cache dropped before each run)" if cold else "warm (page cache)"
+        print(f"{len(parts)} parts, {size / 1e6:.0f} MB; runs {state}", flush=True)
+
+        reads = []
+        for _ in range(args.repeat):
+            if cold:
+                _drop_caches()
+            t0 = time.perf_counter()
+            subprocess.run(["cat", *map(str, parts)], stdout=subprocess.DEVNULL, check=True)
+            reads.append(time.perf_counter() - t0)
+        t_read = statistics.median(reads)
+
+        stream = "import sys;from anodemap.cli import main;r=main(sys.argv[1:])"
+        out_z, out_b = tmp / "am.zspy", tmp / "am.blo"
+        t_z, m_z = _median_run(
+            stream, ["stream", first, "-o", str(out_z), "--no-progress"], cold, args.repeat, out_z
+        )
+        t_b, m_b = _median_run(
+            stream, ["stream", first, "-o", str(out_b), "--no-progress"], cold, args.repeat, out_b
+        )
+        rs_code = (
+            "import sys;import hyperspy.api as hs;hs.set_log_level('ERROR');"
+            "s=hs.load(sys.argv[1],lazy=True,scan_shape=(int(sys.argv[3]),int(sys.argv[4])),"
+            "scan_start_frame=int(sys.argv[5]),winding_scan_axis='x',"
+            "hysteresis=int(sys.argv[6]));s.save(sys.argv[2],overwrite=True)"
+        )
+        out_r = tmp / "rs.zspy"
+        rs_args = [first, str(out_r), str(scan[0]), str(scan[1]), str(n_before), str(hysteresis)]
+        t_r, m_r = _median_run(rs_code, rs_args, cold, args.repeat, out_r)
+
+        # Agreement. rosettasciio's winding scan reverses the first line of the scan, the
+        # recordings here (and anodemap's reading) the second: started one line later,
+        # rosettasciio's rows are anodemap's rows 1.. (the timing run above reads it all).
+        import hyperspy.api as hs
+
+        from anodemap.io import load
+
+        hs.set_log_level("ERROR")
+        a = np.asarray(load(out_z).data)[1:]
+        r = hs.load(
+            first,
+            lazy=True,
+            scan_shape=(scan[0] - 1, scan[1]),
+            scan_start_frame=n_before + scan[1],
+            winding_scan_axis="x",
+            hysteresis=hysteresis,
+        )
+        r = np.asarray(r.data)
+        same = (
+            float(np.mean(np.all(a.reshape(*a.shape[:2], -1) == r.reshape(*r.shape[:2], -1), -1)))
+            if a.shape == r.shape
+            else None
+        )
+        truth_rows = truth.scan_shape
+
+    mb = size / 1e6
+    out = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        "scan": list(scan),
+        "frame": list(frame),
+        "recording_MB": mb,
+        "cache": state,
+        "read_MB_per_s": mb / t_read,
+        "anodemap_zspy": {"s": t_z, "MB_per_s": mb / t_z, "peak_MB": m_z / 1e6},
+        "anodemap_blo": {"s": t_b, "MB_per_s": mb / t_b, "peak_MB": m_b / 1e6},
+        "rosettasciio_zspy_scan_given": {"s": t_r, "MB_per_s": mb / t_r, "peak_MB": m_r / 1e6},
+        "ratio_anodemap_zspy_to_rosettasciio": t_r / t_z,
+        "fraction_of_read_speed_zspy": t_read / t_z,
+        "fraction_identical_patterns_vs_rosettasciio": same,
+        "truth_scan_shape": list(truth_rows),
+    }
+    print(json.dumps(out, indent=2))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "stream.json").write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
