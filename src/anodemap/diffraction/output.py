@@ -17,7 +17,7 @@ import numpy as np
 from anodemap.eels.output import map_dataset, write_json
 from anodemap.io import Axis, Dataset, save
 
-__all__ = ["write_diffraction_results", "write_ang"]
+__all__ = ["write_diffraction_results", "write_ang", "to_crystal_map", "phase_laue_classes"]
 
 # map name -> (file stem, title, units)
 _MAPS = {
@@ -34,6 +34,88 @@ _MAPS = {
 # Colours of the phase map: amorphous grey, then one colour per phase (model choice,
 # colour-blind-safe Okabe-Ito palette).
 _PHASE_COLOURS = ["#bbbbbb", "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"]
+
+
+def phase_laue_classes(result: Any) -> dict[str, str | None]:
+    """Laue class of each phase label (``None`` for amorphous and unknown phases).
+
+    Orientations from diffraction patterns are determined modulo the Laue class (Friedel's
+    law), so that is the symmetry their IPF colours and misorientations use.
+    """
+    from anodemap.diffraction.crystal import load_phase
+
+    out: dict[str, str | None] = {}
+    names = getattr(result.parameters, "phases", ())
+    for key, name in result.phase_labels.items():
+        if key == "0":
+            out[key] = None
+            continue
+        source = next((p for p in names if Path(str(p)).stem == name or p == name), name)
+        try:
+            out[key] = load_phase(source).laue_group
+        except Exception:  # a phase we cannot reload: no symmetry to offer
+            out[key] = None
+    return out
+
+
+def to_crystal_map(result: Any):
+    """The orientation map as an orix ``CrystalMap`` (orix must be installed).
+
+    Phase IDs are anodemap's labels (0 amorphous, 1.. crystalline, as ``phase_labels``);
+    pixels whose matching failed get orix's "not indexed" ID −1. Each crystalline phase
+    gets the point group of its Laue class (the symmetry the orientations are determined
+    modulo); amorphous pixels carry the identity rotation. Properties: ``correlation``
+    (Q), ``reliability``, ``phase_reliability``, ``amorphous_share``, ``virtual_bf``,
+    ``virtual_adf``. Coordinates are in the scan's units.
+
+    Examples
+    --------
+    >>> xmap = to_crystal_map(result)           # doctest: +SKIP
+    >>> xmap["Si"].orientations                   # doctest: +SKIP
+    """
+    try:
+        from orix.crystal_map import CrystalMap, Phase, PhaseList
+        from orix.quaternion import Rotation
+    except ImportError as err:  # pragma: no cover - orix is a test extra
+        raise ImportError(
+            "to_crystal_map needs orix (pip install orix); orientations.ang, which "
+            "anodemap always writes, opens in orix and MTEX without it"
+        ) from err
+    laue = phase_laue_classes(result)
+    phase = np.asarray(result.maps["phase"]).reshape(-1).astype(int)
+    status = np.asarray(result.maps["status"]).reshape(-1)
+    euler = np.radians(np.nan_to_num(np.asarray(result.maps["euler"], float).reshape(-1, 3)))
+    crystalline = phase > 0
+    euler[~crystalline] = 0.0
+    phase_id = np.where(status == 0, phase, -1)
+    phases = {}
+    for key, name in sorted(result.phase_labels.items(), key=lambda kv: int(kv[0])):
+        phases[int(key)] = Phase(name, point_group=laue[key]) if laue[key] else Phase(name)
+    nav = result.nav_axes
+    ny, nx = (nav[0].size, nav[1].size) if len(nav) == 2 else (1, nav[-1].size)
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    step_x = nav[-1].scale if nav else 1.0
+    step_y = nav[0].scale if len(nav) == 2 else step_x
+    prop = {
+        key: np.nan_to_num(np.asarray(result.maps[key], float).reshape(-1))
+        for key in (
+            "correlation",
+            "reliability",
+            "phase_reliability",
+            "amorphous_share",
+            "virtual_bf",
+            "virtual_adf",
+        )
+    }
+    return CrystalMap(
+        Rotation.from_euler(euler),
+        phase_id=phase_id,
+        x=xx.ravel() * step_x,
+        y=yy.ravel() * step_y,
+        phase_list=PhaseList(phases),
+        prop=prop,
+        scan_unit=(nav[-1].units or "px") if nav else "px",
+    )
 
 
 def write_ang(result: Any, path: str | os.PathLike) -> Path:
@@ -149,11 +231,10 @@ def _figures(result: Any, outdir: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
-    from anodemap.plotting import add_scalebar, plot_map, save_figure
+    from anodemap.plotting import add_scalebar, map_figure, plot_map, save_figure
 
     ax_x = result.nav_axes[-1]
     size = ax_x.scale if ax_x.units else None
@@ -163,14 +244,18 @@ def _figures(result: Any, outdir: Path) -> list[str]:
     colours = _PHASE_COLOURS[: len(labels)]
     cmap = ListedColormap(colours)
     norm = BoundaryNorm(np.arange(len(labels) + 1) - 0.5, cmap.N)
-    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    # the legend goes where a colour bar would be, beside the map rather than over it
+    fig, [(ax, cax)] = map_figure(result.maps["phase"].shape, cbar_label_inches=1.0)
+    cax.remove()
     phase = np.ma.masked_where(result.maps["status"] != 0, result.maps["phase"])
     ax.imshow(phase, cmap=cmap.with_extremes(bad="white"), norm=norm, interpolation="nearest")
     ax.legend(
         handles=[Patch(color=c, label=n) for c, (_, n) in zip(colours, labels, strict=True)],
-        loc="upper right",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
         fontsize=8,
-        framealpha=0.8,
+        frameon=False,
     )
     ax.set_xticks([])
     ax.set_yticks([])
@@ -193,4 +278,63 @@ def _figures(result: Any, outdir: Path) -> list[str]:
         )
         save_figure(fig, outdir / f"{stem}.png")
         names.append(f"{stem}.png")
+    ipf = _ipf_figure(result, size, units)
+    if ipf is not None:
+        save_figure(ipf, outdir / "orientation_ipf_z.png")
+        names.append("orientation_ipf_z.png")
     return names
+
+
+def _ipf_figure(result: Any, size: float | None, units: str):
+    """Orientation map coloured by the IPF along the beam (sample Z), with its key.
+
+    Crystalline pixels of a phase with an IPF key (Laue class m-3m) are coloured by
+    orientation and shaded by their orientation reliability (full colour at >= 20 %,
+    darker below, as ASTAR overlays the reliability); amorphous pixels are light grey,
+    unindexed ones white, crystalline phases without a key dark grey.
+    """
+    from anodemap.diffraction.ipf import (
+        SUPPORTED_LAUE,
+        draw_ipf_key,
+        ipf_colours,
+        sample_direction_in_crystal,
+    )
+    from anodemap.plotting import add_scalebar, map_figure
+
+    phase = np.asarray(result.maps["phase"])
+    if phase.ndim != 2:
+        return None
+    laue = phase_laue_classes(result)
+    status = np.asarray(result.maps["status"])
+    rgb = np.ones(phase.shape + (3,))
+    rgb[(status == 0) & (phase == 0)] = 0.8
+    coloured = np.zeros(phase.shape, bool)
+    for key, group in laue.items():
+        here = (status == 0) & (phase == int(key))
+        if key == "0" or not here.any():
+            continue
+        if group not in SUPPORTED_LAUE:
+            rgb[here] = 0.35
+            continue
+        d = sample_direction_in_crystal(np.asarray(result.maps["euler"], float)[here])
+        rgb[here] = np.nan_to_num(ipf_colours(d, group), nan=0.35)
+        coloured |= here
+    if not coloured.any():
+        return None
+    rel = np.nan_to_num(np.asarray(result.maps["reliability"], float))
+    shade = np.clip(0.35 + 0.65 * rel / 20.0, 0.35, 1.0)
+    rgb[coloured] *= shade[coloured, None]
+    fig, [(ax, cax)] = map_figure(phase.shape, cbar_label_inches=0.7)
+    cax.remove()
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("Orientation, IPF along the beam (Z)", fontsize=10)
+    if size:
+        add_scalebar(ax, size, units, phase.shape[1])
+    box = ax.get_position()
+    key_ax = fig.add_axes(
+        (box.x1 + 0.01, box.y1 - 0.32 * box.height, 0.2 * box.width, 0.3 * box.height)
+    )
+    draw_ipf_key(key_ax, "m-3m")
+    return fig
