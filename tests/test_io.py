@@ -155,3 +155,15 @@ def test_supported_extensions_include_instrument_formats():
     for e in ("dm3", "dm4", "msa", "hspy", "zspy", "emd", "blo", "tvips", "bcf"):
         assert e in ext
     assert "hspy" in supported_extensions(write=True)
+
+
+def test_writer_options_reach_rosettasciio(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    ds = _cube()
+    save(ds, tmp_path / "gz.hspy")
+    save(ds, tmp_path / "raw.hspy", writer_options={"compression": None})
+    with h5py.File(tmp_path / "gz.hspy") as f:
+        assert f["Experiments/__unnamed__/data"].compression == "gzip"
+    with h5py.File(tmp_path / "raw.hspy") as f:
+        assert f["Experiments/__unnamed__/data"].compression is None
+    np.testing.assert_array_equal(load(tmp_path / "raw.hspy").data, ds.data)

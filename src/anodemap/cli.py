@@ -144,6 +144,20 @@ def _client(address: str | None):
 
 
 def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
+    from anodemap.plotting import FigureWorker
+
+    # started first, the figure process imports matplotlib while this one imports the
+    # analysis, reads and computes
+    worker = FigureWorker(processes=0 if args.no_figures else 1)
+    try:
+        return _analyse_and_write_eels(input_path, outdir, args, worker)
+    finally:
+        worker.close()
+
+
+def _analyse_and_write_eels(
+    input_path: Path, outdir: Path, args: argparse.Namespace, worker: Any
+) -> Any:
     from anodemap.eels.calibration import Calibration, default_calibration
     from anodemap.eels.output import write_eels_results
     from anodemap.eels.pipeline import analyse_eels
@@ -169,9 +183,9 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
             client.close()
     dt = time.perf_counter() - t0
     _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
-    summary = write_eels_results(result, outdir, figures=not args.no_figures)
-    if not args.no_figures:
-        _example_fits_figure(ds, result, outdir)
+    summary = write_eels_results(
+        result, outdir, figures=not args.no_figures, worker=worker, dataset=ds
+    )
     s = summary["li_si_ratio"]
     if s["mean"] is not None:
         _log(
@@ -182,18 +196,6 @@ def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
         _log("no pixel gave a valid Li/Si value; see fit_status.hspy and summary.json")
     _log(f"results in {outdir}")
     return result
-
-
-def _example_fits_figure(ds: Any, result: Any, outdir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from anodemap.eels.output import plot_example_fits
-    from anodemap.plotting import save_figure
-
-    fig = plot_example_fits(ds, result)
-    if fig is not None:
-        save_figure(fig, outdir / "example_fits.png")
 
 
 def cmd_eels(args: argparse.Namespace) -> int:

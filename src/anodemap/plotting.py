@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["nice_length", "map_figure", "plot_map", "save_figure", "add_scalebar"]
+__all__ = [
+    "nice_length",
+    "map_figure",
+    "plot_map",
+    "save_figure",
+    "add_scalebar",
+    "map_png",
+    "FigureWorker",
+]
 
 
 def nice_length(target: float) -> float:
@@ -240,14 +248,138 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 150) -> Path:
     PNGs are written with light zlib compression (level 1): files about 2 % larger,
     written in a third less time than at the default level 6.
     """
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     kwargs: dict[str, Any] = {"dpi": dpi}
     if path.suffix.lower() == ".png":
         kwargs["pil_kwargs"] = {"compress_level": 1}
     fig.savefig(tmp, **kwargs)
-    plt.close(fig)
+    if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure: release it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def map_png(values: np.ndarray, path: str | os.PathLike, **plot_options: Any) -> Path:
+    """:func:`plot_map` of ``values`` saved to ``path`` (one job for a :class:`FigureWorker`).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = map_png(np.eye(4), pathlib.Path(d) / "eye.png", pixel_size=2.0, title="I")
+    ...     p.stat().st_size > 0
+    True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    return save_figure(plot_map(values, **plot_options), path)
+
+
+def _warm_up() -> None:
+    """Import matplotlib and draw once (fonts, Agg), so that the first real job is fast."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    ax = fig.subplots()
+    ax.set_title("warm-up")
+    ax.imshow(np.zeros((2, 2)))
+    fig.colorbar(ax.images[0], ax=ax).set_label("x")
+    fig.savefig(io.BytesIO(), format="png")
+
+
+class FigureWorker:
+    """Draws figures in a helper process while the caller goes on with other work.
+
+    Matplotlib draws in Python under the GIL, so figures written one after another
+    cost their full time on one core (2–3 s for the dozen figures of a spectrum-image
+    analysis). A worker started early imports matplotlib while the caller is still
+    reading and computing, and then draws its share of the figures while the caller
+    draws the rest. Jobs are plain functions of arrays (e.g. :func:`map_png`). If the
+    helper process cannot be started or dies, jobs run in the calling process
+    instead, so a figure is never lost to the worker; an error raised by a job itself
+    is raised again by :meth:`result`.
+
+    The process is forked when the caller has no other threads (the start of a
+    command-line run) and spawned otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d, FigureWorker(processes=0) as worker:
+    ...     job = worker.submit(map_png, np.eye(3), pathlib.Path(d) / "m.png")
+    ...     worker.result(job).name
+    'm.png'
+    """
+
+    def __init__(self, processes: int = 1) -> None:
+        self._pool: Any = None
+        self._jobs: dict[Any, tuple] = {}
+        if processes <= 0:
+            return
+        try:
+            import multiprocessing as mp
+            import threading
+            from concurrent.futures import ProcessPoolExecutor
+
+            method = (
+                "fork"
+                if "fork" in mp.get_all_start_methods() and threading.active_count() == 1
+                else "spawn"
+            )
+            self._pool = ProcessPoolExecutor(processes, mp_context=mp.get_context(method))
+            self._pool.submit(_warm_up)  # starts the process now
+        except Exception:  # no helper process here (sandbox, no semaphores): draw inline
+            self._pool = None
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in the helper process; a future of its result."""
+        from concurrent.futures import Future
+
+        if self._pool is not None:
+            try:
+                fut = self._pool.submit(fn, *args, **kwargs)
+                self._jobs[fut] = (fn, args, kwargs)  # to redo it here if the worker dies
+                return fut
+            except Exception:
+                self._pool = None
+        fut = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as err:
+            fut.set_exception(err)
+        return fut
+
+    def result(self, fut: Any) -> Any:
+        """The result of a submitted job (redone in this process if the worker died)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        job = self._jobs.pop(fut, None)
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            if job is None:
+                raise
+            self._pool = None
+            fn, args, kwargs = job
+            return fn(*args, **kwargs)
+
+    def close(self) -> None:
+        """Wait for the jobs and stop the helper process."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> FigureWorker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

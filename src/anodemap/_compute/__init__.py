@@ -170,9 +170,12 @@ def map_pixels(
     rows = rows_per_chunk or default_rows_per_chunk(shape, nav_ndim, itemsize)
     rows = int(max(1, min(rows, shape[0])))
     chunks = (rows,) + shape[1:]
-    darr = (
-        data.rechunk(chunks) if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
-    )
+    if isinstance(data, da.Array):
+        # a local run names the rechunk method, so that dask does not import
+        # dask.distributed to look for a client (it would choose "p2p" with one)
+        darr = data.rechunk(chunks, method=None if client is not None else "tasks")
+    else:
+        darr = da.from_array(data, chunks=chunks)
     dextras = []
     for e in extras:
         e_shape = tuple(e.shape)
@@ -218,6 +221,33 @@ def map_pixels(
     return out
 
 
+def local_scheduler(name: str | None = None) -> Any:
+    """dask's local scheduler function of that name ("threads" by default).
+
+    Passing the function rather than its name keeps dask from importing
+    dask.distributed (about 0.2 s) to look for a client that a local run does not use.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> int(da.ones(4, chunks=2).sum().compute(scheduler=local_scheduler("synchronous")))
+    4
+    """
+    name = (name or "threads").lower()
+    if name in ("threads", "threading"):
+        from dask.threaded import get
+    elif name in ("synchronous", "sync", "single-threaded"):
+        from dask.local import get_sync as get
+    elif name in ("processes", "multiprocessing"):
+        from dask.multiprocessing import get
+    else:
+        raise ValueError(
+            f"scheduler must be threads, synchronous or processes, not {name!r}; "
+            "for a cluster pass client="
+        )
+    return get
+
+
 def _compute(
     packed: Any, client: Any, scheduler: str | None, num_workers: int | None, progress: bool
 ):
@@ -238,7 +268,9 @@ def _compute(
         else:
             cm = _LineProgress()
     with cm:
-        return np.asarray(packed.compute(scheduler=scheduler or "threads", num_workers=num_workers))
+        return np.asarray(
+            packed.compute(scheduler=local_scheduler(scheduler), num_workers=num_workers)
+        )
 
 
 class _LineProgress(Callback):

@@ -614,9 +614,9 @@ def plot_calibration(cal: Calibration, ax: Any = None, *, band: bool = True) -> 
     >>> ax.get_xlabel()
     'x in Li$_x$Si (Li per Si)'
     """
-    import matplotlib.pyplot as plt
-
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(5.0, 3.8))
     xs = np.linspace(cal.x[0], cal.x[-1], 300)
     es = cal.energy(xs)

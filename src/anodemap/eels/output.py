@@ -108,7 +108,14 @@ def _pixel_size(nav_axes: list[Axis]) -> tuple[float | None, str]:
     return None, ""
 
 
-def write_eels_results(result: Any, outdir: str | os.PathLike, figures: bool = True) -> dict:
+def write_eels_results(
+    result: Any,
+    outdir: str | os.PathLike,
+    figures: bool = True,
+    *,
+    worker: Any = None,
+    dataset: Any = None,
+) -> dict:
     """Write every map of an :class:`~anodemap.eels.pipeline.EELSResult`.
 
     Parameters
@@ -120,6 +127,12 @@ def write_eels_results(result: Any, outdir: str | os.PathLike, figures: bool = T
         folder with a summary is complete).
     figures : bool
         Also write PNG figures.
+    worker : anodemap.plotting.FigureWorker, optional
+        Draw the map figures in this helper process (the command line starts one
+        before reading the data); by default they are drawn here.
+    dataset : Dataset, optional
+        The analysed spectra; given, ``example_fits.png`` shows the fits of a few
+        pixels (:func:`plot_example_fits`).
 
     Returns
     -------
@@ -140,55 +153,100 @@ def write_eels_results(result: Any, outdir: str | os.PathLike, figures: bool = T
         save(ds, outdir / f"{fname}.hspy")
     written = sorted(f"{f}.hspy" for f in _FILES.values())
     if figures:
-        written += _write_figures(result, outdir)
+        written += _write_figures(result, outdir, worker, dataset)
     summary = result.summary()
     summary["files"] = written
     write_json(summary, summary_path)
     return summary
 
 
-def _write_figures(result: Any, outdir: Path) -> list[str]:
+def _write_figures(result: Any, outdir: Path, worker: Any = None, dataset: Any = None) -> list[str]:
+    """The PNG figures; with a :class:`~anodemap.plotting.FigureWorker` the map figures
+    are drawn in its process while this one draws the calibration and example fits."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    from anodemap.plotting import map_figure, plot_map, save_figure
+    from anodemap.plotting import FigureWorker, map_png, save_figure
 
-    names = []
-    size, units = _pixel_size(result.nav_axes)
-    valid = result.valid
     if result.maps["fit_status"].ndim == 0:
-        return names
+        return []
+    own = worker is None
+    worker = worker if worker is not None else FigureWorker(processes=0)
+    size, units = _pixel_size(result.nav_axes)
+    valid = np.asarray(result.valid)
+    jobs = []
     for key, (cmap, use_valid) in _FIGURES.items():
         title, unit = result.titles[key]
-        fig = plot_map(
-            result.maps[key],
-            pixel_size=size,
-            units=units or "nm",
-            title=title,
-            label=unit,
-            cmap=cmap,
-            valid=valid if use_valid else None,
+        options = {
+            "pixel_size": size,
+            "units": units or "nm",
+            "title": title,
+            "label": unit,
+            "cmap": cmap,
+            "valid": valid if use_valid else None,
+        }
+        path = outdir / f"{_FILES[key]}.png"
+        jobs.append(worker.submit(map_png, np.asarray(result.maps[key]), path, **options))
+    jobs.append(
+        worker.submit(
+            _status_png,
+            np.asarray(result.maps["fit_status"]),
+            outdir / "fit_status.png",
+            size,
+            units,
         )
-        save_figure(fig, outdir / f"{_FILES[key]}.png")
-        names.append(f"{_FILES[key]}.png")
-    names.append(_status_figure(result, outdir, size, units).name)
-    overview = [
-        "plasmon_energy",
-        "li_si_ratio",
-        "li_si_uncertainty",
-        "thickness",
-        "li2o_window",
-        "li_k",
-    ]
-    shape = result.maps["fit_status"].shape
-    fig, panels = map_figure(shape, 2, 3)
-    for (ax, cax), key in zip(panels, overview, strict=True):
+    )
+    overview = {}
+    for key in _OVERVIEW:
         cmap, use_valid = _FIGURES[key]
-        title, unit = result.titles[key]
+        overview[key] = (np.asarray(result.maps[key]), result.titles[key], cmap, use_valid)
+    from anodemap.eels.calibration import plot_calibration
+
+    # this process: the overview, calibration and example fits (about as long to draw
+    # as the worker's maps)
+    names = [_overview_png(overview, valid, outdir / "overview.png", size, units).name]
+    fig = Figure(figsize=(5.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    plot_calibration(result.calibration, ax=ax)
+    names.append(save_figure(fig, outdir / "calibration.png").name)
+    if dataset is not None:
+        fig = plot_example_fits(dataset, result)
+        if fig is not None:
+            names.append(save_figure(fig, outdir / "example_fits.png").name)
+    names += [worker.result(job).name for job in jobs]
+    if own:
+        worker.close()
+    return names
+
+
+_OVERVIEW = (
+    "plasmon_energy",
+    "li_si_ratio",
+    "li_si_uncertainty",
+    "thickness",
+    "li2o_window",
+    "li_k",
+)
+
+
+def _overview_png(
+    maps: dict, valid: np.ndarray, path: Path, size: float | None, units: str
+) -> Path:
+    """Six maps in one figure; ``maps[key] = (values, (title, unit), cmap, use_valid)``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from anodemap.plotting import map_figure, plot_map, save_figure
+
+    shape = next(iter(maps.values()))[0].shape
+    fig, panels = map_figure(shape, 2, 3)
+    for (ax, cax), (values, (title, unit), cmap, use_valid) in zip(
+        panels, maps.values(), strict=True
+    ):
         plot_map(
-            result.maps[key],
+            values,
             pixel_size=size,
             units=units or "nm",
             title=title,
@@ -198,23 +256,18 @@ def _write_figures(result: Any, outdir: Path) -> list[str]:
             ax=ax,
             cax=cax,
         )
-    save_figure(fig, outdir / "overview.png")
-    names.append("overview.png")
-    from anodemap.eels.calibration import plot_calibration
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
-    plot_calibration(result.calibration, ax=ax)
-    save_figure(fig, outdir / "calibration.png")
-    names.append("calibration.png")
-    return names
+    return save_figure(fig, path)
 
 
-def _status_figure(result: Any, outdir: Path, size: float | None, units: str) -> Path:
+def _status_png(status: np.ndarray, path: Path, size: float | None, units: str) -> Path:
+    """The fit-status map with the meaning of each code beside its colour."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     from anodemap.plotting import add_scalebar, map_figure, save_figure
 
-    status = result.maps["fit_status"]
     codes = list(Status)
     colors = ["#2a9d8f", "#e9c46a", "#f4a261", "#bbbbbb", "#e76f51", "#264653", "#9b5de5"]
     cmap = ListedColormap(colors[: len(codes)])
@@ -232,7 +285,7 @@ def _status_figure(result: Any, outdir: Path, size: float | None, units: str) ->
     ax.set_title("Fit status", fontsize=10)
     if size:
         add_scalebar(ax, size, units, status.shape[1])
-    return save_figure(fig, outdir / "fit_status.png")
+    return save_figure(fig, path)
 
 
 def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -326,7 +379,9 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
     if any(hasattr(r, "dask") for r in rows):  # lazy: read all picks in one pass
         import dask
 
-        rows = list(dask.compute(*rows))
+        from anodemap._compute import local_scheduler
+
+        rows = list(dask.compute(*rows, scheduler=local_scheduler()))
     spectra = np.stack([np.asarray(r) for r in rows])
     energy = energy_axis(dataset)
     p = result.parameters

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numba
 import numpy as np
 
-from anodemap._compute import OutputSpec, map_pixels
+from anodemap._compute import OutputSpec, local_scheduler, map_pixels
 from anodemap.eels import windows as _win
 from anodemap.eels.calibration import Calibration, default_calibration
 from anodemap.eels.deconvolution import fourier_log, richardson_lucy, richardson_lucy_range
@@ -523,6 +523,8 @@ def analyse_eels(
     # Compile the numba kernels (or load them from the cache) on one spectrum first, so
     # that the progress of the map measures the work and not a one-off compilation.
     first = dataset.data[(0,) * len(dataset.nav_shape)] if dataset.nav_shape else dataset.data
+    if hasattr(first, "compute"):
+        first = first.compute(scheduler=local_scheduler())
     process_spectra(np.asarray(first)[None], energy, p)
     out = map_pixels(
         _eels_kernel,

@@ -177,7 +177,13 @@ def load(
     raise AnodemapIOError(f"{path}: holds {len(items)} signals ({listing}); choose one with index=")
 
 
-def save(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+def save(
+    dataset: Dataset,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+    writer_options: dict[str, Any] | None = None,
+) -> Path:
     """Write a dataset atomically; the format follows the extension (.hspy, .zspy, ...).
 
     The file is first written under a hidden temporary name in the same folder and
@@ -189,6 +195,10 @@ def save(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool = True) -
     path : str or path-like
     overwrite : bool
         Replace an existing file.
+    writer_options : dict, optional
+        Passed to rosettasciio's writer of the format, e.g. ``{"compression": None}``
+        for an uncompressed .hspy (rosettasciio's default there is gzip, which costs
+        more to read than the analysis of a low-loss spectrum image).
 
     Returns
     -------
@@ -205,6 +215,7 @@ def save(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool = True) -
     kwargs: dict[str, Any] = {}
     if plugin["name"] in ("HSPY", "ZSPY"):
         kwargs["show_progressbar"] = False
+    kwargs.update(writer_options or {})
     try:
         writer(str(tmp), dataset.to_dict(), **kwargs)
         _replace(tmp, path)
