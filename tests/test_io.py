@@ -163,7 +163,7 @@ def test_writer_options_reach_rosettasciio(tmp_path):
     save(ds, tmp_path / "gz.hspy")
     save(ds, tmp_path / "raw.hspy", writer_options={"compression": None})
     with h5py.File(tmp_path / "gz.hspy") as f:
-        assert f["Experiments/__unnamed__/data"].compression == "gzip"
+        assert f["Experiments/cube/data"].compression == "gzip"
     with h5py.File(tmp_path / "raw.hspy") as f:
-        assert f["Experiments/__unnamed__/data"].compression is None
+        assert f["Experiments/cube/data"].compression is None
     np.testing.assert_array_equal(load(tmp_path / "raw.hspy").data, ds.data)
