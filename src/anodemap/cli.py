@@ -205,6 +205,14 @@ def cmd_eels(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------- diffraction
 def cmd_diffraction(args: argparse.Namespace) -> int:
+    from anodemap.plotting import FigureWorker
+
+    # started first, the figure process imports matplotlib while this one works
+    with FigureWorker(processes=0 if args.no_figures else 1) as worker:
+        return _diffraction(args, worker)
+
+
+def _diffraction(args: argparse.Namespace, worker: Any) -> int:
     from anodemap.diffraction.output import write_diffraction_results
     from anodemap.diffraction.pipeline import DiffractionParameters, analyse_diffraction
     from anodemap.io import load
@@ -218,6 +226,7 @@ def cmd_diffraction(args: argparse.Namespace) -> int:
         beam_energy_kev=args.beam_energy,
         camera_length_mm=args.camera_length,
         precession_angle_deg=args.precession,
+        n_decoys=args.decoys,
     )
     _log(
         f"patterns: scan {ds.nav_shape}, {ds.sig_shape[0]} x {ds.sig_shape[-1]} px; "
@@ -229,7 +238,9 @@ def cmd_diffraction(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
-    summary = write_diffraction_results(result, args.output, figures=not args.no_figures)
+    summary = write_diffraction_results(
+        result, args.output, figures=not args.no_figures, worker=worker
+    )
     fractions = ", ".join(
         f"{name} {100 * f:.1f} %" for name, f in summary["phase_fractions"].items() if f is not None
     )
@@ -430,6 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="phase names (Si, Li15Si4) or CIF files (default: Si Li15Si4)",
     )
     p.add_argument("--step", type=float, default=1.5, help="template step in degrees")
+    p.add_argument(
+        "--decoys",
+        type=int,
+        default=2,
+        metavar="N",
+        help="decoys per pattern for the amorphous criterion (default 2; each costs "
+        "about one matching of the pattern)",
+    )
     p.add_argument(
         "--calibration",
         type=float,

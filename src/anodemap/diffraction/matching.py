@@ -355,10 +355,15 @@ class MatchParameters:
         choice: 3 px, about a nano-beam spot's or a speckle's diameter, so that spots and
         speckles move whole).
     n_decoys : int
-        Decoys per pattern; ``Q_decoy`` is the mean of their best Q (model choice 3: the
-        null spread of L falls by ~18 % against one decoy, measured on synthetic rings;
-        the mean of several decoys biases L slightly negative under the null, which errs
-        towards amorphous).
+        Decoys per pattern; ``Q_decoy`` is the mean of their best Q (model choice 2. The
+        null spread of L falls by ~18 % from one decoy to three, measured on synthetic
+        rings; the mean of several decoys biases L slightly negative under the null,
+        which errs towards amorphous. Each decoy costs about as much as matching the
+        pattern itself. Measured on five simulated electrodes (32 × 32 seeds 3, 0, 7;
+        48 × 48 seeds 0, 11): phase accuracy over non-pore pixels 0.9993 (mean) with
+        three decoys, 0.9992 with two, 0.9987 with one, the loss with one in the
+        Li15Si4 recall (0.97–0.98 on two of them); two are about 1.25 times as fast as
+        three.)
     fdr : float
         False-discovery rate of the crystalline class for the data-derived amorphous
         threshold (model choice 0.05).
@@ -388,7 +393,7 @@ class MatchParameters:
     min_misorientation: float = 5.0
     scramble_band: int = 3
     decoy_segment: float = 3.0
-    n_decoys: int = 3
+    n_decoys: int = 2
     fdr: float = 0.05
     fpr: float = 1e-3
     amorphous_threshold: float | None = None

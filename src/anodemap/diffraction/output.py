@@ -190,14 +190,18 @@ def write_ang(result: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_diffraction_results(result: Any, outdir: str | os.PathLike, figures: bool = True):
+def write_diffraction_results(
+    result: Any, outdir: str | os.PathLike, figures: bool = True, *, worker: Any = None
+):
     """Write every map of a :class:`~anodemap.diffraction.pipeline.DiffractionResult`.
 
     ``OUTDIR`` receives ``phase.hspy`` (integer labels), ``correlation.hspy``,
     ``reliability.hspy``, ``phase_reliability.hspy``, ``amorphous_share.hspy``,
     ``virtual_bf.hspy``, ``virtual_adf.hspy``, ``match_status.hspy``,
     ``orientations.hspy`` (Bunge Euler angles in degrees per pixel) and
-    ``orientations.ang``, PNG figures and ``summary.json`` (written last).
+    ``orientations.ang``, PNG figures and ``summary.json`` (written last). With a
+    :class:`~anodemap.plotting.FigureWorker` the map figures are drawn in its process
+    while this one draws the phase and orientation maps.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -220,25 +224,42 @@ def write_diffraction_results(result: Any, outdir: str | os.PathLike, figures: b
     write_ang(result, outdir / "orientations.ang")
     written += ["orientations.hspy", "orientations.ang"]
     if figures and len(result.nav_axes) == 2:
-        written += _figures(result, outdir)
+        written += _figures(result, outdir, worker)
     summary = result.summary()
     summary["files"] = written
     write_json(summary, summary_path)
     return summary
 
 
-def _figures(result: Any, outdir: Path) -> list[str]:
+def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
-    from anodemap.plotting import add_scalebar, map_figure, plot_map, save_figure
+    from anodemap.plotting import FigureWorker, add_scalebar, map_figure, map_png, save_figure
 
     ax_x = result.nav_axes[-1]
     size = ax_x.scale if ax_x.units else None
     units = ax_x.units or "nm"
+    own = worker is None
+    worker = worker if worker is not None else FigureWorker(processes=0)
+    jobs = []
+    for key, cmap_name in (
+        ("correlation", "viridis"),
+        ("reliability", "magma"),
+        ("phase_reliability", "magma"),
+        ("virtual_bf", "gray"),
+        ("virtual_adf", "gray"),
+        ("amorphous_share", "cividis"),
+    ):
+        stem, title, unit = _MAPS[key]
+        options = {"pixel_size": size, "units": units, "title": title, "label": unit}
+        values = np.asarray(result.maps[key])
+        jobs.append(
+            worker.submit(map_png, values, outdir / f"{stem}.png", cmap=cmap_name, **options)
+        )
     names = []
     labels = sorted(result.phase_labels.items(), key=lambda kv: int(kv[0]))
     colours = _PHASE_COLOURS[: len(labels)]
@@ -264,24 +285,13 @@ def _figures(result: Any, outdir: Path) -> list[str]:
         add_scalebar(ax, size, units, phase.shape[1])
     save_figure(fig, outdir / "phase.png")
     names.append("phase.png")
-    for key, cmap_name in (
-        ("correlation", "viridis"),
-        ("reliability", "magma"),
-        ("phase_reliability", "magma"),
-        ("virtual_bf", "gray"),
-        ("virtual_adf", "gray"),
-        ("amorphous_share", "cividis"),
-    ):
-        stem, title, unit = _MAPS[key]
-        fig = plot_map(
-            result.maps[key], pixel_size=size, units=units, title=title, label=unit, cmap=cmap_name
-        )
-        save_figure(fig, outdir / f"{stem}.png")
-        names.append(f"{stem}.png")
     ipf = _ipf_figure(result, size, units)
     if ipf is not None:
         save_figure(ipf, outdir / "orientation_ipf_z.png")
         names.append("orientation_ipf_z.png")
+    names += [worker.result(job).name for job in jobs]
+    if own:
+        worker.close()
     return names
 
 

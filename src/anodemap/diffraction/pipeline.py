@@ -54,6 +54,9 @@ class DiffractionParameters:
     adf_range_px : (float, float), optional
         Virtual annular dark-field radii (default: 2 × the bright-field radius to the
         largest full circle).
+    n_decoys : int
+        Decoys per pattern for the amorphous criterion (see
+        :class:`anodemap.diffraction.matching.MatchParameters`).
     """
 
     phases: tuple[str, ...] = ("Si", "Li15Si4")
@@ -64,6 +67,7 @@ class DiffractionParameters:
     precession_angle_deg: float | None = None
     bf_radius_px: float | None = None
     adf_range_px: tuple[float, float] | None = None
+    n_decoys: int = 2
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -200,7 +204,7 @@ def analyse_diffraction(
         )
         for name in p.phases
     ]
-    matcher = prepare_matcher(libraries, scale, pattern_shape)
+    matcher = prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
     out = match_patterns(
         data, centres, libraries, scale, matcher=matcher, client=client, progress=progress
     )
