@@ -109,3 +109,28 @@ def test_distributed_cluster_gives_same_maps(local_cluster_client):
     )
     for k in OUT:
         np.testing.assert_array_equal(local[k], remote[k])
+
+
+def _pattern_sums(block, centres):
+    return {"s": block.sum(axis=(1, 2), dtype=np.float64), "c": centres[:, 0] + centres[:, 1]}
+
+
+@pytest.mark.parametrize("chunk_x, kept", [(16, True), (2, False)])
+def test_input_chunks_kept_when_they_fit(chunk_x, kept):
+    # 8 x 32 scan of 128 x 128 float32 patterns; chunks of half a row (8 MiB) are used
+    # as they are (no regrouping copy), tiny chunks (1 MiB) are regrouped into rows
+    rng = np.random.default_rng(1)
+    eager = rng.random((8, 32, 128, 128), dtype=np.float32)
+    lazy = da.from_array(eager, chunks=(8, chunk_x, 128, 128))
+    centres = rng.random((8, 32, 2))
+    outputs = {"s": OutputSpec(), "c": OutputSpec()}
+    graph = map_pixels(
+        _pattern_sums, lazy, sig_ndim=2, outputs=outputs, extras=[centres], compute=False
+    )
+    names = " ".join(str(k) for k in dict(graph["s"].__dask_graph__()))
+    assert ("rechunk" not in names) is kept
+    got = map_pixels(
+        _pattern_sums, lazy, sig_ndim=2, outputs=outputs, extras=[centres], progress=False
+    )
+    np.testing.assert_allclose(got["s"], eager.sum(axis=(2, 3), dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(got["c"], centres.sum(axis=-1), rtol=1e-12)

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numba
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -535,6 +536,38 @@ def _shifted_mask(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _sparse_mask_sums(flat, idx, w, starts, out):
+    """``out[p, j] = Σ_k w[k] flat[p, idx[k]]`` over ``k`` in ``starts[j]:starts[j+1]``.
+
+    Patterns in their own dtype (no converted copy), sums in float64; only the pixels
+    inside each mask are read.
+    """
+    n = flat.shape[0]
+    for p in range(n):
+        row = flat[p]
+        for j in range(starts.size - 1):
+            acc = 0.0
+            for k in range(starts[j], starts[j + 1]):
+                acc += w[k] * row[idx[k]]
+            out[p, j] = acc
+
+
+def _sparse_masks(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nonzero pixels of each column of a (ky·kx, n_masks) weight matrix."""
+    idx, w, starts = [], [], [0]
+    for j in range(weights.shape[1]):
+        nz = np.flatnonzero(weights[:, j])
+        idx.append(nz)
+        w.append(weights[nz, j])
+        starts.append(starts[-1] + nz.size)
+    return (
+        np.concatenate(idx).astype(np.int64),
+        np.concatenate(w).astype(np.float64),
+        np.asarray(starts, dtype=np.int64),
+    )
+
+
 def _virtual_kernel(
     block: np.ndarray,
     *centers: np.ndarray,
@@ -551,6 +584,10 @@ def _virtual_kernel(
     """
     n, ky, kx = block.shape
     out = np.empty((n, len(names)))
+    if weights is not None and block.dtype.kind in "fiu":
+        flat = np.ascontiguousarray(block).reshape(n, ky * kx)
+        _sparse_mask_sums(flat, *_sparse_masks(weights), out)
+        return {name: out[:, j] for j, name in enumerate(names)}
     step = _batch(ky * kx * max(1, len(names)))
     yy = np.arange(ky, dtype=float)
     xx = np.arange(kx, dtype=float)
