@@ -341,11 +341,10 @@ def _rl_range_kernel(y, psf, i0, c0, nd, threshold, iterations, eps, status, out
             finite &= math.isfinite(v) and math.isfinite(y[p, i])
             if v > peak:
                 peak = v
-        if not finite:
-            status[p] = _INVALID
-            continue
-        if not peak > 0.0:
-            status[p] = _NO_ZLP
+        if not finite or not peak > 0.0:
+            status[p] = _INVALID if not finite else _NO_ZLP
+            for i in range(nd):
+                out[p, i] = np.nan
             continue
         # kernel: contiguous support above the threshold around 0 eV
         level = threshold * peak
@@ -501,7 +500,7 @@ def richardson_lucy_range(
     if abs(i0 - n0) > 1e-6:
         kern = _shift_linear(kern, np.full(kern.shape[0], i0 - n0))
     status = np.full(n_pix, _OK, dtype=np.uint8)
-    out = np.full((n_pix, nd), np.nan, dtype=dtype)
+    out = np.empty((n_pix, nd), dtype=dtype)  # the kernel fills every row (NaN if skipped)
     work = np.zeros((8, nd + 2 * n_e + 8), dtype=dtype)
     _rl_range_kernel(
         block,
