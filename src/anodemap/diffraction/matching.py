@@ -1164,14 +1164,36 @@ def _search_kernel(
 
 
 def _content_hashes(polar: np.ndarray, n_az: int, seed: int) -> np.ndarray:
-    """A 64-bit hash of each pattern's polar image (chunking-independent decoy seeds)."""
-    n = polar.shape[0]
-    bits = np.ascontiguousarray(polar[:, :, :n_az]).view(np.uint32).reshape(n, -1)
-    step = max(1, bits.shape[1] // 4096)
-    sample = bits[:, ::step].astype(np.uint64)
-    weights = (2 * np.arange(sample.shape[1], dtype=np.uint64) + 1) * np.uint64(0x9E3779B1)
-    with np.errstate(over="ignore"):
-        return (sample * weights).sum(axis=1, dtype=np.uint64) ^ np.uint64(seed)
+    """A 64-bit hash of each pattern's polar image (chunking-independent decoy seeds).
+
+    ``Σ_k b_k w_k mod 2^64 XOR seed`` over every ``step``-th 32-bit word ``b_k`` of the
+    image's first ``n_az`` azimuths, ``w_k = (2k + 1) · 0x9E3779B1``.
+    """
+    n, n_r = polar.shape[:2]
+    step = max(1, (n_r * n_az) // 4096)
+    out = np.empty(n, np.uint64)
+    _hash_kernel(polar.view(np.uint32), n_az, step, np.uint64(seed), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_kernel(bits, n_az, step, seed, out):
+    """See :func:`_content_hashes` (uint64 arithmetic wraps, as numpy's does)."""
+    n, n_r = bits.shape[:2]
+    mult = np.uint64(0x9E3779B1)
+    for i in range(n):
+        acc = np.uint64(0)
+        k = 0
+        q = 0
+        for r in range(n_r):
+            for a in range(n_az):
+                if q % step == 0:
+                    acc += np.uint64(bits[i, r, a]) * (
+                        (np.uint64(2) * np.uint64(k) + np.uint64(1)) * mult
+                    )
+                    k += 1
+                q += 1
+        out[i] = acc ^ seed
 
 
 # --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,35 +177,43 @@ def analyse_diffraction(
     data = dataset.data
     pattern_shape = tuple(int(v) for v in dataset.sig_shape)
 
-    beam = find_direct_beam(data, client=client, progress=progress)
-    centres = beam.filled()
-    r_bf = p.bf_radius_px or float(np.nanmedian(beam.radius)) + 1.0
-    if p.adf_range_px is not None:
-        adf = p.adf_range_px
-    else:
-        cy, cx = np.nanmedian(centres.reshape(-1, 2), axis=0)
-        edge = min(cy, cx, pattern_shape[0] - 1 - cy, pattern_shape[1] - 1 - cx)
-        adf = (2.0 * r_bf, max(2.0 * r_bf + 1.0, float(edge)))
-    images = virtual_images(
-        data,
-        {"bf": Disk(r_bf), "adf": Annulus(*adf)},
-        center=beam,
-        client=client,
-        progress=progress,
-    )
-    libraries = [
-        generate_templates(
-            load_phase(name),
-            energy,
-            scale,
-            precession,
-            p.step_deg,
-            detector_shape=pattern_shape,
-            include_mirrored=True,
+    def build_matcher():
+        libraries = [
+            generate_templates(
+                load_phase(name),
+                energy,
+                scale,
+                precession,
+                p.step_deg,
+                detector_shape=pattern_shape,
+                include_mirrored=True,
+            )
+            for name in p.phases
+        ]
+        return libraries, prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
+
+    # the template libraries do not depend on the data: built in a thread while the
+    # direct beam and the virtual images are found (numpy releases the GIL for most of
+    # both)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        templates = pool.submit(build_matcher)
+        beam = find_direct_beam(data, client=client, progress=progress)
+        centres = beam.filled()
+        r_bf = p.bf_radius_px or float(np.nanmedian(beam.radius)) + 1.0
+        if p.adf_range_px is not None:
+            adf = p.adf_range_px
+        else:
+            cy, cx = np.nanmedian(centres.reshape(-1, 2), axis=0)
+            edge = min(cy, cx, pattern_shape[0] - 1 - cy, pattern_shape[1] - 1 - cx)
+            adf = (2.0 * r_bf, max(2.0 * r_bf + 1.0, float(edge)))
+        images = virtual_images(
+            data,
+            {"bf": Disk(r_bf), "adf": Annulus(*adf)},
+            center=beam,
+            client=client,
+            progress=progress,
         )
-        for name in p.phases
-    ]
-    matcher = prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
+        libraries, matcher = templates.result()
     out = match_patterns(
         data, centres, libraries, scale, matcher=matcher, client=client, progress=progress
     )

@@ -1838,26 +1838,10 @@ def _zspy_compressor(compressor: Any):
 
 
 def _save_zspy(dataset, path: Path, compressor) -> Path:
-    """Write a ``.zspy`` with rosettasciio's writer and a given codec, atomically.
+    """Write a ``.zspy`` atomically (:func:`anodemap.io.save`) with the given codec."""
+    from anodemap.io import save
 
-    As :func:`anodemap.io.save` (written under a temporary name, renamed when
-    complete), with the codec passed to rosettasciio's ``file_writer``.
-    """
-    from rsciio.zspy import file_writer
-
-    from anodemap.io.files import _remove, _replace
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        file_writer(str(tmp), dataset.to_dict(), compressor=compressor, show_progressbar=False)
-        _replace(tmp, path)
-    except Exception as err:
-        _remove(tmp)
-        raise AnodemapIOError(
-            f"{path}: could not be written ({type(err).__name__}: {err})"
-        ) from err
-    return path
+    return save(dataset, path, writer_options={"compressor": compressor})
 
 
 class _dask_progress:
