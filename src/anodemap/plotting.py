@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -350,7 +351,7 @@ class FigureWorker:
                 self._jobs[fut] = (fn, args, kwargs)  # to redo it here if the worker dies
                 return fut
             except Exception:
-                self._pool = None
+                self._drop_pool()
         fut = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
@@ -368,9 +369,16 @@ class FigureWorker:
         except BrokenProcessPool:
             if job is None:
                 raise
-            self._pool = None
+            self._drop_pool()
             fn, args, kwargs = job
             return fn(*args, **kwargs)
+
+    def _drop_pool(self) -> None:
+        """Give up the helper process (broken): later jobs run in this process."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Wait for the jobs and stop the helper process."""
