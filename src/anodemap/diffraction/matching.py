@@ -1015,6 +1015,7 @@ def _search_kernel(
         dimg = np.empty((n_r, n2), np.float32)
         src = np.empty(n_az // 2, np.int64)
         hints = np.full(n_ph, -1, np.int64)
+        dhint = -1  # best template of the last decoy: a first bound for the next one
         for i in range(run * _RUN, min(n, (run + 1) * _RUN)):
             pimg = polar[i]
             img = pimg.ravel()
@@ -1136,11 +1137,12 @@ def _search_kernel(
             for kd in range(n_decoys):
                 _decoy_image(pimg, hashes[i] + np.uint64(kd), band, seg_bins, dimg, src)
                 _coarse_image(dimg, width, coarse, mx, rmax)
-                _template_bounds(rmax, sr, sw, starts, ua)
+                # ua stays: a decoy permutes each radius's azimuths, so its row maxima,
+                # and with them the templates' first bounds, are the pattern's own
                 ub[:] = -1.0
                 qx[:] = -1.0
                 tx[:] = np.inf
-                _, qd = _best_of(
+                dhint, qd = _best_of(
                     dflat,
                     coarse,
                     ua,
@@ -1152,7 +1154,7 @@ def _search_kernel(
                     0,
                     n_t,
                     width,
-                    -1,
+                    dhint,
                     buf,
                     qx,
                     tx,
