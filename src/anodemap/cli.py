@@ -27,9 +27,9 @@ def _log(msg: str) -> None:
 # ------------------------------------------------------------------ simulate
 def _simulate_eels(outdir: Path, shape: tuple[int, int], seed: int, pixel_size: float) -> Path:
     """Simulate a spectrum image and write it with its truth maps; return the .hspy path."""
-    from anodemap.eels.output import map_dataset, write_json
     from anodemap.eels.pipeline import eels_dataset
     from anodemap.io import Axis, save
+    from anodemap.io.results import map_dataset, write_json
     from anodemap.synth import make_phantom, simulate_eels
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -63,8 +63,8 @@ def _simulate_diffraction(outdir: Path, args: argparse.Namespace) -> Path:
     """Simulate a 4D (precession) diffraction dataset with its truth; return the .zspy path."""
     import numpy as np
 
-    from anodemap.eels.output import map_dataset, write_json
     from anodemap.io import Axis, Dataset, save
+    from anodemap.io.results import map_dataset, write_json
     from anodemap.synth import make_phantom
     from anodemap.synth.diffraction import (
         PHASE_LABELS,
@@ -252,7 +252,7 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
 # -------------------------------------------------------------------- stream
 def cmd_stream(args: argparse.Namespace) -> int:
     from anodemap.diffraction.stream import stream_to_file
-    from anodemap.eels.output import write_json
+    from anodemap.io.results import write_json
 
     out = Path(args.output)
     _log(f"reading the recording {args.input}")
@@ -283,8 +283,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from anodemap.eels.output import compare_with_truth, write_json
+    from anodemap.eels.output import compare_with_truth
     from anodemap.io import load
+    from anodemap.io.results import write_json
 
     out = Path(args.output)
     sim_path = _simulate_eels(out / "simulated", tuple(args.shape), args.seed, args.pixel_size)
@@ -539,8 +540,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``anodemap`` command."""
     args = build_parser().parse_args(argv)
+    import dask
+
+    from anodemap._compute import local_scheduler
+
     try:
-        return int(args.func(args) or 0)
+        # dask work that names no scheduler (rosettasciio's writers, small reads) runs on
+        # local threads: without a named scheduler dask imports dask.distributed (0.2 s)
+        # to look for a client; a --scheduler cluster is always passed explicitly
+        with dask.config.set(scheduler=local_scheduler()):
+            return int(args.func(args) or 0)
     except (AnodemapError, FileNotFoundError) as err:
         print(f"anodemap: error: {err}", file=sys.stderr)
         return 2

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from anodemap.eels.output import map_dataset, write_json
 from anodemap.io import Axis, Dataset, save
+from anodemap.io.results import map_dataset, write_json
 
 __all__ = ["write_diffraction_results", "write_ang", "to_crystal_map", "phase_laue_classes"]
 

@@ -73,6 +73,7 @@ from typing import Any
 
 import numpy as np
 
+from anodemap._compute import local_scheduler
 from anodemap.diffraction.calibration import electron_wavelength
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 
@@ -1488,7 +1489,7 @@ def write_blo(
         rule = "uint8 data written unchanged"
     else:
         if intensity_range is None:
-            hi = float(data.max().compute())
+            hi = float(data.max().compute(scheduler=local_scheduler()))
             lo = 0.0
         else:
             lo, hi = (float(v) for v in intensity_range)
@@ -1499,7 +1500,7 @@ def write_blo(
         u8 = data.map_blocks(_to_uint8, lo, hi, dtype=np.uint8)
         rule = f"uint8 = clip(round(255*(I - {lo:g})/({hi:g} - {lo:g})), 0, 255)"
     if navigator is None:
-        navigator = u8.sum(axis=(-2, -1), dtype=np.float64).compute()
+        navigator = u8.sum(axis=(-2, -1), dtype=np.float64).compute(scheduler=local_scheduler())
     nav_in = np.asarray(navigator)
     if nav_in.shape != (ny, nx):
         raise AnodemapInputError(

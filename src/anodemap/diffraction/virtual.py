@@ -46,7 +46,7 @@ import numba
 import numpy as np
 from scipy import ndimage as ndi
 
-from anodemap._compute import OutputSpec, default_rows_per_chunk, map_pixels
+from anodemap._compute import OutputSpec, default_rows_per_chunk, local_scheduler, map_pixels
 from anodemap.diffraction.calibration import (
     ReciprocalCalibration,
     reciprocal_calibration,
@@ -203,7 +203,7 @@ def _compute_array(arr: Any, client: Any, scheduler: str | None, progress: bool)
 
         cm = ProgressBar(out=sys.stderr, minimum=1.0)
     with cm:
-        return np.asarray(arr.compute(scheduler=scheduler or "threads"))
+        return np.asarray(arr.compute(scheduler=local_scheduler(scheduler)))
 
 
 # ---------------------------------------------------------------------- direct beam
@@ -290,7 +290,9 @@ def _estimate_radius(data: Any) -> float:
     a = _array(data)
     ny, nx = a.shape[:2]
     sample = a[: min(ny, _RADIUS_SAMPLE), : min(nx, _RADIUS_SAMPLE)]
-    sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample, dtype=float)
+    if hasattr(sample, "compute"):
+        sample = sample.compute(scheduler=local_scheduler())
+    sample = np.asarray(sample, dtype=float)
     mean = np.nan_to_num(sample.reshape((-1,) + sample.shape[-2:]).mean(axis=0))
     sm = ndi.uniform_filter(mean, size=3)
     peak = np.unravel_index(int(np.argmax(sm)), sm.shape)

@@ -8,7 +8,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from anodemap.io import Axis, Dataset, save
+from anodemap.io import Axis, save
+from anodemap.io.results import map_dataset, write_json
 from anodemap.status import Status, legend
 
 __all__ = [
@@ -57,46 +57,6 @@ _FIGURES = {
     "li_k": ("inferno", False),
     "zlp_position": ("coolwarm", False),
 }
-
-
-def write_json(data: Any, path: str | os.PathLike) -> Path:
-    """Write JSON atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
-
-
-def map_dataset(values: np.ndarray, nav_axes: list[Axis], title: str, units: str) -> Dataset:
-    """A per-pixel map as a Dataset whose scan axes become its signal axes.
-
-    A 2-D map opens in HyperSpy as a Signal2D image, a line-scan profile as a
-    Signal1D; a single spectrum's value is stored as a one-point profile.
-    """
-    values = np.asarray(values)
-    if values.ndim == 0:
-        values = values[None]
-        axes = [Axis("pixel", 1, navigate=False)]
-    else:
-        axes = [
-            Axis(a.name, a.size, a.scale, a.offset, a.units, navigate=False, values_=a.values_)
-            for a in nav_axes
-        ]
-    ds = Dataset(values, axes)
-    ds.set_meta("General.title", title)
-    ds.set_meta("Signal.quantity", f"{title} ({units})" if units else title)
-    return ds
 
 
 def _pixel_size(nav_axes: list[Axis]) -> tuple[float | None, str]:

@@ -1,0 +1,63 @@
+"""Result files shared by the analyses: per-pixel maps as datasets, JSON summaries.
+
+Examples
+--------
+>>> import numpy as np
+>>> from anodemap.io import Axis
+>>> ds = map_dataset(np.zeros((2, 3)), [Axis("y", 2, 5.0, units="nm"), Axis("x", 3, 5.0, units="nm")], "t/λ", "")
+>>> [a.navigate for a in ds.axes], ds.data.shape
+([False, False], (2, 3))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anodemap.io.dataset import Axis, Dataset
+
+__all__ = ["map_dataset", "write_json"]
+
+
+def write_json(data: Any, path: str | os.PathLike) -> Path:
+    """Write JSON atomically (temporary name, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def map_dataset(values: np.ndarray, nav_axes: list[Axis], title: str, units: str) -> Dataset:
+    """A per-pixel map as a Dataset whose scan axes become its signal axes.
+
+    A 2-D map opens in HyperSpy as a Signal2D image, a line-scan profile as a
+    Signal1D; a single spectrum's value is stored as a one-point profile.
+    """
+    values = np.asarray(values)
+    if values.ndim == 0:
+        values = values[None]
+        axes = [Axis("pixel", 1, navigate=False)]
+    else:
+        axes = [
+            Axis(a.name, a.size, a.scale, a.offset, a.units, navigate=False, values_=a.values_)
+            for a in nav_axes
+        ]
+    ds = Dataset(values, axes)
+    ds.set_meta("General.title", title)
+    ds.set_meta("Signal.quantity", f"{title} ({units})" if units else title)
+    return ds
