@@ -60,6 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _pagecache import drop_page_cache
+
 HERE = Path(__file__).resolve().parent
 GAMMA = 0.5  # pyxem's documented gamma correction of the polar patterns
 
@@ -254,17 +256,6 @@ _CHILDREN = {
 }
 
 
-def _drop_page_cache(root: Path) -> None:
-    for p in root.rglob("*"):
-        if p.is_file():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
 def _write_big(patterns: np.ndarray, scale: float, center, n_scan: int, path: Path) -> dict:
     import dask.array as da
 
@@ -303,7 +294,7 @@ def _virtual_bench(path: Path, n_patterns: int, center, radius: float, limit: in
         code = _CHILD_PRELUDE + body + _CHILD_END
         times, peaks, err = [], [], None
         for _ in range(repeat):
-            _drop_page_cache(path)
+            drop_page_cache([path])
             args = [str(path), str(limit), str(center[0]), str(center[1]), str(radius)]
             res = subprocess.run(
                 [sys.executable, "-c", code, *args], capture_output=True, text=True

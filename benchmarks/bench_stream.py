@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _pagecache import drop_page_cache
+
 HERE = Path(__file__).resolve().parent
 
 _HWM = (
@@ -48,28 +50,12 @@ _HWM = (
 )
 
 
-def _drop_caches(files: list[Path]) -> bool:
-    """Drop the recording's pages from the OS page cache (not the program's files, so
-    that Python and the libraries start as on a user's second run)."""
-    try:
-        for p in files:
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-        return True
-    except (OSError, AttributeError):
-        return False
-
-
 _PARTS: list[Path] = []  # the recording's files, whose pages each cold run drops
 
 
 def _run(code: str, args: list[str], cold: bool) -> tuple[float, int]:
     if cold:
-        _drop_caches(_PARTS)
+        drop_page_cache(_PARTS)
     cmd = [sys.executable, "-c", code + ";" + _HWM, *args]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         size = sum(p.stat().st_size for p in parts)
         first = str(parts[0])
         _PARTS[:] = parts
-        cold = _drop_caches(parts)
+        cold = drop_page_cache(parts)
         state = (
             "cold (the recording's pages dropped before each run)" if cold else "warm (page cache)"
         )
@@ -128,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         reads = []
         for _ in range(args.repeat):
             if cold:
-                _drop_caches(parts)
+                drop_page_cache(parts)
             t0 = time.perf_counter()
             subprocess.run(["cat", *map(str, parts)], stdout=subprocess.DEVNULL, check=True)
             reads.append(time.perf_counter() - t0)
