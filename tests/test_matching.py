@@ -383,3 +383,38 @@ def test_real_si_and_li15si4_libraries_zone_axes():
             mis = min(mis, np.degrees(np.arccos(np.clip((traces.max() - 1) / 2, -1, 1))))
         assert mis < 2.5, (k, mis)  # library step 3°: nearest template within ~1.5-2°
     assert np.all(res["phase_reliability"] > 20)
+
+
+def test_branch_and_bound_search_equals_the_exhaustive_one(scene, libs):
+    # the search prunes templates and in-plane shifts by bounds; its best Q per phase
+    # and its decoy Q must be those of correlating every template at every shift
+    from anodemap.diffraction import matching as mt
+
+    pats, centres, _ = scene
+    matcher = prepare_matcher(libs, SCALE, SHAPE, n_decoys=2)
+    p = matcher.params
+    res = match_kernel(pats, centres, matcher=matcher)
+    polar, pnorm, *_ = mt._polar(mt._check_block(pats, centres)[0], centres, matcher.grid, SCALE, p)
+    n_az = matcher.grid.n_azimuth
+    q_all, _ = match_polar(polar[:, :, :n_az], matcher)
+    bounds = matcher.phase_starts
+    for k in range(matcher.n_phases):
+        best = q_all[:, bounds[k] : bounds[k + 1]].max(axis=1)
+        np.testing.assert_allclose(res["phase_correlation"][:, k], best, rtol=2e-5, atol=1e-7)
+    hashes = mt._content_hashes(polar, n_az, p.seed)
+    decoy = np.empty_like(polar[0])
+    src = np.empty(n_az // 2, np.int64)
+    want = np.zeros(len(pats))
+    for i in range(len(pats)):
+        for kd in range(p.n_decoys):
+            mt._decoy_image(
+                polar[i],
+                hashes[i] + np.uint64(kd),
+                p.scramble_band,
+                matcher.segment_bins,
+                decoy,
+                src,
+            )
+            q_d, _ = match_polar(decoy[None, :, :n_az], matcher)
+            want[i] += max(q_d.max(), 0.0) / p.n_decoys
+    np.testing.assert_allclose(res["decoy_correlation"], want, rtol=2e-5, atol=1e-7)
