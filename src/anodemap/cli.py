@@ -173,6 +173,11 @@ def _analyse_and_write_eels(
     )
     _log("preparing the numerical kernels (compiled on the first run, then cached)")
     t0 = time.perf_counter()
+    preload = None
+    if not args.no_figures:
+        from anodemap.plotting import import_in_background
+
+        preload = import_in_background()  # for this process's share of the figures
     client = _client(args.scheduler)
     try:
         result = analyse_eels(
@@ -183,6 +188,8 @@ def _analyse_and_write_eels(
             client.close()
     dt = time.perf_counter() - t0
     _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
+    if preload is not None:
+        preload.join()
     summary = write_eels_results(
         result, outdir, figures=not args.no_figures, worker=worker, dataset=ds
     )

@@ -31,6 +31,7 @@ __all__ = [
     "add_scalebar",
     "map_png",
     "FigureWorker",
+    "import_in_background",
 ]
 
 
@@ -278,6 +279,30 @@ def map_png(values: np.ndarray, path: str | os.PathLike, **plot_options: Any) ->
 
     matplotlib.use("Agg", force=False)
     return save_figure(plot_map(values, **plot_options), path)
+
+
+def import_in_background() -> Any:
+    """Import matplotlib's drawing modules in a thread; the thread, to ``join()`` before
+    drawing.
+
+    A long computation on every core still leaves gaps (scheduling, reading) that the
+    import fills, instead of costing its time on one core afterwards. Only imports run
+    there, nothing is drawn, so no matplotlib object is shared between threads.
+    """
+    import threading
+
+    def imports() -> None:
+        with contextlib.suppress(Exception):  # an import error shows where it is used
+            import matplotlib
+
+            matplotlib.use("Agg", force=False)
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+            import mpl_toolkits.axes_grid1.anchored_artists  # noqa: F401
+
+    thread = threading.Thread(target=imports, name="anodemap-import-matplotlib", daemon=True)
+    thread.start()
+    return thread
 
 
 def _warm_up() -> None:
