@@ -130,7 +130,7 @@ def _anodemap_run(path: Path, outdir: Path) -> float:
     cmd = [
         sys.executable,
         "-c",
-        "import sys;from anodemap.cli import main;sys.exit(main(sys.argv[1:]))",
+        "import sys;from anodemap.cli import main, exit_now;exit_now(main(sys.argv[1:]))",
         "diffraction",
         str(path),
         "-o",

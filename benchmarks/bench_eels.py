@@ -172,11 +172,12 @@ def main(argv=None) -> int:
             return [
                 sys.executable,
                 "-c",
-                # VmHWM: peak resident memory of this process image (ru_maxrss would
-                # carry the parent's high-water mark across exec)
-                "import sys;from anodemap.cli import main;r=main(sys.argv[1:]);"
+                # the `anodemap` command (main, then its exit), reporting VmHWM: peak
+                # resident memory of this process image (ru_maxrss would carry the
+                # parent's high-water mark across exec)
+                "import sys;from anodemap.cli import main, exit_now;r=main(sys.argv[1:]);"
                 "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0];"
-                "print('MAXRSS_KB',hwm.split()[1]);sys.exit(r)",
+                "print('MAXRSS_KB',hwm.split()[1]);exit_now(r)",
                 "eels",
                 str(files[method]),
                 "-o",

@@ -184,3 +184,34 @@ def test_stream_command_finds_the_scan(tmp_path, ext):
         assert data.dtype == np.uint8
         scaled = np.clip(np.round(255 * expected / expected.max()), 0, 255)
         assert np.max(np.abs(data.astype(float) - scaled)) <= 1
+
+
+def test_console_command_exits_quickly_with_the_right_code_and_all_output(tmp_path):
+    # `anodemap` ends through cli.run: main, then os._exit after flushing the streams
+    import subprocess
+    import sys
+
+    code = "import sys; from anodemap.cli import run; sys.argv[0] = 'anodemap'; run()"
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "eels", str(tmp_path / "missing.hspy"), "-o", "x"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert "missing.hspy: no such file" in bad.stderr
+    tiny = subprocess.run(
+        [sys.executable, "-c", code, "simulate", "eels", "-o", "x", "--shape", "4", "4"],
+        capture_output=True,
+        text=True,
+    )
+    assert tiny.returncode == 2  # a clear error, not a traceback
+    assert "at least 8 x 8" in tiny.stderr and "Traceback" not in tiny.stderr
+    out = tmp_path / "sim"
+    good = subprocess.run(
+        [sys.executable, "-c", code, "simulate", "eels", "-o", str(out), "--shape", "8", "8"],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0, good.stderr
+    assert "wrote" in good.stderr  # the last message reached the terminal
+    assert (out / "eels.hspy").is_file()

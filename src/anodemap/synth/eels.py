@@ -32,6 +32,8 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy.special import erf
 
+from anodemap.errors import AnodemapInputError
+
 from .phantom import Label, Phantom
 
 __all__ = [
@@ -404,9 +406,9 @@ def _make_grid(
 ) -> _Grid:
     """Grid whose first sample lies below ``zlp_low_eV`` (lowest ZLP support energy)."""
     if not scale > 0:
-        raise ValueError(f"energy_scale={scale!r} must be positive")
+        raise AnodemapInputError(f"energy_scale={scale!r} must be positive")
     if n_channels < 16:
-        raise ValueError(f"n_channels={n_channels!r}: need at least 16 channels")
+        raise AnodemapInputError(f"n_channels={n_channels!r}: need at least 16 channels")
     n_pre = max(0, int(np.ceil((offset - zlp_low_eV) / scale - 1e-9)) + 1)
     e_start = offset - n_pre * scale
     max_loss = max(float(max_loss_eV), offset + n_channels * scale)
@@ -650,9 +652,11 @@ def _simulate(
             ) from exc
         calibration = default_calibration()
     if not counts > 0:
-        raise ValueError(f"counts={counts!r} must be positive (electrons per spectrum)")
+        raise AnodemapInputError(f"counts={counts!r} must be positive (electrons per spectrum)")
     if zlp_fwhm <= 0 or zlp_asymmetry <= 0 or not 0 <= zlp_tail_fraction < 1:
-        raise ValueError("zlp_fwhm and zlp_asymmetry must be > 0, zlp_tail_fraction in [0, 1)")
+        raise AnodemapInputError(
+            "zlp_fwhm and zlp_asymmetry must be > 0, zlp_tail_fraction in [0, 1)"
+        )
 
     shape = li.shape
     li_f = li.ravel().astype(float)
@@ -661,11 +665,11 @@ def _simulate(
     sh_f = shift.ravel().astype(float)
     pore_f = is_pore.ravel()
     if np.any(t_f < 0) or not np.all(np.isfinite(t_f)):
-        raise ValueError("t_over_lambda must be finite and >= 0")
+        raise AnodemapInputError("t_over_lambda must be finite and >= 0")
     if np.any(li_f < 0) or not np.all(np.isfinite(li_f)):
-        raise ValueError("li_per_si must be finite and >= 0")
+        raise AnodemapInputError("li_per_si must be finite and >= 0")
     if not np.all(np.isfinite(sh_f)):
-        raise ValueError("ZLP shifts must be finite")
+        raise AnodemapInputError("ZLP shifts must be finite")
 
     zlp = _ZLP(float(zlp_fwhm), float(zlp_asymmetry), float(zlp_tail_fraction))
     grid = _make_grid(

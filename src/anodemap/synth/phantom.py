@@ -25,6 +25,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from anodemap.errors import AnodemapInputError
+
 __all__ = ["LABEL_NAMES", "Label", "Phantom", "make_phantom"]
 
 
@@ -246,11 +248,11 @@ def make_phantom(
     """
     ny, nx = (int(shape[0]), int(shape[1]))
     if ny < 8 or nx < 8:
-        raise ValueError(f"shape={shape!r}: the phantom needs at least 8 x 8 pixels")
+        raise AnodemapInputError(f"shape={shape!r}: the phantom needs at least 8 x 8 pixels")
     if not pixel_size_nm > 0:
-        raise ValueError(f"pixel_size_nm={pixel_size_nm!r} must be positive")
+        raise AnodemapInputError(f"pixel_size_nm={pixel_size_nm!r} must be positive")
     if not 0.0 <= pore_fraction < 0.5:
-        raise ValueError(f"pore_fraction={pore_fraction!r} must lie in [0, 0.5)")
+        raise AnodemapInputError(f"pore_fraction={pore_fraction!r} must lie in [0, 0.5)")
     rng = np.random.default_rng(seed)
     h = float(pixel_size_nm)
     gsize = float(grain_size_nm)

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from anodemap.diffraction.stream import FRAME_HEADER_DTYPE, GENERAL_HEADER_DTYPE
+from anodemap.errors import AnodemapInputError
 
 __all__ = [
     "FRAME_HEADER_DTYPE",
@@ -252,9 +253,9 @@ def write_tvips_recording(
     ny, nx = (int(v) for v in scan_shape)
     h, w = (int(v) for v in frame_shape)
     if idle not in ("static", "blank"):
-        raise ValueError(f"idle must be 'static' or 'blank', not {idle!r}")
+        raise AnodemapInputError(f"idle must be 'static' or 'blank', not {idle!r}")
     if after_rotidx not in ("hold", "zero"):
-        raise ValueError(f"after_rotidx must be 'hold' or 'zero', not {after_rotidx!r}")
+        raise AnodemapInputError(f"after_rotidx must be 'hold' or 'zero', not {after_rotidx!r}")
     base = str(path)
     if base.endswith(".tvips"):
         base = base[: -len(".tvips")]
