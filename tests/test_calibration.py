@@ -216,3 +216,40 @@ def test_plot_calibration_draws_points_curve_and_equation() -> None:
     fig, own = plt.subplots()
     assert plot_calibration(cal, ax=own, band=False) is own
     plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("x", "e"),
+    [
+        ([0.0, 1.0, 2.0], [16.0, 15.0, 14.5]),
+        ([0.0, 0.5, 1.7, 3.75, 4.4], [16.8, 16.1, 15.2, 13.4, 12.7]),
+        ([0.0, 1.0, 2.5, 3.25, 4.4], [16.83, 15.6, 14.2, 13.5, 12.74]),
+    ],
+)
+def test_own_least_squares_matches_scipy(x: list[float], e: list[float]) -> None:
+    """The free-electron curve is fitted without scipy.optimize; same optimum as scipy's LM."""
+    from scipy import optimize
+
+    from anodemap.eels import calibration as calmod
+
+    xa, ea = np.asarray(x), np.asarray(e)
+    b0, a0 = np.polyfit(xa, ea * ea, 1)
+    p0 = np.array([a0, b0, 0.0])
+    ref = optimize.least_squares(
+        lambda p: calmod._model("free_electron", p, xa) - ea,
+        p0,
+        jac=lambda p: calmod._jacobian("free_electron", p, xa),
+        method="lm",
+        xtol=1e-14,
+        ftol=1e-14,
+    )
+    ours = calmod._levenberg_marquardt("free_electron", p0, xa, ea)
+    cost_ref = float(np.sum(ref.fun**2))
+    cost_ours = float(np.sum((calmod._model("free_electron", ours, xa) - ea) ** 2))
+    assert cost_ours <= cost_ref * (1 + 1e-9) + 1e-24
+    grid = np.linspace(xa.min(), xa.max(), 50)
+    np.testing.assert_allclose(
+        calmod._model("free_electron", ours, grid),
+        calmod._model("free_electron", ref.x, grid),
+        atol=1e-6,
+    )
