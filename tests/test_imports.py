@@ -27,6 +27,7 @@ def test_package_names_resolve_lazily() -> None:
 
     assert analyse_eels is direct
     assert default_calibration().form == "free_electron"
+    assert set(eels.__all__) == set(eels._WHERE)  # every exported name has a home
     assert set(eels.__all__) <= set(dir(eels))
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         _ = eels.not_a_name

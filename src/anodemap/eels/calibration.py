@@ -257,6 +257,8 @@ def _levenberg_marquardt(
     (Marquardt's diagonal scaling) converges in a few steps and spares the command
     the import of ``scipy.optimize`` (a quarter of a second).
     """
+    # Damping starts at 1e-3 and moves by factors of 10 (Marquardt's usual choices);
+    # the stops are relative changes of 1e-14, as the scipy call this replaces used.
     p = np.asarray(p, dtype=float).copy()
     r = _model(form, p, x) - e
     cost = float(r @ r)
