@@ -279,8 +279,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
         intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
         allow_truncated=args.allow_truncated,
         progress=not args.no_progress,
+        single_pass=not args.two_pass,
     )
-    print(plan.summary(), file=sys.stderr)
+    if args.no_progress:  # with progress, the library has said it before writing
+        print(plan.summary(), file=sys.stderr)
     report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
     _log(f"wrote {out} and the scan report {report}")
     return 0
@@ -519,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--beam-energy", type=float, metavar="KEV", help="beam energy in keV")
     p.add_argument("--camera-length", type=float, metavar="MM", help="camera length in mm")
+    p.add_argument(
+        "--two-pass",
+        action="store_true",
+        help=".zspy: find the scan, then read again to write (default: write while reading; "
+        "the file is the same)",
+    )
     p.add_argument(
         "--intensity-range",
         nargs=2,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["frame_features", "gather_frames", "runs_of_masks"]
+__all__ = ["frame_features", "gather_frames", "line_pair_products", "runs_of_masks"]
 
 
 def runs_of_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,3 +188,55 @@ def apply_lut(block, lut, out):
     """``out[i] = lut[block[i]]`` over flat contiguous arrays (the 8-bit conversion)."""
     for i in range(block.size):
         out[i] = lut[block[i]]
+
+
+@numba.njit(nogil=True, cache=True)
+def line_pair_products(z, nx, ys, serpentine, hs, out):
+    """Mean over detectors of ``z[a] * z[b]`` for the frames ``a`` at (y, x), ``b`` at (y + 1, x).
+
+    The line-pair score of the scan search, for many hysteresis values in one call.
+
+    Parameters
+    ----------
+    z : 2D contiguous float32 array (n_steps, k), 8 <= k < 16
+        Standardised detector features of each acquisition step (NaN: no frame).
+    nx : int
+        Line length.
+    ys : 1D int64 array
+        The rows ``y`` of the pairs (each with row ``y + 1``).
+    serpentine : bool
+        Odd rows recorded in reverse: the frame j-th on an odd line shows
+        ``x = (nx - 1 - j + h) % nx``.
+    hs : 1D int64 array
+        Hysteresis values (ignored unless ``serpentine``).
+    out : 2D float32 array (hs.size, ys.size * nx)
+        ``out[i, r * nx + x]``: the pair of row ``ys[r]`` at ``x`` for ``hs[i]``.
+
+    Notes
+    -----
+    The products are summed in the order numpy's mean over a last axis of 8 to 15
+    elements uses (``stream._mean_of_columns``), so the numbers are numpy's bit for bit.
+    """
+    k = z.shape[1]
+    kf = np.float32(k)
+    for i in range(hs.size):
+        h = hs[i]
+        for r in range(ys.size):
+            y = ys[r]
+            for j in range(nx):
+                # the acquisition step at (y, x = j) and at (y + 1, x = j)
+                ja = j
+                jb = j
+                if serpentine:
+                    if y % 2 == 1:
+                        ja = (nx - 1 - j + h) % nx
+                    else:
+                        jb = (nx - 1 - j + h) % nx
+                za = z[y * nx + ja]
+                zb = z[(y + 1) * nx + jb]
+                s = ((za[0] * zb[0] + za[1] * zb[1]) + (za[2] * zb[2] + za[3] * zb[3])) + (
+                    (za[4] * zb[4] + za[5] * zb[5]) + (za[6] * zb[6] + za[7] * zb[7])
+                )
+                for c in range(8, k):
+                    s = s + za[c] * zb[c]
+                out[i, r * nx + j] = s / kf

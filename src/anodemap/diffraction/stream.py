@@ -67,13 +67,13 @@ import re
 import sys
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from anodemap._compute import local_scheduler
 from anodemap.diffraction.calibration import electron_wavelength
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 
@@ -355,12 +355,19 @@ class TvipsRecording:
         npix = self.frame_shape[0] * self.frame_shape[1]
         return np.ascontiguousarray(recs["data"]).reshape(-1), npix, 0
 
-    def read_frames(self, indices: Any) -> np.ndarray:
+    def read_frames(
+        self, indices: Any, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+    ) -> np.ndarray:
         """Frames at arbitrary stream indices (``-1`` gives a frame of zeros).
 
         Nearby indices are read together, so an index list in roughly stream order
         (a chunk of scan rows) costs a few sequential reads; the frames are copied from
         the read buffer to their places by a compiled gather.
+
+        ``out`` (C-contiguous, ``(len(indices),) + frame_shape``, the pixel type) and
+        ``scratch`` (uint8, the read buffer) may be given to reuse memory from call to
+        call: a fresh large block is new pages, each faulted in when first written
+        (costly in a virtual machine).
 
         Examples
         --------
@@ -368,9 +375,13 @@ class TvipsRecording:
         (3, 32, 32)
         """
         idx = np.asarray(indices, dtype=np.int64).ravel()
-        # np.empty, not np.zeros: a large calloc'ed block is fresh pages, faulted in
-        # one by one while filled; the frames left without a source are zeroed below
-        out = np.empty((idx.size,) + self.frame_shape, dtype=self.dtype)
+        shape = (idx.size,) + self.frame_shape
+        if out is None:
+            # np.empty, not np.zeros: a large calloc'ed block is fresh pages, faulted in
+            # one by one while filled; the frames left without a source are zeroed below
+            out = np.empty(shape, dtype=self.dtype)
+        elif out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         out[idx < 0] = 0
         if np.any(idx >= self.n_frames):
             raise AnodemapInputError(
@@ -383,7 +394,8 @@ class TvipsRecording:
         breaks = np.nonzero(np.diff(want) > _READ_GAP)[0]
         lo = want[np.concatenate([[0], breaks + 1])]
         hi = want[np.concatenate([breaks, [want.size - 1]])] + 1
-        buf = np.empty(int((hi - lo).max()) * self.record_dtype.itemsize, np.uint8)
+        need = int((hi - lo).max()) * self.record_dtype.itemsize
+        buf = scratch if scratch is not None and scratch.size >= need else np.empty(need, np.uint8)
         npix = self.frame_shape[0] * self.frame_shape[1]
         flat_out = out.reshape(idx.size, npix)
         for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
@@ -473,15 +485,34 @@ class _Features:
     center: tuple[float, float]
     bf_radius: float
 
+    def head(self, n: int) -> _Features:
+        """The features of the first ``n`` frames (views), as a pass over them gives."""
+        t = self.time[:n]
+        if n and np.all(t == t[0]):
+            t = np.full(n, np.nan)  # no timestamps recorded (so far)
+        return _Features(
+            self.rotidx[:n],
+            t,
+            self.detectors[:n],
+            self.total[:n],
+            self.fmax[:n],
+            self.change[:n],
+            self.mode,
+            self.center,
+            self.bf_radius,
+        )
+
 
 def _beam_center(rec: TvipsRecording, n_sample: int = 64) -> tuple[tuple[float, float], float]:
     """Direct-beam centre (row, col) and half-maximum radius from a mean of sampled frames."""
-    from scipy import ndimage
-
     idx = np.unique(np.linspace(0, rec.n_frames - 1, min(n_sample, rec.n_frames)).astype(int))
     mean = rec.read_frames(idx).astype(np.float64).mean(axis=0)
     mean = mean - np.median(mean)
-    smooth = ndimage.uniform_filter(mean, 3)
+    # 3 x 3 box sum, edges mirrored (scipy.ndimage.uniform_filter's "reflect", times 9;
+    # written out: importing scipy.ndimage costs 0.25 s of the command's start-up)
+    pad = np.pad(mean, 1, mode="symmetric")
+    h, w = mean.shape
+    smooth = sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3))
     cy, cx = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     h, w = mean.shape
     y0, y1, x0, x1 = max(cy - 2, 0), min(cy + 3, h), max(cx - 2, 0), min(cx + 3, w)
@@ -518,8 +549,17 @@ def _detector_matrix(shape, center, bf_radius, n_sectors: int = 8) -> np.ndarray
     return np.stack([m.ravel() for m in masks], axis=1).astype(np.float32)
 
 
-def _frame_features(rec: TvipsRecording, chunk_frames: int | None, progress: bool) -> _Features:
+def _frame_features(
+    rec: TvipsRecording,
+    chunk_frames: int | None,
+    progress: bool,
+    on_chunk: Callable[[_Features, int], None] | None = None,
+) -> _Features:
     """One pass over the recording in bounded chunks (one compiled pass per chunk).
+
+    ``on_chunk(features, n_done)``, if given, is called after each chunk with the
+    features filled so far (valid for the first ``n_done`` frames; see
+    :meth:`_Features.head`).
 
     Each chunk is read (the next one ahead, in a thread) into a buffer of raw records;
     a numba kernel (:func:`~anodemap.diffraction._stream_kernels.frame_features`, in
@@ -542,7 +582,7 @@ def _frame_features(rec: TvipsRecording, chunk_frames: int | None, progress: boo
     change = np.full(n, np.inf)
     prev = np.zeros(0, rec.dtype)
     prev_total = 0.0
-    mode = 0
+    feat = _Features(rotidx, time, det, total, fmax, change, 0, center, bf_radius)
     if chunk_frames is None:
         chunk_frames = max(1, _FEATURE_CHUNK_BYTES // rec.record_dtype.itemsize)
     bar = _Progress("reading frames", n) if progress else None
@@ -552,7 +592,7 @@ def _frame_features(rec: TvipsRecording, chunk_frames: int | None, progress: boo
         rotidx[sl] = recs["rotidx"]
         time[sl] = recs["timestamp"].astype(np.float64) + recs["ms"].astype(np.float64) / 1000.0
         if start == 0:
-            mode = int(recs["mode"][0])
+            feat.mode = int(recs["mode"][0])
         flat, stride, off = rec._pixels(recs)
         sums = np.zeros((m, k), np.int64)
         tot, mx, sq = _kernels().frame_features(
@@ -573,11 +613,13 @@ def _frame_features(rec: TvipsRecording, chunk_frames: int | None, progress: boo
         prev_total = float(tot[-1])
         if bar:
             bar.update(start + m)
+        if on_chunk is not None:
+            on_chunk(feat, start + m)
     if bar:
         bar.close()
     if np.all(time == time[0]):
         time[:] = np.nan  # no timestamps recorded
-    return _Features(rotidx, time, det, total, fmax, change, mode, center, bf_radius)
+    return feat
 
 
 class _Progress:
@@ -799,10 +841,33 @@ def _line_pairs_score(cols: list[np.ndarray], n: int, nx: int, serpentine: bool,
     return float(prod[good].mean()) if good.any() else -np.inf
 
 
+def _line_pair_scores(z: np.ndarray, n: int, nx: int, serpentine: bool, hs) -> list[float]:
+    """:func:`_line_pairs_score` for each hysteresis in ``hs`` (the same numbers).
+
+    With 8 to 15 detectors (the stream's 1 + 8) the pairs' products come from one
+    compiled call for all ``hs``; otherwise from :func:`_line_pairs_score` one by one.
+    """
+    hs = np.asarray(list(hs), dtype=np.int64)
+    ny = n // nx
+    k = z.shape[1]
+    if ny < 2 or nx < 2:
+        return [-np.inf] * hs.size
+    if not (8 <= k < 16 and z.dtype == np.float32):
+        cols = [np.ascontiguousarray(z[:, c]) for c in range(k)]
+        return [_line_pairs_score(cols, n, nx, serpentine, int(h)) for h in hs]
+    ys = np.unique(np.linspace(0, ny - 2, min(ny - 1, 64)).astype(int)).astype(np.int64)
+    prod = np.empty((hs.size, ys.size * nx), np.float32)
+    _kernels().line_pair_products(np.ascontiguousarray(z), nx, ys, bool(serpentine), hs, prod)
+    out = []
+    for p in prod:
+        good = np.isfinite(p)  # NaN where a position is missing
+        out.append(float(p[good].mean()) if good.any() else -np.inf)
+    return out
+
+
 def _best_geometry(z: np.ndarray, n: int, nx: int, max_h: int | None, serp_fixed, h_fixed):
     """Best (score, serpentine, h) for a line length; each part may be fixed by the user."""
     best = (-np.inf, False, 0)
-    cols = [np.ascontiguousarray(z[:, k]) for k in range(z.shape[1])]
     serps = [serp_fixed] if serp_fixed is not None else [False, True]
     for serp in serps:
         if not serp:
@@ -811,9 +876,8 @@ def _best_geometry(z: np.ndarray, n: int, nx: int, max_h: int | None, serp_fixed
             hs = [int(h_fixed)]
         else:
             hmax = min(nx // 4, 16) if max_h is None else int(max_h)
-            hs = range(-hmax, hmax + 1)
-        for h in hs:
-            s = _line_pairs_score(cols, n, nx, serp, h)
+            hs = list(range(-hmax, hmax + 1))
+        for h, s in zip(hs, _line_pair_scores(z, n, nx, serp, hs), strict=True):
             if s > best[0] + 1e-12 or (abs(s - best[0]) <= 1e-12 and abs(h) < abs(best[2])):
                 best = (s, serp, h)
     return best
@@ -982,6 +1046,26 @@ def reconstruct_scan(
         if isinstance(source, TvipsRecording)
         else TvipsRecording(source, allow_truncated=allow_truncated)
     )
+    scan_shape = _check_overrides(rec, scan_shape, first_frame, last_frame)
+    feat = _frame_features(rec, chunk_frames, progress)
+    return _plan_from_features(
+        rec,
+        feat,
+        scan_shape,
+        first_frame=first_frame,
+        last_frame=last_frame,
+        serpentine=serpentine,
+        hysteresis=hysteresis,
+        use_headers=use_headers,
+        max_hysteresis=max_hysteresis,
+        scan_step=scan_step,
+        reciprocal_pixel_size=reciprocal_pixel_size,
+        beam_energy=beam_energy,
+    )
+
+
+def _check_overrides(rec, scan_shape, first_frame, last_frame) -> tuple[int, int] | None:
+    """Validate the user's scan shape and frame range against the recording."""
     n_total = rec.n_frames
     for name, v in (("first_frame", first_frame), ("last_frame", last_frame)):
         if v is not None and not 0 <= int(v) < n_total:
@@ -989,10 +1073,36 @@ def reconstruct_scan(
                 f"{name}={v} is outside the {n_total} frames (0..{n_total - 1}) of {rec.parts[0]}"
             )
     if scan_shape is not None:
-        scan_shape = tuple(int(v) for v in scan_shape)  # type: ignore[assignment]
+        scan_shape = tuple(int(v) for v in scan_shape)
         if len(scan_shape) != 2 or min(scan_shape) < 1:
             raise AnodemapInputError(f"scan_shape={scan_shape} must be two positive integers")
-    feat = _frame_features(rec, chunk_frames, progress)
+    return scan_shape
+
+
+def _plan_from_features(
+    rec,
+    feat: _Features,
+    scan_shape: tuple[int, int] | None,
+    *,
+    first_frame: int | None = None,
+    last_frame: int | None = None,
+    serpentine: bool | None = None,
+    hysteresis: int | None = None,
+    use_headers: bool = True,
+    max_hysteresis: int | None = None,
+    scan_step: float | None = None,
+    reciprocal_pixel_size: float | None = None,
+    beam_energy: float | None = None,
+    prefix: bool = False,
+) -> ScanPlan:
+    """The scan plan from the per-frame features (:func:`reconstruct_scan` after its pass).
+
+    ``prefix=True``: the features are those of the recording's first ``rec.n_frames``
+    frames only (a provisional plan while the pass is still reading): the line length
+    is then searched among the content's autocorrelation peaks, not among the divisors
+    of the positions counted so far, and shapes are not checked against the frame count.
+    """
+    n_total = rec.n_frames
     found: dict[str, str] = {}
     notes: list[str] = []
     lo = int(first_frame) if first_frame is not None else 0
@@ -1059,7 +1169,7 @@ def reconstruct_scan(
         n_pos = int(steps[-1]) + 1
         pos_frame = -np.ones(n_pos, np.int64)
         pos_frame[steps] = frames
-        if scan_shape is not None:
+        if scan_shape is not None and not prefix:
             need = scan_shape[0] * scan_shape[1]
             if need > n_pos and lo + need - 1 >= n_total:
                 raise AnodemapInputError(
@@ -1081,7 +1191,7 @@ def reconstruct_scan(
     scores: dict[str, Any] = {}
     if scan_shape is not None:
         ny, nx = scan_shape
-        if ny * nx != n_pos:
+        if ny * nx != n_pos and not prefix:
             if has_rot:
                 raise AnodemapInputError(
                     f"scan_shape={scan_shape} has {ny * nx} positions, but the rotator index of "
@@ -1099,7 +1209,7 @@ def reconstruct_scan(
             h = int(hysteresis) if (hysteresis is not None and serp) else 0
         scores["line_pair_correlation"] = s
     else:
-        exact = has_rot
+        exact = has_rot and not prefix
         if exact:
             cands = [d for d in range(2, n_pos // 2 + 1) if n_pos % d == 0]
             if len(cands) > 200:  # many divisors: keep those near the content's peaks
@@ -1253,8 +1363,6 @@ def plan_to_dataset(plan: ScanPlan, *, rows_per_chunk: int | None = None):
     """
     import dask.array as da
 
-    from anodemap.io import Axis, Dataset
-
     rec = plan.recording or TvipsRecording(plan.source[0])
     ny, nx = plan.scan_shape
     h, w = plan.frame_shape
@@ -1267,7 +1375,15 @@ def plan_to_dataset(plan: ScanPlan, *, rows_per_chunk: int | None = None):
         dsk[(name, i, 0, 0, 0)] = (_read_rows, rec, plan.frame_index[r0 : r0 + rows].copy())
     chunks = (tuple(min(rows, ny - r0) for r0 in starts), (nx,), (h,), (w,))
     data = da.Array(dsk, name, chunks=chunks, dtype=rec.dtype)
+    return _plan_dataset(plan, data)
 
+
+def _plan_dataset(plan: ScanPlan, data: Any):
+    """A plan's 4D data (any array of shape ``scan + frame``) with its axes and metadata."""
+    from anodemap.io import Axis, Dataset
+
+    ny, nx = plan.scan_shape
+    h, w = plan.frame_shape
     cal = plan.calibration
     step = cal.get("scan_step")
     nav_units, nav_scale = ("nm", step) if step else ("", 1.0)
@@ -1489,6 +1605,8 @@ def write_blo(
         rule = "uint8 data written unchanged"
     else:
         if intensity_range is None:
+            from anodemap._compute import local_scheduler
+
             hi = float(data.max().compute(scheduler=local_scheduler()))
             lo = 0.0
         else:
@@ -1500,6 +1618,8 @@ def write_blo(
         u8 = data.map_blocks(_to_uint8, lo, hi, dtype=np.uint8)
         rule = f"uint8 = clip(round(255*(I - {lo:g})/({hi:g} - {lo:g})), 0, 255)"
     if navigator is None:
+        from anodemap._compute import local_scheduler
+
         navigator = u8.sum(axis=(-2, -1), dtype=np.float64).compute(scheduler=local_scheduler())
     nav_in = np.asarray(navigator)
     if nav_in.shape != (ny, nx):
@@ -1713,15 +1833,19 @@ def stream_to_file(
     allow_truncated: bool = False,
     overwrite: bool = True,
     progress: bool = True,
+    single_pass: bool = True,
 ) -> ScanPlan:
     """Convert a TVIPS recording into a rectangular 4D ``.zspy``/``.hspy`` or ``.blo`` file.
 
     One pass over the frames finds the scan (:func:`reconstruct_scan`; every argument
     below that is given overrides the finding), a second pass writes the dataset chunk
-    by chunk (dask threads: each reads the frames of its scan rows, puts them in scan
-    order and compresses or converts them). Memory is bounded by a few chunks (about
-    8 MiB of frames each) plus a few numbers per frame, whatever the recording's
-    length.
+    by chunk (threads: each reads the frames of its scan rows, puts them in scan
+    order and compresses or converts them). For ``.zspy`` the two passes are one by
+    default: rows are written while the recording is still being read, from a
+    provisional plan of the frames read so far, and checked against the final plan
+    when the reading ends (what differs is written again, so the file is the same).
+    Memory is bounded by a few chunks (about 8 MiB of frames each) plus a few numbers
+    per frame, whatever the recording's length.
 
     Parameters
     ----------
@@ -1760,6 +1884,10 @@ def stream_to_file(
         Replace an existing output.
     progress : bool
         Progress on stderr.
+    single_pass : bool
+        ``.zspy`` only: write while reading (above); False reads the recording twice.
+        ``plan.scores["single_pass"]`` says how many blocks of rows were written while
+        reading and how many after.
 
     Returns
     -------
@@ -1779,17 +1907,37 @@ def stream_to_file(
         )
     if out.exists() and not overwrite:
         raise AnodemapIOError(f"{out}: exists; pass overwrite=True to replace it")
-    plan = reconstruct_scan(
-        input_path,
-        scan_shape,
+    plan_kw = dict(
         first_frame=first_frame,
         last_frame=last_frame,
         serpentine=serpentine,
         hysteresis=hysteresis,
         use_headers=use_headers,
-        scan_step=scan_step,
-        reciprocal_pixel_size=reciprocal_pixel_size,
-        beam_energy=beam_energy,
+    )
+    cal_kw = dict(
+        scan_step=scan_step, reciprocal_pixel_size=reciprocal_pixel_size, beam_energy=beam_energy
+    )
+    if ext == ".zspy" and single_pass:
+        from anodemap.diffraction._single_pass import stream_to_zspy
+
+        rec = TvipsRecording(input_path, allow_truncated=allow_truncated)
+        shape = _check_overrides(rec, scan_shape, first_frame, last_frame)
+        return stream_to_zspy(
+            rec,
+            out,
+            shape,
+            plan_kw,
+            calibration_kw=cal_kw,
+            rows_per_chunk=rows_per_chunk,
+            compressor=_zspy_compressor(compressor),
+            chunk_frames=None,
+            progress=progress,
+        )
+    plan = reconstruct_scan(
+        input_path,
+        scan_shape,
+        **plan_kw,
+        **cal_kw,
         progress=progress,
         allow_truncated=allow_truncated,
     )
