@@ -633,7 +633,10 @@ def test_blo_writing_resident_memory_is_bounded(tmp_path):
     )
     growth = int(run.stdout.split()[-1])
     assert (tmp_path / "out.blo").stat().st_size > 32 * 2**20
-    assert growth < 8 * 2**20, f"peak resident memory grew by {growth / 2**20:.1f} MiB"
+    # a few 2 MiB chunks in flight on dask's threads: usually ~0.1 MiB of growth (pages
+    # reused), but 8.0 MiB once in CI, when a thread's allocator took fresh pages; a
+    # memory map of the file (rosettasciio) grows by all of its 32 MiB
+    assert growth < 16 * 2**20, f"peak resident memory grew by {growth / 2**20:.1f} MiB"
 
 
 def test_peak_memory_does_not_grow_with_recording_length(tmp_path):
