@@ -180,6 +180,17 @@ def test_stream_command_finds_the_scan(tmp_path, ext):
     data = np.asarray(ds.data)
     if ext == "zspy":
         np.testing.assert_array_equal(data, expected)
+        # written in one pass; --two-pass writes the same store
+        sp = report["scores"]["single_pass"]
+        assert sp["blocks"] == sp["written_while_reading"] + sp["written_after"] >= 1
+        two = tmp_path / "two.zspy"
+        assert main(["stream", str(first), "-o", str(two), "--no-progress", "--two-pass"]) == 0
+        files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+        assert all((out / f).read_bytes() == (two / f).read_bytes() for f in files)
+        assert (
+            "single_pass" not in json.loads((tmp_path / "two.zspy.scan.json").read_text())["scores"]
+        )
     else:  # 8-bit: each frame scaled by the recording's maximum (see stream.write_blo)
         assert data.dtype == np.uint8
         scaled = np.clip(np.round(255 * expected / expected.max()), 0, 255)

@@ -283,6 +283,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     )
     if args.no_progress:  # with progress, the library has said it before writing
         print(plan.summary(), file=sys.stderr)
+    sp = plan.scores.get("single_pass")
+    if sp:
+        _log(
+            f"{sp['written_while_reading']} of {sp['blocks']} blocks of rows written while "
+            f"reading, {sp['written_after']} after"
+        )
     report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
     _log(f"wrote {out} and the scan report {report}")
     return 0
