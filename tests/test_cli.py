@@ -191,9 +191,11 @@ def test_stream_command_finds_the_scan(tmp_path, ext):
         assert (
             "single_pass" not in json.loads((tmp_path / "two.zspy.scan.json").read_text())["scores"]
         )
-    else:  # 8-bit: each frame scaled by the recording's maximum (see stream.write_blo)
+    else:  # 8-bit: counts scaled so that the direct beam saturates (stream_to_file)
         assert data.dtype == np.uint8
-        scaled = np.clip(np.round(255 * expected / expected.max()), 0, 255)
+        hi = report["scores"]["blo_intensity_range"]["hi"]
+        assert 0 < hi < expected.max()
+        scaled = np.clip(np.round(255 * expected / hi), 0, 255)
         assert np.max(np.abs(data.astype(float) - scaled)) <= 1
 
 
@@ -226,3 +228,60 @@ def test_console_command_exits_quickly_with_the_right_code_and_all_output(tmp_pa
     assert good.returncode == 0, good.stderr
     assert "wrote" in good.stderr  # the last message reached the terminal
     assert (out / "eels.hspy").is_file()
+
+
+def test_tvips_recording_to_phase_maps_opened_in_hyperspy(tmp_path):
+    """Issue 3, done when: a TVIPS recording converted to .zspy and .blo in one command
+    each, phase-mapped in another, and the maps opened in HyperSpy.
+
+    The recording holds a simulated electrode's patterns (serpentine scan with
+    hysteresis, frames before and after, a duplicated and a dropped frame, 3 parts), so
+    the maps from the converted file must equal those of the patterns analysed
+    directly (as the camera stores them: uint16), and recover the simulated phases.
+    """
+    from anodemap.diffraction.pipeline import analyse_diffraction
+    from anodemap.io import Dataset
+    from anodemap.synth import make_phantom
+    from anodemap.synth.diffraction import simulate_diffraction, to_dataset
+    from anodemap.synth.tvips import write_tvips_recording
+
+    hs = pytest.importorskip("hyperspy.api")
+    sim = simulate_diffraction(make_phantom((16, 16), seed=3), seed=3)
+    ds = to_dataset(sim)
+    rec = write_tvips_recording(
+        tmp_path / "rec",
+        patterns=np.asarray(ds.data),
+        hysteresis=3,
+        duplicates=(40,),
+        drops=(77,),
+        frames_per_part=100,
+        beam_energy_kev=300,
+    )
+    first = str(rec.paths[0])
+    cal = ["--reciprocal-pixel-size", str(ds.axes[2].scale), "--scan-step", "5"]
+    for ext in ("zspy", "blo"):
+        out = str(tmp_path / f"scan.{ext}")
+        assert main(["stream", first, "-o", out, "--no-progress", *cal]) == 0
+        maps = str(tmp_path / f"maps_{ext}")
+        argv = ["diffraction", out, "-o", maps, "--precession", "0.4", "--no-progress"]
+        assert main([*argv, "--no-figures"]) == 0
+
+    # the reference: the same patterns as uint16, zeros at the dropped position
+    frames = np.clip(np.rint(np.asarray(ds.data)), 0, 65535).astype(np.uint16)
+    for y, x in rec.dropped:
+        frames[y, x] = 0
+    ref = analyse_diffraction(Dataset(frames, ds.axes, ds.metadata), progress=False)
+    material = sim.truth["phase"] >= 0
+    for ext in ("zspy", "blo"):
+        phase = hs.load(tmp_path / f"maps_{ext}" / "phase.hspy")
+        assert phase.data.shape == (16, 16)
+        assert phase.axes_manager[0].units == "nm" and phase.axes_manager[0].scale == 5.0
+        summary = json.loads((tmp_path / f"maps_{ext}" / "summary.json").read_text())
+        assert summary["phase_labels"] == {"0": "amorphous", "1": "Si", "2": "Li15Si4"}
+        found = phase.data
+        if ext == "zspy":
+            np.testing.assert_array_equal(found, ref.maps["phase"])
+            corr = hs.load(tmp_path / "maps_zspy" / "correlation.hspy").data
+            np.testing.assert_allclose(corr, ref.maps["correlation"], rtol=1e-6)
+        accuracy = (found[material] == sim.truth["phase"][material]).mean()
+        assert accuracy >= 0.98, (ext, accuracy)

@@ -428,11 +428,20 @@ def test_stream_to_blo_round_trip(tmp_path):
     cal = blo_calibration(hdr)
     # SDP is an integer: relative precision 1 / (2 SDP)
     assert cal["reciprocal_pixel_size"] == pytest.approx(0.1, rel=0.5 / hdr["SDP"] + 1e-9)
-    # stated 8-bit rule: 0 -> 0, maximum of the scan frames -> 255, linear
+    # stated 8-bit rule: 0 -> 0, hi -> 255, linear, with hi the level that 0.1 % of
+    # the pixels outside the direct beam exceed (from 80 sampled frames: all of them)
+    used = plan.scores["blo_intensity_range"]
+    assert used["lo"] == 0.0 and "0.1%" in used["rule"]
+    hi = used["hi"]
     frames = TvipsRecording(sim.paths[0]).read_frames(plan.frame_index.ravel())
-    expected = np.clip(np.rint(frames.astype(np.float32) * 255 / plan.frame_max), 0, 255)
+    expected = np.clip(np.rint(frames.astype(np.float32) * 255 / hi), 0, 255)
     np.testing.assert_array_equal(d["data"].reshape(-1, 32, 32), expected.astype(np.uint8))
-    assert d["data"].max() == 255
+    cy, cx = plan.beam_center
+    yy, xx = np.mgrid[:32, :32]
+    near_beam = np.hypot(yy - cy, xx - cx) <= plan.bf_radius + 3  # the beam's descan
+    outside = frames[:, ~near_beam]
+    assert 0.0005 < (outside > hi).mean() < 0.002  # about 0.1 % saturate there
+    assert np.all(frames[:, near_beam].max(axis=1) > hi)  # the direct beam saturates
     # the navigator is the virtual bright field, scaled to 0..255
     nav = np.frombuffer(out.read_bytes()[4096 : 4096 + 80], np.uint8).reshape(8, 10)
     assert np.corrcoef(nav.ravel(), plan.vbf.ravel())[0, 1] > 0.999
@@ -647,3 +656,27 @@ def test_peak_memory_does_not_grow_with_recording_length(tmp_path):
     # (about 100 bytes per frame), not with the frames themselves
     assert large < small + 200 * 64 * 64 + 2**20
     assert large < 0.2 * large_bytes
+
+
+def test_recording_of_given_patterns(tmp_path):
+    """write_tvips_recording(patterns=...) records exactly those patterns (as uint16)."""
+    rng = np.random.default_rng(5)
+    patterns = rng.gamma(2.0, 30.0, (5, 6, 16, 16)).astype(np.float32)
+    patterns[1, 2, 0, 0] = 70000.0  # clipped to the 16-bit range
+    sim = write_tvips_recording(
+        tmp_path / "p", patterns=patterns, duplicates=(4,), drops=(9,), idle="blank"
+    )
+    assert sim.scan_shape == (5, 6) and sim.frame_shape == (16, 16)
+    ok = sim.frame_of_pixel >= 0
+    got = TvipsRecording(sim.paths[0]).read_frames(sim.frame_of_pixel[ok])
+    want = np.clip(np.rint(patterns[ok]), 0, 65535).astype(np.uint16)
+    np.testing.assert_array_equal(got, want)
+    # (random patterns have no content to find the geometry from: given)
+    plan = reconstruct_scan(sim.paths[0], (5, 6), serpentine=True, hysteresis=2)
+    np.testing.assert_array_equal(plan.frame_index, sim.frame_of_pixel)
+    with pytest.raises(AnodemapInputError, match="4D array"):
+        write_tvips_recording(tmp_path / "q", patterns=patterns[0])
+    bad = patterns.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(AnodemapInputError, match="NaN"):
+        write_tvips_recording(tmp_path / "r", patterns=bad)

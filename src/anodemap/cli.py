@@ -538,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         type=float,
         metavar=("LO", "HI"),
-        help="counts mapped to 0 and 255 in a .blo (default 0 and the maximum)",
+        help="counts mapped to 0 and 255 in a .blo (default 0 and the level 0.1 %% of the pixels "
+        "outside the direct beam exceed)",
     )
     p.add_argument(
         "--allow-truncated",

@@ -434,7 +434,8 @@ def stream_to_zspy(
     tmp = out.with_name(f".{out.stem}.partial-{uuid.uuid4().hex[:8]}{out.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # zarr 2.18: NestedDirectoryStore
+        # zarr 2.18 deprecates the store class for zarr 3 (as in anodemap.io.save)
+        warnings.filterwarnings("ignore", "The NestedDirectoryStore is deprecated", FutureWarning)
         store = zarr.storage.NestedDirectoryStore(str(tmp))
     try:
         root = zarr.open_group(store=store, mode="w")
@@ -456,7 +457,9 @@ def stream_to_zspy(
         from rsciio.zspy import file_writer
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings(
+                "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
+            )
             file_writer(
                 str(tmp), d, write_dataset=False, compressor=compressor, show_progressbar=False
             )

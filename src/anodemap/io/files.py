@@ -23,6 +23,7 @@ import importlib
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,13 @@ def save(
         kwargs["show_progressbar"] = False
     kwargs.update(writer_options or {})
     try:
-        writer(str(tmp), dataset.to_dict(), **kwargs)
+        with warnings.catch_warnings():
+            # rosettasciio's .zspy store class, deprecated by zarr 2.18 for zarr 3: not
+            # the user's to act on (the file is the standard nested layout)
+            warnings.filterwarnings(
+                "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
+            )
+            writer(str(tmp), dataset.to_dict(), **kwargs)
         _replace(tmp, path)
     except Exception as err:
         _remove(tmp)

@@ -87,7 +87,8 @@ class SimulatedTvips:
     beam_energy_kev, reciprocal_pixel_size : float
         Calibrations written in the general header (``ht`` and ``pixelsize``).
     beam_center : tuple of float
-        Direct-beam position (row, column) at the scan centre.
+        Direct-beam position (row, column) at the scan centre (NaN when the patterns
+        were given).
     """
 
     paths: list[Path]
@@ -193,6 +194,7 @@ def write_tvips_recording(
     pixelsize_per_nm: int = 1,
     frame_interval_ms: int = 10,
     seed: int = 0,
+    patterns: np.ndarray | None = None,
 ) -> SimulatedTvips:
     """Write a simulated TVIPS recording of a scan, and return its truth.
 
@@ -237,6 +239,13 @@ def write_tvips_recording(
         Time between frames.
     seed : int
         Seed of the grain map and of the Poisson noise.
+    patterns : ndarray (ny, nx, h, w), optional
+        The pattern at each scan position (for example a simulated electrode from
+        :func:`anodemap.synth.diffraction.simulate_diffraction`), written instead of the
+        built-in specimen: rounded and clipped to uint16, without further noise, so the
+        frame recorded at (y, x) is exactly ``patterns[y, x]`` so converted. The parked
+        beam shows the pattern at the scan centre; a blanked beam dark counts.
+        ``scan_shape`` and ``frame_shape`` are then those of the array.
 
     Returns
     -------
@@ -250,6 +259,15 @@ def write_tvips_recording(
     >>> sim.n_frames == 3 * 4 + 1 - 1 + sim.first_frame + 5
     True
     """
+    if patterns is not None:
+        patterns = np.asarray(patterns)
+        if patterns.ndim != 4:
+            raise AnodemapInputError(
+                f"patterns must be a 4D array (ny, nx, h, w), not of shape {patterns.shape}"
+            )
+        if not np.all(np.isfinite(patterns)):
+            raise AnodemapInputError("patterns hold NaN or infinite values")
+        scan_shape, frame_shape = patterns.shape[:2], patterns.shape[2:]
     ny, nx = (int(v) for v in scan_shape)
     h, w = (int(v) for v in frame_shape)
     if idle not in ("static", "blank"):
@@ -264,7 +282,7 @@ def write_tvips_recording(
     Path(base).parent.mkdir(parents=True, exist_ok=True)
     hyst = int(hysteresis) if serpentine else 0
     rng = np.random.default_rng(seed)
-    spec = _Specimen((ny, nx), (h, w), seed)
+    spec = _Specimen((ny, nx), (h, w), seed) if patterns is None else None
 
     # the frame sequence: (kind, y, x, rotidx, time slot)
     park = (ny // 2, nx // 2)
@@ -334,10 +352,16 @@ def write_tvips_recording(
                 b1 = min(b0 + batch, stop)
                 sel = slice(b0, b1)
                 yb, xb = np.asarray(ys[sel]), np.asarray(xs[sel])
-                ideal = render_patterns(spec, yb, xb, peak)
-                ideal[np.asarray(blank[sel])] = 0.5  # blanked beam: dark counts only
+                dark = np.asarray(blank[sel])
                 rec = np.zeros(b1 - b0, dtype=record)
-                rec["data"] = np.minimum(rng.poisson(ideal), 65535).astype("<u2")
+                if patterns is None:
+                    ideal = render_patterns(spec, yb, xb, peak)
+                    ideal[dark] = 0.5  # blanked beam: dark counts only
+                    rec["data"] = np.minimum(rng.poisson(ideal), 65535).astype("<u2")
+                else:
+                    given = np.clip(np.rint(patterns[yb, xb]), 0, 65535).astype("<u2")
+                    given[dark] = rng.poisson(0.5, (int(dark.sum()), h, w))
+                    rec["data"] = given
                 rec["num"] = np.arange(b0, b1)
                 rec["mode"] = 2
                 rec["rotidx"] = rot_arr[sel]
@@ -361,6 +385,6 @@ def write_tvips_recording(
         rotidx=rot_arr,
         beam_energy_kev=float(beam_energy_kev),
         reciprocal_pixel_size=pixelsize_per_nm / 10.0,
-        beam_center=spec.center,
+        beam_center=spec.center if spec is not None else (float("nan"), float("nan")),
         seed=seed,
     )
