@@ -25,9 +25,11 @@ reading:
 The file is therefore the two-pass conversion's, whatever the provisional plan found;
 a wrong guess costs at most the time of the second pass. The data array is created
 and filled here through zarr in the layout rosettasciio's ``.zspy`` writer gives it
-(same group, shape, chunks, codec); rosettasciio then writes everything else (axes,
-metadata) with ``write_dataset=False`` and consolidates the metadata. The store is
-written under a temporary name and renamed when complete.
+(same group, shape, chunks, codec; whole chunks are encoded with the codec and written
+to their files directly, as zarr writes them, partial ones through zarr); rosettasciio
+then writes everything else (axes, metadata) with ``write_dataset=False`` and
+consolidates the metadata. The store is written under a temporary name and renamed
+when complete.
 """
 
 from __future__ import annotations
