@@ -264,7 +264,12 @@ def test_tvips_recording_to_phase_maps_opened_in_hyperspy(tmp_path):
         assert main(["stream", first, "-o", out, "--no-progress", *cal]) == 0
         maps = str(tmp_path / f"maps_{ext}")
         argv = ["diffraction", out, "-o", maps, "--precession", "0.4", "--no-progress"]
+        if ext == "blo":  # the scan step of the file (5 nm) overridden
+            argv += ["--scan-step", "2.5"]
         assert main([*argv, "--no-figures"]) == 0
+
+    bad = ["diffraction", str(tmp_path / "scan.zspy"), "-o", str(tmp_path / "x"), "--scan-step"]
+    assert main([*bad, "0", "--no-progress", "--no-figures"]) == 2  # a clear error
 
     # the reference: the same patterns as uint16, zeros at the dropped position
     frames = np.clip(np.rint(np.asarray(ds.data)), 0, 65535).astype(np.uint16)
@@ -275,7 +280,11 @@ def test_tvips_recording_to_phase_maps_opened_in_hyperspy(tmp_path):
     for ext in ("zspy", "blo"):
         phase = hs.load(tmp_path / f"maps_{ext}" / "phase.hspy")
         assert phase.data.shape == (16, 16)
-        assert phase.axes_manager[0].units == "nm" and phase.axes_manager[0].scale == 5.0
+        step = 5.0 if ext == "zspy" else 2.5
+        assert [(a.units, a.scale) for a in phase.axes_manager.signal_axes] == [
+            ("nm", step),
+            ("nm", step),
+        ]
         summary = json.loads((tmp_path / f"maps_{ext}" / "summary.json").read_text())
         assert summary["phase_labels"] == {"0": "amorphous", "1": "Si", "2": "Li15Si4"}
         found = phase.data

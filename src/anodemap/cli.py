@@ -226,6 +226,8 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
 
     _log(f"reading {args.input}")
     ds = load(args.input, lazy=True)
+    if args.scan_step is not None:
+        ds = _with_scan_step(ds, args.scan_step)
     p = DiffractionParameters(
         phases=tuple(args.phases),
         step_deg=args.step,
@@ -254,6 +256,21 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
     _log(f"phase fractions: {fractions}")
     _log(f"results in {args.output}")
     return 0
+
+
+def _with_scan_step(ds: Any, step: float) -> Any:
+    """The dataset with its scan (navigation) axes in nm, ``step`` apart."""
+    import dataclasses
+
+    from anodemap.errors import AnodemapInputError
+
+    if not step > 0:
+        raise AnodemapInputError(f"--scan-step {step}: the scan step must be positive (nm)")
+    axes = [
+        dataclasses.replace(a, scale=float(step), offset=0.0, units="nm") if a.navigate else a
+        for a in ds.axes
+    ]
+    return dataclasses.replace(ds, axes=axes)
 
 
 # -------------------------------------------------------------------- stream
@@ -470,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="PER_A",
         help="detector calibration in 1/Å per pixel (default: from the file)",
+    )
+    p.add_argument(
+        "--scan-step",
+        type=float,
+        metavar="NM",
+        help="scan step in nm of the maps (default: from the file)",
     )
     p.add_argument("--beam-energy", type=float, metavar="KEV", help="beam energy in keV")
     p.add_argument("--camera-length", type=float, metavar="MM", help="camera length in mm")
