@@ -180,13 +180,17 @@ class _Speculation:
         n_left = self.rec.n_frames - (0 if self.mode == "headers" else self.lo)
         return max(1, -(-n_left // nx))
 
+    def _chunk_rows(self, ny: int, nx: int) -> int:
+        """Rows per chunk of an ``(ny, nx)`` scan: the two-pass rule (``plan_to_dataset``)."""
+        from anodemap.diffraction.stream import _rows_per_block
+
+        h, w = self.rec.frame_shape
+        return int(self.chunk_rows or _rows_per_block((ny, nx, h, w), self.rec.dtype.itemsize))
+
     def _create_array(self, ny_guess: int) -> None:
         nx = self.geom[0]
         h, w = self.rec.frame_shape
-        row_bytes = nx * self.rec.frame_bytes
-        from anodemap.diffraction.stream import _CHUNK_BYTES
-
-        self.rows = int(self.chunk_rows or max(1, min(ny_guess, _CHUNK_BYTES // max(row_bytes, 1))))
+        self.rows = self._chunk_rows(ny_guess, nx)
         self.arr = _create_data(
             self.group, (ny_guess, nx, h, w), self.rows, self.rec.dtype, self.compressor
         )
@@ -252,14 +256,13 @@ class _Speculation:
         self.last_step = step
         self.max_step = max(self.max_step, step)
 
-    def block_index(self, b: int, ny: int | None = None) -> np.ndarray:
+    def block_index(self, b: int) -> np.ndarray:
         """Frame index (rows, nx) of block ``b`` under the provisional geometry."""
         from anodemap.diffraction.stream import _acquisition_rows
 
         nx, serp, h = self.geom
         r0 = b * self.rows
-        r1 = r0 + self.rows if ny is None else min(r0 + self.rows, ny)
-        steps = _acquisition_rows(np.arange(r0, r1), nx, serp, h)
+        steps = _acquisition_rows(np.arange(r0, r0 + self.rows), nx, serp, h)
         if self.mode == "count":
             return self.lo + steps
         idx = np.full(steps.shape, -1, np.int64)
@@ -329,16 +332,13 @@ class _Speculation:
     # ------------------------------------------------------------ the end
     def finish(self, plan, progress: bool) -> dict[str, Any]:
         """Make the array hold exactly ``plan``'s frames; what was kept and rewritten."""
-        from anodemap.diffraction.stream import _CHUNK_BYTES, _Progress
+        from anodemap.diffraction.stream import _Progress
 
         self.drain()
         ny, nx = plan.scan_shape
         h, w = plan.frame_shape
         kept = 0
-        rows_final = int(
-            self.chunk_rows or max(1, min(ny, _CHUNK_BYTES // max(nx * self.rec.frame_bytes, 1)))
-        )
-        if self.arr is not None and self.geom[0] == nx and self.rows == rows_final:
+        if self.arr is not None and self.geom[0] == nx and self.rows == self._chunk_rows(ny, nx):
             if self.arr.shape[0] != ny:
                 # first to whole blocks, which drops a chunk the new last block would
                 # only partly cover (rewritten below from the fill value, as the
@@ -350,7 +350,7 @@ class _Speculation:
                 del self.group["data"]
             self.geom = (nx, plan.serpentine, plan.hysteresis)
             self.written = {}
-            self._create_array(ny_guess=ny)  # chunks of rows_final rows
+            self._create_array(ny_guess=ny)
         rows = self.rows
         n_blocks = -(-ny // rows)
         todo = []
@@ -411,7 +411,6 @@ def stream_to_zspy(
     calibration_kw: dict,
     rows_per_chunk: int | None,
     compressor,
-    chunk_frames: int | None,
     progress: bool,
 ):
     """Find the scan and write the ``.zspy`` in one pass (module docstring).
@@ -446,7 +445,7 @@ def stream_to_zspy(
             rec, group, rows_per_chunk, compressor, dict(plan_kw, scan_shape=scan_shape), tmp
         )
         try:
-            feat = S._frame_features(rec, chunk_frames, progress, on_chunk=spec)
+            feat = S._frame_features(rec, None, progress, on_chunk=spec)
             plan = S._plan_from_features(rec, feat, scan_shape, **plan_kw, **calibration_kw)
             if progress:
                 print(plan.summary(), file=__import__("sys").stderr)
