@@ -138,6 +138,74 @@ def test_gather_reads_frames_in_any_order(tmp_path):
         rec.read_frames([rec.n_frames])
 
 
+def _resident_pages(path) -> np.ndarray | None:
+    """Which pages of a file are in the page cache (1) or not (0): Linux ``mincore``."""
+    import ctypes
+    import mmap
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+    try:
+        first = ctypes.c_char.from_buffer(m)
+        vec = (ctypes.c_ubyte * -(-size // mmap.PAGESIZE))()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        ok = libc.mincore(ctypes.addressof(first), size, vec) == 0
+        del first
+        return np.frombuffer(vec, np.uint8) & 1 if ok else None
+    finally:
+        m.close()
+
+
+def _uncached(path) -> None:
+    """Write back and drop a file's pages (those of a file just written may stay)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def page_cache(tmp_path):
+    """Skip unless tmp_path's file system drops pages on request and mincore tells."""
+    probe = tmp_path / "probe.bin"
+    probe.write_bytes(b"x" * (64 * 4096))
+    _uncached(probe)
+    probe.read_bytes()
+    cached = _resident_pages(probe)
+    _uncached(probe)
+    res = _resident_pages(probe)
+    if res is None or not cached.all() or res.any():
+        pytest.skip("this file system or OS keeps pages on POSIX_FADV_DONTNEED (or no mincore)")
+
+
+def test_release_drops_exactly_the_pages_of_the_frames(tmp_path, page_cache):
+    # the conversion frees the pages of frames it has read for the last time
+    sim = _sim(tmp_path, scan_shape=(6, 16), frame_shape=(64, 64), frames_per_part=10**6)
+    rec = TvipsRecording(sim.paths[0])
+    part = rec.parts[0]
+    _uncached(part)
+    frames = rec.read(0, rec.n_frames)[1]  # everything read: all pages cached
+    assert _resident_pages(part).all()
+    got = rec.read_frames(np.arange(20, 40), release=True)
+    np.testing.assert_array_equal(got, frames[20:40])
+    res = _resident_pages(part)
+    page, rsize = os.sysconf("SC_PAGESIZE"), rec.record_dtype.itemsize
+    a, b = rec.offsets[0] + 20 * rsize, rec.offsets[0] + 40 * rsize
+    inside = np.arange(-(-a // page), b // page)  # pages wholly inside frames 20..39
+    assert inside.size >= 30 and not res[inside].any()
+    assert res[: a // page].all() and res[-(-b // page) :].all()  # neighbours stay
+    np.testing.assert_array_equal(rec.read_frames(np.arange(20, 40)), frames[20:40])
+    rec.release(rec.n_frames - 3, 100)  # clipped at the end of the recording
+    assert not _resident_pages(part)[-2:].any()
+
+
 def test_uint8_table_equals_formula():
     # the table is the formula on every pixel value, so both agree element by element
     for dtype in (np.uint8, np.uint16):
@@ -346,6 +414,34 @@ def test_single_pass_zspy_is_the_two_pass_file(tmp_path, case, early_speculation
     assert rep["written_while_reading"] >= 1
     assert "single_pass" not in two.scores
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+
+@pytest.mark.parametrize("how", ["single pass", "two passes", "blo"])
+def test_conversion_leaves_the_scan_out_of_the_page_cache(
+    tmp_path, page_cache, early_speculation, how
+):
+    """Frames read for the last time are released (a bounded share of the page cache)."""
+    sim = _sim(tmp_path, scan_shape=(24, 32), frame_shape=(64, 64), frames_per_part=10**6)
+    part = sim.paths[0]
+    _uncached(part)
+    out = tmp_path / ("out.blo" if how == "blo" else "out.zspy")
+    plan = stream_to_file(
+        part,
+        out,
+        progress=False,
+        rows_per_chunk=3,
+        scan_step=1.0,
+        single_pass=how == "single pass",
+    )
+    res = _resident_pages(part)
+    rec = TvipsRecording(part)
+    page, rsize = os.sysconf("SC_PAGESIZE"), rec.record_dtype.itemsize
+    used = plan.frame_index[plan.frame_index >= 0]
+    first = (rec.offsets[0] + used.min() * rsize) // page
+    last = (rec.offsets[0] + (used.max() + 1) * rsize) // page
+    # the scan's pages are gone but for a few (the .blo's 256 sampled frames, frames at
+    # block edges); a conversion that kept them would leave all of them cached
+    assert res[first:last].mean() < 0.05
 
 
 @pytest.mark.parametrize("wrong", ["hysteresis", "line length"])

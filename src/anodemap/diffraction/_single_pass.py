@@ -299,7 +299,9 @@ class _Speculation:
             scratch = np.empty(int(1.5 * rows * nx) * self.rec.record_dtype.itemsize, np.uint8)
             buf = self.local.buf = (key, out, scratch)
         _, out, scratch = buf
-        self.rec.read_frames(idx.ravel(), out=out, scratch=scratch)
+        # the frames are read for the last time (unless a block must be written again):
+        # their pages are freed for what is read and written next (TvipsRecording.release)
+        self.rec.read_frames(idx.ravel(), out=out, scratch=scratch, release=True)
         r0 = b * self.rows
         if self.chunk_dir is not None and rows == self.rows and r0 + rows <= self.arr.shape[0]:
             # a whole chunk: encoded and stored as zarr stores it (the codec on the
