@@ -408,12 +408,21 @@ def test_single_pass_zspy_is_the_two_pass_file(tmp_path, case, early_speculation
     rep = one.scores["single_pass"]
     assert rep["blocks"] == -(-sim.scan_shape[0] // 3)
     assert rep["written_while_reading"] + rep["written_after"] == rep["blocks"]
+    assert rep["writer_threads"] >= 2
     # the small recording is read in about 13 calls: a plan is accepted on the way and
     # the first blocks are written from it (the rest may come after: threads)
     assert any(a["accepted"] for a in rep["provisional_plans"])
     assert rep["written_while_reading"] >= 1
     assert "single_pass" not in two.scores
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+
+@pytest.mark.parametrize("cores, writers", [(1, 2), (2, 2), (4, 3), (9, 8), (64, 8)])
+def test_writer_threads_follow_the_cores(monkeypatch, cores, writers):
+    from anodemap.diffraction import _single_pass
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert _single_pass._writer_threads() == writers
 
 
 @pytest.mark.parametrize("how", ["single pass", "two passes", "blo"])
@@ -685,11 +694,12 @@ def test_conversion_memory_does_not_grow_with_recording_length(
     # its compressed chunk) are made when it first writes: whether the second
     # writer held them at the small run's peak depends on timing, hence the slack
     block = 2 * 64 * 64 * 64 * 2
-    slack = 3.5 * block if single_pass else 0
+    writers = _single_pass._WRITERS if single_pass else 2
+    slack = (writers - 1) * 3.5 * block if single_pass else 0
     assert large < small + 200 * 64 * 64 + 2**20 + slack
     # what it holds: the feature pass's read buffers (this chunk and the next) and
-    # the writers' buffers
-    assert large < 2 * _stream._FEATURE_CHUNK_BYTES + 2 * 3.5 * block + 2**20  # 12 MiB
+    # the writers' buffers (12 MiB with 2 writers)
+    assert large < 2 * _stream._FEATURE_CHUNK_BYTES + writers * 3.5 * block + 2**20
     assert large_bytes > 2.5 * 12 * 2**20  # which is well below the recording's size
 
 

@@ -34,6 +34,7 @@ when complete.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 import warnings
@@ -48,11 +49,28 @@ from anodemap.errors import AnodemapInputError, AnodemapIOError
 # Model choices: the first provisional plan after 1024 frames or a sixteenth of the
 # recording (whichever is more; about 4 lines of a 256-wide scan at the least), accepted
 # at a line-pair correlation of 0.5 or more at a local peak (the final plan calls 0.3
-# weak). At most 3 blocks in flight for 2 writer threads: one waits while two run.
+# weak). One block more in flight than writer threads: one waits while the others run.
 PREFIX_MIN_FRAMES = 1024
 MIN_CORRELATION = 0.5
-_WRITERS = 2
-_IN_FLIGHT = 3
+
+
+def _writer_threads() -> int:
+    """Writer threads: the cores this process may use less one (the reading pass), 2 to 8.
+
+    Compressing is most of the work of a conversion (LZ4 + bit shuffle at about 1.5 GB/s
+    per core against a disk that reads 1-2 GB/s), so the writers are as many as the
+    cores allow. Model choice: at least 2 (on 2 cores, 1, 2 and 3 writers were measured
+    and 2 was best), at most 8 (each holds about 3.5 blocks of buffers).
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 2
+    return max(2, min(8, n - 1))
+
+
+_WRITERS = _writer_threads()
+_IN_FLIGHT = _WRITERS + 1
 
 
 class _PrefixView:
@@ -382,6 +400,7 @@ class _Speculation:
             "written_while_reading": kept,
             "written_after": len(todo),
             "provisional_plans": self.attempts,
+            "writer_threads": _WRITERS,
             **({"stopped_by": self.failure} if self.failure else {}),
         }
 
