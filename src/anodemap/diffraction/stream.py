@@ -314,11 +314,7 @@ class TvipsRecording:
         rsize = self.record_dtype.itemsize
         view = memoryview(buf)[: n * rsize]
         got = 0
-        while got < n:
-            i = start + got
-            part = int(np.searchsorted(self._starts, i, side="right") - 1)
-            local = i - int(self._starts[part])
-            count = min(n - got, self.frames_per_part[part] - local)
+        for part, local, count in self._spans(start, start + n):
             want = count * rsize
             dest = view[got * rsize : got * rsize + want]
             done = 0
@@ -349,6 +345,16 @@ class TvipsRecording:
             got += count
         return buf[: n * rsize].view(self.record_dtype)
 
+    def _spans(self, start: int, stop: int):
+        """``(part, first frame in the part, frame count)`` covering frames ``start:stop``."""
+        i = start
+        while i < stop:
+            part = int(np.searchsorted(self._starts, i, side="right") - 1)
+            local = i - int(self._starts[part])
+            count = min(stop - i, self.frames_per_part[part] - local)
+            yield part, local, count
+            i += count
+
     def release(self, start: int, n: int) -> None:
         """Let the OS drop frames ``start .. start + n - 1`` from its page cache.
 
@@ -366,11 +372,7 @@ class TvipsRecording:
             return
         start, stop = max(0, int(start)), min(int(start) + int(n), self.n_frames)
         rsize = self.record_dtype.itemsize
-        i = start
-        while i < stop:
-            part = int(np.searchsorted(self._starts, i, side="right") - 1)
-            local = i - int(self._starts[part])
-            count = min(stop - i, self.frames_per_part[part] - local)
+        for part, local, count in self._spans(start, stop):
             try:
                 fd = os.open(self.parts[part], os.O_RDONLY)
                 try:
@@ -379,7 +381,6 @@ class TvipsRecording:
                     os.close(fd)
             except OSError:
                 return  # advice only (a file gone away is reported by the reads)
-            i += count
 
     def _pixels(self, recs: np.ndarray) -> tuple[np.ndarray, int, int]:
         """The pixels of read records for the kernels: ``(flat, record_stride, offset)``.
