@@ -104,13 +104,71 @@ def test_user_calibration_csv(simulated, tmp_path):
 
 def test_demo(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--shape", "16", "16", "--no-progress"]) == 0
+    assert main(["demo", "-o", str(out), "--shape", "24", "24", "--no-progress"]) == 0
     cmp = json.loads((out / "truth_comparison.json").read_text())
     # the issue's targets: median |dE_p| <= 0.02 eV, median |dLi/Si| <= 0.1
     assert cmp["plasmon_energy_error_eV"]["median_abs"] <= 0.02
     assert cmp["li_si_error"]["median_abs"] <= 0.1
     assert (out / "truth_comparison.png").exists()
     assert (out / "summary.json").exists()
+    # the diffraction half, from the simulated camera's TVIPS video stream
+    dif = out / "diffraction"
+    assert sorted(p.name for p in (out / "simulated" / "diffraction").glob("*.tvips")) == [
+        "sped_000.tvips",
+        "sped_001.tvips",
+        "sped_002.tvips",
+    ]
+    for name in ("scan.zspy", "phase.hspy", "orientations.ang", "summary.json", "phase.png"):
+        assert (dif / name).exists(), name
+    d = json.loads((dif / "truth_comparison.json").read_text())
+    scan = d["scan"]["items"]
+    # the scan found, not given: serpentine with hysteresis, one duplicate, one drop
+    assert d["scan"]["all_agree"], scan
+    assert scan["scan_shape"]["found"] == [24, 24] and scan["hysteresis"]["found"] == 2
+    assert scan["n_duplicate_frames"]["found"] == 1 and len(scan["dropped"]["found"]) == 1
+    # issue 3's targets: >= 98 % of the material pixels' phases, orientations within 2
+    # degrees where reliable
+    assert d["phase_accuracy"] >= 0.98 and d["pores_called_crystalline"] == 0
+    reliable = [o["reliable"] for k, o in d["orientation"].items() if k != "reliability_threshold"]
+    assert sum(r["n"] for r in reliable) >= 20  # 55 Si pixels on this electrode
+    assert all(r["within_2deg"] >= 0.95 for r in reliable if r["n"])
+    assert (dif / "truth_comparison.png").exists()
+
+
+def test_demo_eels_only(tmp_path):
+    out = tmp_path / "demo"
+    argv = ["demo", "-o", str(out), "--shape", "8", "8", "--no-progress", "--no-figures"]
+    assert main([*argv, "--no-diffraction"]) == 0
+    assert (out / "truth_comparison.json").exists() and not (out / "diffraction").exists()
+
+
+def test_simulated_recording_streams_to_the_simulated_patterns(tmp_path):
+    """`anodemap simulate diffraction --tvips` writes a recording of the same patterns that
+    `anodemap stream` (scan found, not given) turns back into them, exactly (as uint16,
+    zeros at the dropped position)."""
+    from anodemap.io import load
+
+    sim = tmp_path / "sim"
+    argv = ["simulate", "diffraction", "-o", str(sim), "--shape", "12", "16", "--tvips"]
+    assert main([*argv, "--pattern-size", "32"]) == 0
+    truth = json.loads((sim / "truth" / "recording.json").read_text())
+    assert truth["scan_shape"] == [12, 16] and truth["first_frame"] == 6
+    scale = truth["reciprocal_pixel_size_per_angstrom"]
+    out = tmp_path / "scan.zspy"
+    argv = ["stream", str(sim / "sped_000.tvips"), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--reciprocal-pixel-size", repr(scale), "--scan-step", "5"]) == 0
+    from anodemap.synth.tvips import compare_scan_with_truth
+
+    report = json.loads((tmp_path / "scan.zspy.scan.json").read_text())
+    assert compare_scan_with_truth(report, truth)["all_agree"]
+    ref = np.clip(np.rint(np.asarray(load(sim / "sped.zspy").data)), 0, 65535)
+    for y, x in truth["dropped"]:
+        ref[y, x] = 0
+    got = load(out)
+    np.testing.assert_array_equal(np.asarray(got.data), ref)
+    assert got.axes[2].scale == pytest.approx(scale) and got.axes[2].units == "1/Å"
+    frame_of_pixel = np.asarray(load(sim / "truth" / "frame_of_pixel.hspy").data)
+    assert (frame_of_pixel < 0).sum() == 1
 
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):

@@ -418,3 +418,23 @@ def test_branch_and_bound_search_equals_the_exhaustive_one(scene, libs):
             q_d, _ = match_polar(decoy[None, :, :n_az], matcher)
             want[i] += max(q_d.max(), 0.0) / p.n_decoys
     np.testing.assert_allclose(res["decoy_correlation"], want, rtol=2e-5, atol=1e-7)
+
+
+def test_peak_threshold_null_from_an_amorphous_minority():
+    """Crystals with one Friedel pair may be most of the patterns the decoy test leaves;
+    the null is then fitted to the lower quantiles, and on a pure null nothing changes."""
+    import math
+
+    from anodemap.diffraction.matching import peak_threshold
+
+    true_thr = 2.0 - 0.4 * math.log(-math.log1p(-1e-3))  # the null's 0.999 quantile
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        null = rng.gumbel(2.0, 0.4, 400)
+        assert abs(peak_threshold(null) - true_thr) < 1.0
+        for n_null in (200, 120, 60):  # a half, 30 % and 15 % of the values
+            values = np.concatenate([null[:n_null], rng.uniform(50.0, 1500.0, 400 - n_null)])
+            thr = peak_threshold(values)
+            # at most 1 % of the null above it (0.99 quantile 3.84), every crystal (>= 50)
+            # below; fitted to all the values, it was above most crystals
+            assert 3.84 < thr < 15.0, (seed, n_null, thr)

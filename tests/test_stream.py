@@ -276,6 +276,32 @@ def test_reconstruction_recovers_truth(tmp_path, case):
     json.dumps(d)
 
 
+@pytest.mark.parametrize(("shape", "size", "seed"), [((20, 20), 32, 1), ((24, 24), 64, 0)])
+def test_line_length_on_a_simulated_electrode(tmp_path, shape, size, seed):
+    """The simulated electrode's patterns change slowly along a line (large amorphous
+    regions), so frames two apart agree better than frames a line apart; lines of two
+    frames must still not win over the true line length (they did, as 200 x 2 and
+    288 x 2, while only the frame after was the left neighbour of length 2)."""
+    from anodemap.synth import make_phantom
+    from anodemap.synth.diffraction import simulate_diffraction, to_dataset
+
+    sim = simulate_diffraction(
+        make_phantom(shape, seed=seed), pattern_shape=(size, size), seed=seed
+    )
+    n = shape[0] * shape[1]
+    rec = write_tvips_recording(
+        tmp_path / "e",
+        patterns=np.asarray(to_dataset(sim).data),
+        duplicates=(n // 3,),
+        drops=(2 * n // 3,),
+        seed=seed,
+    )
+    plan = reconstruct_scan(rec.paths[0])
+    assert (plan.scan_shape, plan.serpentine, plan.hysteresis) == (shape, True, 2)
+    np.testing.assert_array_equal(plan.frame_index, rec.frame_of_pixel)
+    assert plan.scores["peak_prominence"] > 0
+
+
 def test_overrides_win(tmp_path):
     sim = _sim(tmp_path)
     plan = reconstruct_scan(sim.paths[0], (20, 16), serpentine=False)

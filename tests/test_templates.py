@@ -15,6 +15,7 @@ from anodemap.diffraction.templates import (
     euler_from_matrix,
     euler_to_quaternion,
     generate_templates,
+    misorientation_deg,
     orientation_matrix,
     zone_axis_template,
 )
@@ -102,6 +103,40 @@ def test_conventions_match_orix():
     # the beam (sample Z) in crystal coordinates, as orix computes it
     beam = (o * Vector3d.zvector()).data
     np.testing.assert_allclose(orientation_matrix(e)[:, :, 2], beam, atol=1e-12)
+
+
+@pytest.mark.parametrize("phase", ["Si", "Li15Si4"])
+def test_misorientation_matches_orix(phase):
+    """Misorientation modulo the Laue class's rotations (432 for both phases) = orix's."""
+    pytest.importorskip("orix")
+    from orix.quaternion import Orientation
+    from orix.quaternion.symmetry import O
+
+    rng = np.random.default_rng(7)
+    a = np.column_stack(
+        [
+            rng.uniform(0, 360, 400),
+            np.degrees(np.arccos(rng.uniform(-1, 1, 400))),
+            rng.uniform(0, 360, 400),
+        ]
+    )
+    b = a + rng.normal(0.0, 25.0, a.shape)  # near and far pairs
+    ours = misorientation_deg(a, b, phase)
+    theirs = np.degrees(
+        Orientation.from_euler(np.radians(a), O).angle_with(
+            Orientation.from_euler(np.radians(b), O)
+        )
+    )
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    assert ours.max() <= 62.8 + 1e-9  # the largest cubic misorientation
+    assert len(load_phase(phase).point_group_rotations()) == 24
+    # symmetric equivalents are the same orientation; NaN stays NaN
+    g = orientation_matrix(a[:5])
+    s = load_phase(phase).point_group_rotations()[7]
+    np.testing.assert_allclose(
+        misorientation_deg(euler_from_matrix(s @ g), a[:5], phase), 0, atol=1e-6
+    )
+    assert np.isnan(misorientation_deg([np.nan, 0, 0], [0, 0, 0], phase))
 
 
 def test_library_beam_directions_match_euler(si_lib):

@@ -59,8 +59,26 @@ def _simulate_eels(outdir: Path, shape: tuple[int, int], seed: int, pixel_size: 
     return path
 
 
-def _simulate_diffraction(outdir: Path, args: argparse.Namespace) -> Path:
-    """Simulate a 4D (precession) diffraction dataset with its truth; return the .zspy path."""
+def _simulate_diffraction(
+    outdir: Path,
+    shape: tuple[int, int],
+    seed: int,
+    pixel_size: float,
+    pattern_size: int = 64,
+    precession: float = 0.4,
+    *,
+    zspy: bool = True,
+    tvips: bool = False,
+) -> dict[str, Any]:
+    """Simulate a 4D (precession) diffraction dataset with its truth, write it.
+
+    Writes ``sped.zspy`` (with ``zspy``) and, with ``tvips``, the same patterns as a TVIPS
+    recording ``sped_000.tvips``, ... (:func:`anodemap.synth.tvips.record_scan`), and the
+    truth maps in
+    ``truth/``. Returns the paths written (``zspy``, ``tvips``: the first part, or None),
+    ``truth_dir``, the pattern calibration ``scale`` (1/Å per pixel) and the
+    recording's truth ``recording`` (a dict, or None).
+    """
     import numpy as np
 
     from anodemap.io import Axis, Dataset, save
@@ -72,24 +90,26 @@ def _simulate_diffraction(outdir: Path, args: argparse.Namespace) -> Path:
         simulate_diffraction,
         to_dataset,
     )
+    from anodemap.synth.tvips import record_scan
 
-    shape = tuple(args.shape)
     outdir.mkdir(parents=True, exist_ok=True)
-    _log(f"simulating {shape[0]} x {shape[1]} diffraction patterns (seed {args.seed})")
-    phantom = make_phantom(shape, pixel_size_nm=args.pixel_size, seed=args.seed)
+    _log(f"simulating {shape[0]} x {shape[1]} diffraction patterns (seed {seed})")
+    phantom = make_phantom(shape, pixel_size_nm=pixel_size, seed=seed)
     sim = simulate_diffraction(
         phantom,
-        pattern_shape=(args.pattern_size, args.pattern_size),
-        precession_angle_deg=args.precession,
-        seed=args.seed,
+        pattern_shape=(pattern_size, pattern_size),
+        precession_angle_deg=precession,
+        seed=seed,
     )
-    path = save(to_dataset(sim), outdir / "sped.zspy")
+    ds = to_dataset(sim)
+    scale = float(ds.axes[2].scale)
+    written: dict[str, Any] = {"zspy": None, "tvips": None, "scale": scale, "recording": None}
+    if zspy:
+        written["zspy"] = save(ds, outdir / "sped.zspy")
     truth_dir = outdir / "truth"
     truth_dir.mkdir(exist_ok=True)
-    nav = [
-        Axis("y", shape[0], args.pixel_size, 0.0, "nm"),
-        Axis("x", shape[1], args.pixel_size, 0.0, "nm"),
-    ]
+    written["truth_dir"] = truth_dir
+    nav = [Axis("y", shape[0], pixel_size, 0.0, "nm"), Axis("x", shape[1], pixel_size, 0.0, "nm")]
     for key in (
         "phase",
         "amorphous_fraction",
@@ -112,13 +132,45 @@ def _simulate_diffraction(outdir: Path, args: argparse.Namespace) -> Path:
         },
         truth_dir / "truth.json",
     )
-    _log(f"wrote {path} and truth maps in {truth_dir}")
-    return path
+    if tvips:
+        rec = record_scan(np.asarray(ds.data), outdir / "sped", beam_energy_kev=sim.beam_energy_kev)
+        save(
+            map_dataset(rec.frame_of_pixel, nav, "Stream index of the frame at each position", ""),
+            truth_dir / "frame_of_pixel.hspy",
+        )
+        truth = rec.as_dict()
+        truth["reciprocal_pixel_size_per_angstrom"] = scale
+        truth["scan_step_nm"] = float(pixel_size)
+        truth["note"] = (
+            "the header's pixelsize field is 0 (unknown): an integer in 1/nm cannot hold "
+            "the calibration; pass it to anodemap stream as --reciprocal-pixel-size"
+        )
+        write_json(truth, truth_dir / "recording.json")
+        written["tvips"], written["recording"] = rec.paths[0], truth
+        _log(
+            f"wrote the patterns as a TVIPS recording {rec.paths[0]} ({len(rec.paths)} parts, "
+            f"{rec.n_frames} frames: {rec.first_frame} before the scan, "
+            f"{rec.n_frames - 1 - rec.last_frame} after, serpentine lines with a "
+            f"{rec.hysteresis}-frame hysteresis, {len(rec.duplicate_frames)} duplicated "
+            f"frame(s), {len(rec.dropped)} dropped position(s)); convert it with: anodemap "
+            f"stream {rec.paths[0]} -o scan.zspy --reciprocal-pixel-size {scale!r} "
+            f"--scan-step {pixel_size:g}"
+        )
+    _log(f"wrote {written['zspy'] or written['tvips']} and truth maps in {truth_dir}")
+    return written
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     if args.modality == "diffraction":
-        _simulate_diffraction(Path(args.output), args)
+        _simulate_diffraction(
+            Path(args.output),
+            tuple(args.shape),
+            args.seed,
+            args.pixel_size,
+            args.pattern_size,
+            args.precession,
+            tvips=args.tvips,
+        )
     else:
         _simulate_eels(Path(args.output), tuple(args.shape), args.seed, args.pixel_size)
     return 0
@@ -345,7 +397,163 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"against the truth: median |ΔE_p| = {e:.4f} eV, median |ΔLi/Si| = {x:.3f} "
             f"over {comparison['n_compared']} pixels (truth_comparison.json)"
         )
+    if not args.no_diffraction:
+        _demo_diffraction(out, args)
     return 0
+
+
+def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The diffraction half of the demo, from the camera's video stream to phase maps.
+
+    The same phantom as the EELS half is simulated as precession diffraction and written
+    as the TVIPS recording a camera would make (:func:`_write_recording`); then the two
+    commands a user runs on such a recording, ``anodemap stream`` (the scan found, not
+    given) and ``anodemap diffraction``, run with their own defaults, and the scan found
+    and the maps written are compared with the truth
+    (``diffraction/truth_comparison.json``, ``diffraction/truth_comparison.png``).
+    """
+    import json
+
+    import numpy as np
+
+    from anodemap.diffraction.output import compare_with_truth
+    from anodemap.io import load
+    from anodemap.io.results import write_json
+    from anodemap.synth.tvips import compare_scan_with_truth
+
+    shape = tuple(args.shape)
+    sim = _simulate_diffraction(
+        out / "simulated" / "diffraction", shape, args.seed, args.pixel_size, zspy=False, tvips=True
+    )
+    dout = out / "diffraction"
+    scan = dout / "scan.zspy"
+    quiet = ["--no-progress"] if args.no_progress else []
+    stream_argv = [
+        "stream",
+        str(sim["tvips"]),
+        "-o",
+        str(scan),
+        "--reciprocal-pixel-size",
+        repr(sim["scale"]),
+        "--scan-step",
+        f"{args.pixel_size:g}",
+        *quiet,
+    ]
+    maps_argv = ["diffraction", str(scan), "-o", str(dout), "--precession", "0.4", *quiet]
+    if args.no_figures:
+        maps_argv.append("--no-figures")
+    if args.scheduler:
+        maps_argv += ["--scheduler", args.scheduler]
+    parser = build_parser()
+    for argv in (stream_argv, maps_argv):
+        _log("$ anodemap " + " ".join(argv))
+        sub = parser.parse_args(argv)
+        sub.func(sub)
+
+    truth_dir = sim["truth_dir"]
+    truth_meta = json.loads((truth_dir / "truth.json").read_text())
+    truth = {
+        k: np.asarray(load(truth_dir / f"{k}.hspy").data)
+        for k in ("phase", "euler_deg", "amorphous_intensity_share")
+    }
+    summary = json.loads((dout / "summary.json").read_text())
+    maps = {
+        "phase": np.asarray(load(dout / "phase.hspy").data),
+        "euler": np.asarray(load(dout / "orientations.hspy").data),
+        "reliability": np.asarray(load(dout / "reliability.hspy").data),
+        "amorphous_share": np.asarray(load(dout / "amorphous_share.hspy").data),
+    }
+    report = json.loads(scan.with_name(scan.name + ".scan.json").read_text())
+    comparison = {
+        "scan": compare_scan_with_truth(report, sim["recording"]),
+        **compare_with_truth(maps, summary["phase_labels"], truth, truth_meta["phase_labels"]),
+    }
+    write_json(comparison, dout / "truth_comparison.json")
+    if not args.no_figures:
+        _diffraction_truth_figure(
+            maps, summary["phase_labels"], truth, args.pixel_size, dout / "truth_comparison.png"
+        )
+    wrong = [k for k, v in comparison["scan"]["items"].items() if not v["agrees"]]
+    orientation = comparison["orientation"]
+    _log(
+        "against the truth: scan "
+        + ("found as recorded" if not wrong else f"differs in {', '.join(wrong)}")
+        + f"; phases {100 * (comparison['phase_accuracy'] or 0):.1f} % right over "
+        f"{comparison['n_material_pixels']} material pixels"
+        + f"; orientations within 2° where reliable (≥ {orientation['reliability_threshold']:g}): "
+        + ", ".join(
+            f"{name} {100 * o['reliable']['within_2deg']:.0f} % of {o['reliable']['n']} pixels"
+            if o["reliable"]["n"]
+            else f"{name} none of {o['all_right_phase']['n']} pixels reliable"
+            for name, o in orientation.items()
+            if isinstance(o, dict)
+        )
+        + f" ({dout / 'truth_comparison.json'})"
+    )
+    return comparison
+
+
+def _diffraction_truth_figure(
+    maps: dict, labels: dict, truth: dict, pixel_size: float, path: Path
+) -> None:
+    """Truth and found phase maps side by side, and the misorientation of the found
+    orientations on the crystalline pixels whose phase is right."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import numpy as np
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    from anodemap.diffraction.output import _PHASE_COLOURS
+    from anodemap.diffraction.templates import misorientation_deg
+    from anodemap.plotting import add_scalebar, map_figure, plot_map, save_figure
+
+    names = {int(k): v for k, v in labels.items()}
+    colours = _PHASE_COLOURS[: len(names)]
+    cmap = ListedColormap(colours).with_extremes(bad="white")
+    norm = BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names))
+    true, found = np.asarray(truth["phase"]), np.asarray(maps["phase"])
+    fig, panels = map_figure(true.shape, 1, 3)
+    for (ax, cax), values, title in (
+        (panels[0], np.ma.masked_less(true, 0), "Phase, truth (pores white)"),
+        (panels[1], np.ma.masked_less(found, 0), "Phase, found"),
+    ):
+        cax.remove()
+        ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=10)
+        add_scalebar(ax, pixel_size, "nm", true.shape[1])
+    panels[1][0].legend(
+        handles=[
+            Patch(color=c, label=names[k]) for c, k in zip(colours, sorted(names), strict=True)
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        frameon=False,
+    )
+    angle = np.full(true.shape, np.nan)
+    for k, name in names.items():
+        here = (true == k) & (found == k)
+        if name != "amorphous" and here.any():
+            angle[here] = misorientation_deg(
+                np.asarray(maps["euler"])[here], np.asarray(truth["euler_deg"])[here], name
+            )
+    plot_map(
+        angle,
+        pixel_size=pixel_size,
+        title="Misorientation where the phase is right",
+        label="degrees (10 and above: top colour)",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=10.0,
+        ax=panels[2][0],
+        cax=panels[2][1],
+    )
+    save_figure(fig, path)
 
 
 def _truth_figure(result: Any, truth: dict, path: Path) -> None:
@@ -455,6 +663,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.4,
         help="diffraction: precession semi-angle in degrees (0: nano-beam)",
+    )
+    p.add_argument(
+        "--tvips",
+        action="store_true",
+        help="diffraction: also write the patterns as a TVIPS video stream (sped_000.tvips, "
+        "...: frames before and after the scan, serpentine lines with hysteresis, a "
+        "duplicated and a dropped frame) for anodemap stream",
     )
     p.set_defaults(func=cmd_simulate)
 
@@ -577,6 +792,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", nargs=2, type=int, default=[64, 64], metavar=("NY", "NX"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pixel-size", type=float, default=5.0, help="scan step in nm")
+    p.add_argument(
+        "--no-diffraction",
+        action="store_true",
+        help="EELS only: skip the diffraction half (TVIPS recording -> stream -> phase maps)",
+    )
     _add_eels_options(p)
     p.set_defaults(func=cmd_demo)
     return parser

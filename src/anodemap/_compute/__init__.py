@@ -25,9 +25,10 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from dask.callbacks import Callback
 
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["OutputSpec", "map_pixels", "default_rows_per_chunk"]
+__all__ = ["OutputSpec", "map_pixels", "default_rows_per_chunk", "progress_label"]
 
 # Target size of one input chunk (model choice: large enough that per-task
 # overhead is negligible, small enough that a few chunks per core fit in memory).
@@ -281,22 +282,57 @@ def _compute(
             with contextlib.suppress(Exception):
                 dprogress(future, notebook=False)
         return np.asarray(future.result())
-    cm: Any = contextlib.nullcontext()
-    if progress:
-        if sys.stderr.isatty():
-            from dask.diagnostics import ProgressBar
-
-            cm = ProgressBar(out=sys.stderr, minimum=1.0)
-        else:
-            cm = _LineProgress()
-    with cm:
+    with progress_context(progress):
         return np.asarray(
             packed.compute(scheduler=local_scheduler(scheduler), num_workers=num_workers)
         )
 
 
+_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("anodemap_progress", default="")
+
+
+@contextlib.contextmanager
+def progress_label(label: str) -> Iterator[None]:
+    """Name the step whose progress the computations inside report (``[anodemap] LABEL: 50 %``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with progress_label("sums"):
+    ...     out = map_pixels(lambda b: {"t": b.sum(-1)}, np.ones((2, 3, 4)), sig_ndim=1,
+    ...                      outputs={"t": OutputSpec()}, progress=False)
+    """
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
+
+
+def progress_context(progress: bool) -> Any:
+    """The progress display of one local dask computation (a context manager).
+
+    On a terminal dask's bar, in a log one line per quarter of the tasks; either is
+    preceded by the label of :func:`progress_label` where one is set.
+    """
+    if not progress:
+        return contextlib.nullcontext()
+    label = _LABEL.get()
+    if sys.stderr.isatty():
+        from dask.diagnostics import ProgressBar
+
+        if label:
+            print(f"[anodemap] {label}", file=sys.stderr, flush=True)
+        return ProgressBar(out=sys.stderr, minimum=1.0)
+    return _LineProgress(label)
+
+
 class _LineProgress(Callback):
     """Progress for logs (stderr not a terminal): one line at each quarter of the tasks."""
+
+    def __init__(self, label: str = "") -> None:
+        super().__init__()
+        self._label = f"{label}: " if label else ""
 
     def _start_state(self, dsk, state):
         self._total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
@@ -306,5 +342,7 @@ class _LineProgress(Callback):
     def _posttask(self, key, result, dsk, state, worker_id):
         self._done += 1
         while self._next <= 1.0 and self._done / max(self._total, 1) >= self._next:
-            print(f"[anodemap] {int(self._next * 100)} % done", file=sys.stderr, flush=True)
+            pct = int(self._next * 100)
+            text = f"{self._label}{pct} %" if self._label else f"{pct} % done"
+            print(f"[anodemap] {text}", file=sys.stderr, flush=True)
             self._next += 0.25

@@ -17,7 +17,13 @@ import numpy as np
 from anodemap.io import Axis, Dataset, save
 from anodemap.io.results import map_dataset, write_json
 
-__all__ = ["write_diffraction_results", "write_ang", "to_crystal_map", "phase_laue_classes"]
+__all__ = [
+    "compare_with_truth",
+    "phase_laue_classes",
+    "to_crystal_map",
+    "write_ang",
+    "write_diffraction_results",
+]
 
 # map name -> (file stem, title, units)
 _MAPS = {
@@ -348,3 +354,132 @@ def _ipf_figure(result: Any, size: float | None, units: str):
     )
     draw_ipf_key(key_ax, "m-3m")
     return fig
+
+
+def compare_with_truth(
+    maps: dict[str, np.ndarray],
+    phase_labels: dict[str, str],
+    truth: dict[str, np.ndarray],
+    truth_labels: dict[str, str],
+    *,
+    reliability_threshold: float = 10.0,
+) -> dict[str, Any]:
+    """Phases and orientations of a phase map against simulated ground truth.
+
+    Phases are matched by name (a truth label whose name the map does not have is never
+    right). Orientations are compared on crystalline pixels whose phase is right, as the
+    misorientation modulo the phase's Laue class
+    (:func:`~anodemap.diffraction.templates.misorientation_deg`), over all of them and
+    over those whose orientation reliability reaches ``reliability_threshold``.
+
+    Parameters
+    ----------
+    maps : dict
+        ``phase`` (integer labels), ``euler`` (..., 3) Bunge angles in degrees,
+        ``reliability`` (%); optionally ``amorphous_share``. As in
+        :class:`~anodemap.diffraction.pipeline.DiffractionResult` ``.maps``, or as read
+        back from ``phase.hspy``, ``orientations.hspy`` and ``reliability.hspy``.
+    phase_labels : dict
+        Label (as a string) -> phase name of the map (``summary.json``'s ``phase_labels``).
+    truth : dict
+        ``phase`` (negative: pore, no material), ``euler_deg``; optionally
+        ``amorphous_intensity_share``, as :func:`anodemap.synth.diffraction.simulate_diffraction`
+        returns them.
+    truth_labels : dict
+        Label -> name of the truth's phases.
+    reliability_threshold : float
+        Orientation reliability (%) above which an orientation counts as reliable.
+
+    Returns
+    -------
+    dict
+        ``n_material_pixels``, ``phase_accuracy`` (over material pixels), ``recall`` and
+        ``precision`` per phase, ``confusion`` (truth name -> found name -> pixels),
+        ``pores_called_crystalline``, ``orientation`` (per phase: ``all_right_phase``
+        and ``reliable``, each with ``n``, ``median_deg``, ``within_2deg``) and, where the
+        truth has it, the mean amorphous share of the pixels found as each crystalline
+        phase against the simulated one.
+
+    Examples
+    --------
+    >>> labels = {"0": "amorphous", "1": "Si"}
+    >>> truth = {"phase": np.array([[0, 1], [1, -1]]), "euler_deg": np.zeros((2, 2, 3))}
+    >>> maps = {"phase": np.array([[0, 1], [0, 0]]), "euler": np.zeros((2, 2, 3)),
+    ...         "reliability": np.full((2, 2), 50.0)}
+    >>> cmp = compare_with_truth(maps, labels, truth, labels)
+    >>> round(cmp["phase_accuracy"], 3), cmp["recall"]["Si"], cmp["orientation"]["Si"]["reliable"]["n"]
+    (0.667, 0.5, 1)
+    """
+    from anodemap.diffraction.templates import misorientation_deg
+
+    found = np.asarray(maps["phase"]).astype(np.int64)
+    true = np.asarray(truth["phase"]).astype(np.int64)
+    if found.shape != true.shape:
+        raise ValueError(f"phase map {found.shape} and truth {true.shape} differ in shape")
+    # the truth's labels in the map's numbering, by name; -2: a name the map has not
+    by_name = {name: int(k) for k, name in phase_labels.items()}
+    names = {int(k): n for k, n in truth_labels.items()}
+    true_in_map = np.full(true.shape, -2, np.int64)
+    for k, name in names.items():
+        true_in_map[true == k] = by_name.get(name, -2)
+    material = true >= 0
+    right = material & (found == true_in_map)
+    found_names = {int(k): n for k, n in phase_labels.items()}
+
+    def frac(num: np.ndarray, den: np.ndarray) -> float | None:
+        n = int(den.sum())
+        return float((num & den).sum() / n) if n else None
+
+    recall, precision, confusion = {}, {}, {}
+    for k, name in names.items():
+        t = true == k
+        recall[name] = frac(right, t)
+        confusion[name] = {
+            found_names.get(int(f), str(int(f))): int(c)
+            for f, c in zip(*np.unique(found[t], return_counts=True), strict=True)
+        }
+    for f, name in found_names.items():
+        called = material & (found == f)
+        precision[name] = frac(right, called)
+    amorphous = [int(k) for k, n in phase_labels.items() if n == "amorphous"]
+    crystalline_call = ~np.isin(found, amorphous) & (found >= 0)
+    out: dict[str, Any] = {
+        "n_material_pixels": int(material.sum()),
+        "phase_accuracy": frac(right, material),
+        "recall": recall,
+        "precision": precision,
+        "confusion": confusion,
+        "pores_called_crystalline": int((~material & crystalline_call).sum()),
+        "orientation": {"reliability_threshold": float(reliability_threshold)},
+    }
+    euler_found = np.asarray(maps["euler"], dtype=np.float64)
+    euler_true = np.asarray(truth["euler_deg"], dtype=np.float64)
+    reliability = np.asarray(maps["reliability"], dtype=np.float64)
+
+    def angles(mask: np.ndarray, name: str) -> dict[str, Any]:
+        n = int(mask.sum())
+        if not n:
+            return {"n": 0, "median_deg": None, "within_2deg": None}
+        a = misorientation_deg(euler_found[mask], euler_true[mask], name)
+        ok = np.isfinite(a)
+        return {
+            "n": n,
+            "median_deg": float(np.median(a[ok])) if ok.any() else None,
+            "within_2deg": float(np.mean(a[ok] < 2.0)) if ok.any() else None,
+        }
+
+    share = truth.get("amorphous_intensity_share")
+    for k, name in names.items():
+        if name == "amorphous" or name not in by_name:
+            continue
+        here = right & (true == k)
+        out["orientation"][name] = {
+            "all_right_phase": angles(here, name),
+            "reliable": angles(here & (reliability >= reliability_threshold), name),
+        }
+        if share is not None and "amorphous_share" in maps and here.any():
+            out.setdefault("amorphous_share", {})[name] = {
+                "found_mean": float(np.nanmean(np.asarray(maps["amorphous_share"])[here])),
+                "simulated_intensity_share_mean": float(np.mean(np.asarray(share)[here])),
+            }
+    return out

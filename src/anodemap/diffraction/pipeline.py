@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from anodemap._compute import progress_label
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis, Dataset
 
@@ -197,7 +198,8 @@ def analyse_diffraction(
     # both)
     with ThreadPoolExecutor(max_workers=1) as pool:
         templates = pool.submit(build_matcher)
-        beam = find_direct_beam(data, client=client, progress=progress)
+        with progress_label("direct-beam centres"):
+            beam = find_direct_beam(data, client=client, progress=progress)
         centres = beam.filled()
         r_bf = p.bf_radius_px or float(np.nanmedian(beam.radius)) + 1.0
         if p.adf_range_px is not None:
@@ -206,17 +208,19 @@ def analyse_diffraction(
             cy, cx = np.nanmedian(centres.reshape(-1, 2), axis=0)
             edge = min(cy, cx, pattern_shape[0] - 1 - cy, pattern_shape[1] - 1 - cx)
             adf = (2.0 * r_bf, max(2.0 * r_bf + 1.0, float(edge)))
-        images = virtual_images(
-            data,
-            {"bf": Disk(r_bf), "adf": Annulus(*adf)},
-            center=beam,
-            client=client,
-            progress=progress,
-        )
+        with progress_label("virtual images"):
+            images = virtual_images(
+                data,
+                {"bf": Disk(r_bf), "adf": Annulus(*adf)},
+                center=beam,
+                client=client,
+                progress=progress,
+            )
         libraries, matcher = templates.result()
-    out = match_patterns(
-        data, centres, libraries, scale, matcher=matcher, client=client, progress=progress
-    )
+    with progress_label("template matching"):
+        out = match_patterns(
+            data, centres, libraries, scale, matcher=matcher, client=client, progress=progress
+        )
     maps = {
         "phase": np.asarray(out["phase"]).astype(np.int16),
         "correlation": np.asarray(out["correlation"], dtype=float),

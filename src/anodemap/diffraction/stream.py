@@ -959,7 +959,12 @@ def _find_line_length(z, n, candidates, max_h, serp_fixed, h_fixed, exact: bool)
 
     def geom(L):
         if L not in cache:
-            cache[L] = _best_geometry(z, n, L, max_h, serp_fixed, h_fixed)
+            if L == 1:  # "lines" of one frame: consecutive frames (NaN: a missing position)
+                prod = _mean_of_columns([z[:-1, c] * z[1:, c] for c in range(z.shape[1])])
+                good = np.isfinite(prod)
+                cache[L] = (float(prod[good].mean()) if good.any() else -np.inf, False, 0)
+            else:
+                cache[L] = _best_geometry(z, n, L, max_h, serp_fixed, h_fixed)
         return cache[L]
 
     rows = []
@@ -967,8 +972,11 @@ def _find_line_length(z, n, candidates, max_h, serp_fixed, h_fixed, exact: bool)
         if L < 2 or n // L < 2 or (exact and n % L):
             continue
         s, serp, h = geom(L)
-        # local peak: frames one line apart must agree better than one frame off
-        neighbours = [geom(L2)[0] for L2 in (L - 1, L + 1) if L2 >= 2 and n // L2 >= 2]
+        # local peak: frames one line apart must agree better than one frame off (for
+        # lines of 2, one frame off is the next frame: on a specimen whose content
+        # changes slowly along the line, frames 2 apart agree well without being a line
+        # apart, but the next frame agrees better still)
+        neighbours = [geom(L2)[0] for L2 in (L - 1, L + 1) if L2 >= 1 and n // L2 >= 2]
         prominence = s - max(neighbours) if neighbours else s
         rows.append((s, prominence, L, serp, h))
     if not rows:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,7 @@ __all__ = [
     "euler_from_matrix",
     "euler_to_quaternion",
     "generate_templates",
+    "misorientation_deg",
     "orientation_matrix",
     "zone_axis_template",
 ]
@@ -183,6 +185,50 @@ def euler_to_quaternion(euler_deg: np.ndarray) -> np.ndarray:
         [c * np.cos(sigma), -s * np.cos(delta), -s * np.sin(delta), -c * np.sin(sigma)], -1
     )
     return np.where(q[..., :1] < 0, -q, q)
+
+
+def misorientation_deg(
+    euler_a_deg: np.ndarray, euler_b_deg: np.ndarray, symmetry: np.ndarray | Any
+) -> np.ndarray:
+    """Smallest rotation (degrees) between orientations, modulo the crystal's symmetry.
+
+    The angle of ``S g_a g_b^T`` minimised over the proper rotations ``S`` of the Laue
+    class (the symmetry a diffraction pattern fixes an orientation to, Friedel's law),
+    with g the Bunge matrices of :func:`orientation_matrix` (sample -> crystal).
+
+    Parameters
+    ----------
+    euler_a_deg, euler_b_deg : array_like, shape (..., 3)
+        Bunge Euler angles in degrees (broadcast against each other). NaN angles give NaN.
+    symmetry : Crystal, str or ndarray (n, 3, 3)
+        A phase (its :meth:`~anodemap.diffraction.crystal.Crystal.point_group_rotations`)
+        or the rotation matrices themselves, in the Cartesian crystal frame.
+
+    Returns
+    -------
+    ndarray, shape (...)
+        Angles in [0, 180] degrees.
+
+    Examples
+    --------
+    >>> float(np.round(misorientation_deg([0, 0, 0], [0, 0, 95], "Si"), 6))  # 90 deg is symmetric
+    5.0
+    >>> float(np.round(misorientation_deg([10, 20, 30], [10, 20, 30], "Si"), 6))
+    0.0
+    """
+    if isinstance(symmetry, np.ndarray):
+        rots = np.asarray(symmetry, dtype=np.float64)
+    else:
+        rots = load_phase(symmetry).point_group_rotations(proper=True)
+    if rots.ndim != 3 or rots.shape[1:] != (3, 3):
+        raise ValueError(f"symmetry must be rotation matrices (n, 3, 3), not {rots.shape}")
+    ga = orientation_matrix(euler_a_deg)
+    gb = orientation_matrix(euler_b_deg)
+    delta = ga @ np.swapaxes(gb, -1, -2)
+    # trace(S @ delta) for every S; the largest trace is the smallest angle
+    traces = np.einsum("kij,...ji->...k", rots, delta)
+    cos = np.clip((traces.max(axis=-1) - 1.0) / 2.0, -1.0, 1.0)
+    return np.degrees(np.arccos(cos))
 
 
 def _euler_for_beam(directions: np.ndarray) -> np.ndarray:

@@ -35,9 +35,7 @@ array([15.3, 16.2])
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,7 +44,13 @@ import numba
 import numpy as np
 from scipy import ndimage as ndi
 
-from anodemap._compute import OutputSpec, default_rows_per_chunk, local_scheduler, map_pixels
+from anodemap._compute import (
+    OutputSpec,
+    default_rows_per_chunk,
+    local_scheduler,
+    map_pixels,
+    progress_context,
+)
 from anodemap.diffraction.calibration import (
     ReciprocalCalibration,
     reciprocal_calibration,
@@ -197,12 +201,7 @@ def _batch(n_pixels: int) -> int:
 def _compute_array(arr: Any, client: Any, scheduler: str | None, progress: bool) -> np.ndarray:
     if client is not None:
         return np.asarray(client.compute(arr).result())
-    cm: Any = contextlib.nullcontext()
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        cm = ProgressBar(out=sys.stderr, minimum=1.0)
-    with cm:
+    with progress_context(progress):
         return np.asarray(arr.compute(scheduler=local_scheduler(scheduler)))
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numba
 import numpy as np
 
-from anodemap._compute import OutputSpec, local_scheduler, map_pixels
+from anodemap._compute import OutputSpec, local_scheduler, map_pixels, progress_label
 from anodemap.eels import windows as _win
 from anodemap.eels.calibration import Calibration, default_calibration
 from anodemap.eels.deconvolution import fourier_log, richardson_lucy, richardson_lucy_range
@@ -526,16 +526,17 @@ def analyse_eels(
     if hasattr(first, "compute"):
         first = first.compute(scheduler=local_scheduler())
     process_spectra(np.asarray(first)[None], energy, p)
-    out = map_pixels(
-        _eels_kernel,
-        dataset.data,
-        sig_ndim=1,
-        outputs={k: v[2] for k, v in _MAP_OUTPUTS.items()},
-        kwargs={"energy": energy, "p": p},
-        client=client,
-        progress=progress,
-        rows_per_chunk=rows_per_chunk,
-    )
+    with progress_label("spectra"):
+        out = map_pixels(
+            _eels_kernel,
+            dataset.data,
+            sig_ndim=1,
+            outputs={k: v[2] for k, v in _MAP_OUTPUTS.items()},
+            kwargs={"energy": energy, "p": p},
+            client=client,
+            progress=progress,
+            rows_per_chunk=rows_per_chunk,
+        )
     maps = {k: np.asarray(v) for k, v in out.items()}
     x, _x_err_total, cal_status = cal.x_of_energy(
         maps["plasmon_energy"], maps["plasmon_energy_err"]

@@ -47,6 +47,8 @@ __all__ = [
     "FRAME_HEADER_DTYPE",
     "GENERAL_HEADER_DTYPE",
     "SimulatedTvips",
+    "compare_scan_with_truth",
+    "record_scan",
     "render_patterns",
     "write_tvips_recording",
 ]
@@ -107,6 +109,145 @@ class SimulatedTvips:
     reciprocal_pixel_size: float = 0.1
     beam_center: tuple[float, float] = (0.0, 0.0)
     seed: int = 0
+
+    def as_dict(self) -> dict:
+        """The truth of the scan as JSON-friendly values (what ``anodemap stream`` finds).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> sim = write_tvips_recording(pathlib.Path(tempfile.mkdtemp()) / "s",
+        ...                             scan_shape=(3, 4), frame_shape=(16, 16), drops=(5,))
+        >>> sim.as_dict()["dropped"], sim.as_dict()["first_frame"]  # step 5: line 1, serpentine
+        ([[1, 0]], 6)
+        """
+        return {
+            "parts": [p.name for p in self.paths],
+            "n_frames": int(self.n_frames),
+            "frame_shape": [int(v) for v in self.frame_shape],
+            "first_frame": int(self.first_frame),
+            "last_frame": int(self.last_frame),
+            "scan_shape": [int(v) for v in self.scan_shape],
+            "serpentine": bool(self.serpentine),
+            "hysteresis": int(self.hysteresis),
+            "duplicate_frames": [int(v) for v in self.duplicate_frames],
+            "dropped": [[int(y), int(x)] for y, x in self.dropped],
+            "beam_energy_kev": float(self.beam_energy_kev),
+            "seed": int(self.seed),
+        }
+
+
+def record_scan(
+    patterns: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    beam_energy_kev: float = 300.0,
+) -> SimulatedTvips:
+    """Record a scan's patterns as the TVIPS video stream a camera would have written.
+
+    What the recording holds besides the scan (model choices: what a conversion must cope
+    with): 6 frames before the scan and 5 after (beam parked at the scan centre),
+    serpentine lines whose reversed lines lag by 2 frames (none on lines of 4 positions
+    or fewer), one position recorded twice (a third of the way through the scan) and one
+    missed (two thirds), 3 parts, frame headers with the scan generator's position counter,
+    ``ht`` the beam energy and ``pixelsize`` 0 (the header's integer field in 1/nm cannot
+    hold a diffraction calibration, so none is written). See :func:`write_tvips_recording`
+    for every other choice.
+
+    Parameters
+    ----------
+    patterns : ndarray (ny, nx, h, w)
+        The pattern at each scan position (e.g. a simulated electrode's); written as uint16.
+    path : str or path-like
+        Base name of the parts (``{path}_000.tvips``, ...).
+    beam_energy_kev : float
+        Written as ``ht`` (rounded to whole keV).
+
+    Returns
+    -------
+    SimulatedTvips
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> pats = np.random.default_rng(0).poisson(5.0, (6, 8, 16, 16)).astype(float)
+    >>> rec = record_scan(pats, pathlib.Path(tempfile.mkdtemp()) / "scan")
+    >>> len(rec.paths), rec.n_frames, rec.dropped, len(rec.duplicate_frames)
+    (3, 59, [(4, 0)], 1)
+    """
+    patterns = np.asarray(patterns)
+    if patterns.ndim != 4:
+        raise AnodemapInputError(
+            f"patterns must be a 4D array (ny, nx, h, w), not of shape {patterns.shape}"
+        )
+    ny, nx = patterns.shape[:2]
+    n = ny * nx
+    n_frames = 6 + n + 5  # one duplicate and one drop: as many frames as positions
+    return write_tvips_recording(
+        path,
+        patterns=patterns,
+        n_before=6,
+        n_after=5,
+        serpentine=True,
+        hysteresis=2 if nx > 4 else 0,
+        duplicates=(n // 3,) if n >= 6 else (),
+        drops=(2 * n // 3,) if n >= 6 else (),
+        frames_per_part=-(-n_frames // 3),
+        beam_energy_kev=int(round(beam_energy_kev)),
+        pixelsize_per_nm=0,
+    )
+
+
+def compare_scan_with_truth(report: dict, truth: dict) -> dict:
+    """What a stream conversion found about the scan, item by item against the truth.
+
+    Parameters
+    ----------
+    report : dict
+        The scan report of a conversion (``ScanPlan.as_dict()``, written by
+        ``anodemap stream`` as ``OUT.scan.json``).
+    truth : dict
+        :meth:`SimulatedTvips.as_dict` of the recording.
+
+    Returns
+    -------
+    dict
+        ``items``: for each of first and last frame, scan shape, serpentine, hysteresis,
+        number of duplicated frames and the dropped positions, ``found``, ``true`` and
+        ``agrees``; ``all_agree``.
+
+    Examples
+    --------
+    >>> truth = {"first_frame": 6, "last_frame": 29, "scan_shape": [4, 6], "serpentine": True,
+    ...          "hysteresis": 2, "duplicate_frames": [], "dropped": []}
+    >>> report = dict(truth, n_duplicate_frames=0, n_missing=0, missing=[], hysteresis=1)
+    >>> cmp = compare_scan_with_truth(report, truth)
+    >>> cmp["all_agree"], cmp["items"]["hysteresis"]["agrees"]
+    (False, False)
+    """
+    missing = sorted(tuple(int(v) for v in p) for p in report.get("missing", []))
+    if len(missing) < int(report.get("n_missing", len(missing))):
+        missing = None  # the report lists only the first of many
+    pairs = {
+        "first_frame": (report["first_frame"], truth["first_frame"]),
+        "last_frame": (report["last_frame"], truth["last_frame"]),
+        "scan_shape": (list(report["scan_shape"]), list(truth["scan_shape"])),
+        "serpentine": (bool(report["serpentine"]), bool(truth["serpentine"])),
+        "hysteresis": (int(report["hysteresis"]), int(truth["hysteresis"])),
+        "n_duplicate_frames": (
+            int(report["n_duplicate_frames"]),
+            len(truth["duplicate_frames"]),
+        ),
+        "dropped": (
+            None if missing is None else [list(p) for p in missing],
+            sorted([int(y), int(x)] for y, x in truth["dropped"]),
+        ),
+    }
+    items = {
+        k: {"found": found, "true": true, "agrees": found == true}
+        for k, (found, true) in pairs.items()
+    }
+    return {"items": items, "all_agree": all(v["agrees"] for v in items.values())}
 
 
 def _position_of_step(p: int, nx: int, serpentine: bool, hysteresis: int) -> tuple[int, int]:
