@@ -367,6 +367,8 @@ def main(argv=None) -> int:
     laue_proper = load_phase_laue()
     npt = args.npt or int(np.ceil(np.sqrt(2.0) * size / 2))
 
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
         path = save(to_dataset(sim), tmp / "sped.zspy")

@@ -438,3 +438,25 @@ def test_peak_threshold_null_from_an_amorphous_minority():
             # at most 1 % of the null above it (0.99 quantile 3.84), every crystal (>= 50)
             # below; fitted to all the values, it was above most crystals
             assert 3.84 < thr < 15.0, (seed, n_null, thr)
+
+
+def test_known_crystals_stay_off_the_null_side_of_the_decoy_test():
+    """Grains with one Friedel pair can have negative spottiness (their decoys match
+    better); counted as nulls below 0 they pushed the knockoff threshold up, so a small
+    set of spotty crystals was called amorphous. Known to be crystalline (by the
+    Friedel-pair route), they count only as discoveries."""
+    rng = np.random.default_rng(3)
+    null = rng.normal(0.0, 0.03, 140)  # amorphous
+    pairs = rng.normal(-0.1, 0.05, 90)  # one-Friedel-pair grain: L mostly below 0
+    spotty = rng.normal(0.26, 0.03, 25)  # a small spotty grain
+    values = np.concatenate([null, pairs, spotty])
+    # the pair grain fills the null's side: the threshold lands above most spotty ones
+    assert (spotty >= amorphous_threshold(values)).mean() < 0.5
+    known = np.r_[np.zeros(140, bool), np.ones(90, bool), np.zeros(25, bool)]
+    c = amorphous_threshold(values, crystalline=known)
+    assert np.isfinite(c) and (spotty >= c).mean() >= 0.9 and (null >= c).sum() == 0
+    # with nothing known, the same threshold as without the argument
+    plain = np.concatenate([null, spotty])
+    assert amorphous_threshold(plain, crystalline=np.zeros(plain.size, bool)) == (
+        amorphous_threshold(plain)
+    )

@@ -1765,11 +1765,16 @@ def match_kernel(block: np.ndarray, centres: np.ndarray, *, matcher: Matcher) ->
     return out
 
 
-def amorphous_threshold(spottiness: Any, fdr: float = 0.05, fpr: float = 1e-3) -> float:
+def amorphous_threshold(
+    spottiness: Any, fdr: float = 0.05, fpr: float = 1e-3, *, crystalline: Any = None
+) -> float:
     """Spottiness threshold of the crystalline class, derived from the data.
 
     Under the null (no crystal spots) the spottiness ``L = ln(Q / Q_decoy)`` is symmetric
-    about 0, and only null patterns give ``L < 0``. Two controls, the stricter wins:
+    about 0, and only null patterns give ``L < 0`` -- except crystals that another test
+    already calls crystalline (``crystalline``; e.g. a grain with one Friedel pair, whose
+    decoys can match better than the pattern): their L count as discoveries above the
+    threshold but not on the null's side below 0. Two controls, the stricter wins:
 
     * **false-discovery rate** (knockoff+, Barber & Candès, Ann. Stat. 43 (2015) 2055): the
       smallest ``c > 0`` among the ``|L|`` with ``(1 + #{L <= -c}) / #{L >= c} <= fdr``;
@@ -1790,6 +1795,8 @@ def amorphous_threshold(spottiness: Any, fdr: float = 0.05, fpr: float = 1e-3) -
     fpr : float
         Target probability that an amorphous pattern is called crystalline (model choice
         1e-3).
+    crystalline : array_like of bool, optional
+        Patterns known to be crystalline by another test (same shape as ``spottiness``).
 
     Returns
     -------
@@ -1806,14 +1813,20 @@ def amorphous_threshold(spottiness: Any, fdr: float = 0.05, fpr: float = 1e-3) -
     True
     """
     values = np.asarray(spottiness, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
+    known = (
+        np.zeros(values.shape, bool)
+        if crystalline is None
+        else np.broadcast_to(np.asarray(crystalline, bool).ravel(), values.shape)
+    )
+    finite = np.isfinite(values)
+    values, known = values[finite], known[finite]
     if not 0 < fdr < 1 or not 0 < fpr < 1:
         raise AnodemapInputError(f"fdr={fdr}, fpr={fpr}: both must be between 0 and 1")
-    cands = np.unique(np.abs(values[values != 0]))
+    cands = np.unique(np.abs(values[(values != 0) & ~(known & (values < 0))]))
     if cands.size == 0:
         return math.inf
     pos = np.sort(values[values > 0])
-    neg = np.sort(-values[values < 0])
+    neg = np.sort(-values[(values < 0) & ~known])
     n_pos = pos.size - np.searchsorted(pos, cands, side="left")  # L >= c
     n_neg = neg.size - np.searchsorted(neg, cands, side="left")  # L <= -c
     ok = (1.0 + n_neg) / np.maximum(n_pos, 1) <= fdr
@@ -1900,13 +1913,17 @@ def _thresholds(results: Mapping[str, Any], p: MatchParameters) -> tuple[float, 
     """Spottiness and pair-peak thresholds: given in ``p``, else derived from ``results``."""
     ok = np.asarray(results["status"]) == Status.OK
     spot = np.asarray(results["spottiness"])
+    pair = np.asarray(results["pair_peak"])
     thr = p.amorphous_threshold
     if thr is None:
-        thr = amorphous_threshold(spot[ok], p.fdr, p.fpr)
+        # patterns whose Friedel pair stands out from all the patterns' null do not
+        # belong on the null's side of the decoy test (their decoys may match better)
+        known = pair[ok] >= peak_threshold(pair[ok], p.fpr)
+        thr = amorphous_threshold(spot[ok], p.fdr, p.fpr, crystalline=known)
     peak_thr = p.peak_threshold
     if peak_thr is None:
         pool = ok & ~(spot >= thr)
-        peak_thr = peak_threshold(np.asarray(results["pair_peak"])[pool], p.fpr)
+        peak_thr = peak_threshold(pair[pool], p.fpr)
     return float(thr), float(peak_thr)
 
 
