@@ -288,10 +288,12 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         camera_length_mm=args.camera_length,
         precession_angle_deg=args.precession,
         n_decoys=args.decoys,
+        refine_step_deg=args.refine_step or None,
     )
     _log(
         f"patterns: scan {ds.nav_shape}, {ds.sig_shape[0]} x {ds.sig_shape[-1]} px; "
         f"phases {', '.join(p.phases)}; templates every {p.step_deg} degrees"
+        + (f", orientations refined at {p.refine_step_deg}" if p.refine_step_deg else "")
     )
     client = _client(args.scheduler)
     try:
@@ -689,6 +691,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="phase names (Si, Li15Si4) or CIF files (default: Si Li15Si4)",
     )
     p.add_argument("--step", type=float, default=1.5, help="template step in degrees")
+    p.add_argument(
+        "--refine-step",
+        type=float,
+        default=1.0,
+        metavar="DEG",
+        help="step in degrees of the orientation refinement: crystalline patterns matched "
+        "again against their own phase (default 1.0; 0: none)",
+    )
     p.add_argument(
         "--decoys",
         type=int,

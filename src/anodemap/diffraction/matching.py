@@ -125,6 +125,7 @@ __all__ = [
     "peak_threshold",
     "polar_transform",
     "prepare_matcher",
+    "refine_orientations",
 ]
 
 # Self-correlation (normalised) above which a template counts as symmetric under an
@@ -2033,3 +2034,92 @@ def match_patterns(
     }
     out["matcher"] = matcher
     return out
+
+
+def _refine_kernel(
+    block: np.ndarray, centres: np.ndarray, phase: np.ndarray, *, refiners: Sequence[Matcher]
+) -> dict[str, np.ndarray]:
+    """Orientation and reliability of each pattern against its own phase's refiner."""
+    n = block.shape[0]
+    euler = np.full((n, 3), np.nan)
+    reliability = np.zeros(n)
+    refined = np.zeros(n, np.bool_)
+    for k, matcher in enumerate(refiners):
+        sel = np.flatnonzero(np.asarray(phase) == k + 1)
+        if sel.size == 0 or not matcher.has_orientations:
+            continue
+        res = match_kernel(block[sel], np.asarray(centres)[sel], matcher=matcher)
+        ok = np.asarray(res["status"]) == Status.OK
+        euler[sel[ok]] = res["euler"][ok]
+        reliability[sel[ok]] = res["reliability"][ok]
+        refined[sel[ok]] = True
+    return {"euler": euler, "reliability": reliability, "refined": refined}
+
+
+def refine_orientations(
+    patterns: Any,
+    centres: Any,
+    phase: Any,
+    refiners: Sequence[Matcher],
+    euler: np.ndarray,
+    reliability: np.ndarray,
+    *,
+    rows_per_chunk: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Orientations of crystalline patterns matched again, each against its own phase.
+
+    The phase decision needs every phase's library and the decoys; an orientation needs
+    only the phase found, at a finer step. Each pattern with ``phase == k + 1`` is matched
+    against ``refiners[k]`` (a :func:`prepare_matcher` of that phase's finer library); its
+    Euler angles and orientation reliability are replaced by that match's, the others
+    (amorphous, failed) keep theirs.
+
+    Parameters
+    ----------
+    patterns : ndarray or dask array, shape (*nav, ky, kx)
+    centres : array_like, shape (*nav, 2)
+    phase : array_like of int, shape nav
+        Labels as :func:`match_patterns` returns them (0 amorphous, k + 1 phase k).
+    refiners : sequence of Matcher
+        One per crystalline phase, in label order.
+    euler, reliability : ndarray
+        The maps to update, shapes ``(*nav, 3)`` and ``nav`` (not modified in place).
+    rows_per_chunk, scheduler, client, progress
+        Passed to :func:`anodemap._compute.map_pixels`.
+
+    Returns
+    -------
+    euler, reliability : ndarray
+
+    Examples
+    --------
+    >>> from anodemap.diffraction.matching import refine_orientations  # doctest: +SKIP
+    >>> euler, rel = refine_orientations(data, centres, phase, refiners, euler, rel)  # doctest: +SKIP
+    """
+    nav = tuple(np.shape(patterns)[:-2])
+    phase = np.asarray(phase)
+    if phase.shape != nav:
+        raise AnodemapInputError(f"phase map of shape {phase.shape}, patterns' scan is {nav}")
+    res = map_pixels(
+        _refine_kernel,
+        patterns,
+        sig_ndim=2,
+        outputs={
+            "euler": OutputSpec((3,), np.float64),
+            "reliability": OutputSpec((), np.float64),
+            "refined": OutputSpec((), np.bool_),
+        },
+        extras=[np.asarray(centres, dtype=np.float64), phase.astype(np.int16)],
+        kwargs={"refiners": list(refiners)},
+        rows_per_chunk=rows_per_chunk,
+        scheduler=scheduler,
+        client=client,
+        progress=progress,
+    )
+    done = np.asarray(res["refined"], bool)
+    euler = np.where(done[..., None], res["euler"], euler)
+    reliability = np.where(done, res["reliability"], reliability)
+    return euler, reliability
