@@ -363,6 +363,7 @@ def compare_with_truth(
     truth_labels: dict[str, str],
     *,
     reliability_threshold: float = 10.0,
+    phases: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Phases and orientations of a phase map against simulated ground truth.
 
@@ -389,6 +390,10 @@ def compare_with_truth(
         Label -> name of the truth's phases.
     reliability_threshold : float
         Orientation reliability (%) above which an orientation counts as reliable.
+    phases : dict, optional
+        Phase name -> :class:`~anodemap.diffraction.crystal.Crystal` or CIF path, for
+        the symmetry of phases that are not packaged (default: each name loaded as a
+        packaged phase).
 
     Returns
     -------
@@ -460,7 +465,7 @@ def compare_with_truth(
         n = int(mask.sum())
         if not n:
             return {"n": 0, "median_deg": None, "within_2deg": None}
-        a = misorientation_deg(euler_found[mask], euler_true[mask], name)
+        a = misorientation_deg(euler_found[mask], euler_true[mask], (phases or {}).get(name, name))
         ok = np.isfinite(a)
         return {
             "n": n,
