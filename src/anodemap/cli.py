@@ -408,7 +408,8 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The diffraction half of the demo, from the camera's video stream to phase maps.
 
     The same phantom as the EELS half is simulated as precession diffraction and written
-    as the TVIPS recording a camera would make (:func:`_write_recording`); then the two
+    as the TVIPS recording a camera would make (:func:`anodemap.synth.tvips.record_scan`);
+    then the two
     commands a user runs on such a recording, ``anodemap stream`` (the scan found, not
     given) and ``anodemap diffraction``, run with their own defaults, and the scan found
     and the maps written are compared with the truth
@@ -424,8 +425,15 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     from anodemap.synth.tvips import compare_scan_with_truth
 
     shape = tuple(args.shape)
+    precession = 0.4  # degrees: the paper's SPED (Methods), as `anodemap simulate diffraction`
     sim = _simulate_diffraction(
-        out / "simulated" / "diffraction", shape, args.seed, args.pixel_size, zspy=False, tvips=True
+        out / "simulated" / "diffraction",
+        shape,
+        args.seed,
+        args.pixel_size,
+        precession=precession,
+        zspy=False,
+        tvips=True,
     )
     dout = out / "diffraction"
     scan = dout / "scan.zspy"
@@ -441,7 +449,8 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         f"{args.pixel_size:g}",
         *quiet,
     ]
-    maps_argv = ["diffraction", str(scan), "-o", str(dout), "--precession", "0.4", *quiet]
+    maps_argv = ["diffraction", str(scan), "-o", str(dout), "--precession", f"{precession:g}"]
+    maps_argv += quiet
     if args.no_figures:
         maps_argv.append("--no-figures")
     if args.scheduler:

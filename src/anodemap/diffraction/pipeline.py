@@ -187,19 +187,19 @@ def analyse_diffraction(
     data = dataset.data
     pattern_shape = tuple(int(v) for v in dataset.sig_shape)
 
+    def library(name: str, step: float):
+        return generate_templates(
+            load_phase(name),
+            energy,
+            scale,
+            precession,
+            step,
+            detector_shape=pattern_shape,
+            include_mirrored=True,
+        )
+
     def build_matcher():
-        libraries = [
-            generate_templates(
-                load_phase(name),
-                energy,
-                scale,
-                precession,
-                p.step_deg,
-                detector_shape=pattern_shape,
-                include_mirrored=True,
-            )
-            for name in p.phases
-        ]
+        libraries = [library(name, p.step_deg) for name in p.phases]
         return libraries, prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
 
     refine = p.refine_step_deg
@@ -210,22 +210,7 @@ def analyse_diffraction(
         # one library per phase at the finer step; a decoy is required by the matcher but
         # its result is not used
         return [
-            prepare_matcher(
-                [
-                    generate_templates(
-                        load_phase(name),
-                        energy,
-                        scale,
-                        precession,
-                        refine,
-                        detector_shape=pattern_shape,
-                        include_mirrored=True,
-                    )
-                ],
-                scale,
-                pattern_shape,
-                n_decoys=1,
-            )
+            prepare_matcher([library(name, refine)], scale, pattern_shape, n_decoys=1)
             for name in p.phases
         ]
 
