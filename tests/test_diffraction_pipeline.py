@@ -241,6 +241,9 @@ def test_orientation_refinement_finds_the_grain_the_coarse_library_misses():
     coarse = analyse_diffraction(ds, DiffractionParameters(refine_step_deg=None), progress=False)
     np.testing.assert_array_equal(refined.maps["phase"], coarse.maps["phase"])
     assert refined.settings["orientation_refinement_step_deg"] == 1.0
+    moved = refined.settings["orientation_refinement_moved"]["Li15Si4"]
+    assert moved["patterns"] == (refined.maps["phase"] == 2).sum() and moved["moved_over_2deg"] > 80
+    assert coarse.settings["orientation_refinement_moved"] == {}
     grain = (sim.truth["phase"] == 2) & (refined.maps["phase"] == 2)
     assert grain.sum() > 80
 

@@ -246,9 +246,12 @@ def analyse_diffraction(
         euler = np.asarray(out["euler"], dtype=float)
         reliability = np.asarray(out["reliability"], dtype=float)
         phase = np.asarray(out["phase"]).astype(np.int16)
+        moved: dict[str, dict[str, int]] = {}
         if refiners is not None and np.any(phase > 0):
             from anodemap.diffraction.matching import refine_orientations
+            from anodemap.diffraction.templates import misorientation_deg
 
+            first = euler
             with progress_label("orientation refinement"):
                 euler, reliability = refine_orientations(
                     data,
@@ -260,6 +263,15 @@ def analyse_diffraction(
                     client=client,
                     progress=progress,
                 )
+            # how many orientations the refinement moved: where the first match was off
+            for k, name in enumerate(p.phases):
+                sel = phase == k + 1
+                if sel.any():
+                    angle = misorientation_deg(first[sel], euler[sel], load_phase(name))
+                    moved[name] = {
+                        "patterns": int(sel.sum()),
+                        "moved_over_2deg": int((angle > 2.0).sum()),
+                    }
     maps = {
         "phase": phase,
         "correlation": np.asarray(out["correlation"], dtype=float),
@@ -280,6 +292,7 @@ def analyse_diffraction(
         "virtual_adf_radii_px": list(adf),
         "templates_per_phase": {lib.phase: int(len(lib.euler)) for lib in libraries},
         "orientation_refinement_step_deg": float(refine) if refine else None,
+        "orientation_refinement_moved": moved,
         "euler_convention": "Bunge (phi1, Phi, phi2) in degrees, passive, as orix",
     }
     return DiffractionResult(
