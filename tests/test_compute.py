@@ -134,3 +134,17 @@ def test_input_chunks_kept_when_they_fit(chunk_x, kept):
     )
     np.testing.assert_allclose(got["s"], eager.sum(axis=(2, 3), dtype=np.float64), rtol=1e-12)
     np.testing.assert_allclose(got["c"], centres.sum(axis=-1), rtol=1e-12)
+
+
+def test_progress_lines_name_their_step(capsys):
+    """In a log (stderr not a terminal) each quarter of the tasks is one line, named by
+    progress_label; without a label the old wording stays."""
+    from anodemap._compute import progress_label
+
+    x = np.ones((8, 3, 4))
+    with progress_label("sums"):
+        map_pixels(_kernel, x, sig_ndim=1, outputs=OUT, extras=[np.zeros((8, 3))], rows_per_chunk=2)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"[anodemap] sums: {p} %" for p in (25, 50, 75, 100)]
+    map_pixels(_kernel, x, sig_ndim=1, outputs=OUT, extras=[np.zeros((8, 3))], rows_per_chunk=2)
+    assert capsys.readouterr().err.splitlines()[-1] == "[anodemap] 100 % done"

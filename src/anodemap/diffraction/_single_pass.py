@@ -58,10 +58,10 @@ def _writer_threads() -> int:
     """Writer threads: the cores this process may use less one (the reading pass), 2 to 8.
 
     Compressing is most of the work of a conversion (LZ4 + bit shuffle at about 1.5 GB/s
-    per core against
-    1-2 GB/s read from the disk of this project's 2-core VM), so the writers are as many as the
-    cores allow. Model choice: at least 2 (on 2 cores, 1, 2 and 3 writers were measured
-    and 2 was best), at most 8 (each holds about 3.5 blocks of buffers).
+    per core against 1-2 GB/s read from the disk of this project's 2-core VM), so the
+    writers are as many as the cores allow. Model choice: at least 2 (on 2 cores, 1, 2
+    and 3 writers were measured and 2 was best), at most 8 (each holds about 3.5 blocks
+    of buffers).
     """
     try:
         n = len(os.sched_getaffinity(0))

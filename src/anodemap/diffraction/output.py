@@ -389,7 +389,8 @@ def compare_with_truth(
     truth_labels : dict
         Label -> name of the truth's phases.
     reliability_threshold : float
-        Orientation reliability (%) above which an orientation counts as reliable.
+        Orientation reliability (%) from which an orientation counts as reliable (model
+        choice 10: the level at which the project's orientation target is tested).
     phases : dict, optional
         Phase name -> :class:`~anodemap.diffraction.crystal.Crystal` or CIF path, for
         the symmetry of phases that are not packaged (default: each name loaded as a
