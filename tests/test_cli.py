@@ -257,6 +257,55 @@ def test_stream_command_finds_the_scan(tmp_path, ext):
         assert np.max(np.abs(data.astype(float) - scaled)) <= 1
 
 
+def test_stream_command_writes_zspy_and_blo_in_one_command(tmp_path):
+    """`-o OUT.zspy -o OUT.blo`: both files from one search of the scan, each the same
+    as the one its own command writes; a name given twice or a wrong extension is a
+    clear error before anything is read or written."""
+    from anodemap.io import load
+    from anodemap.synth.tvips import write_tvips_recording
+
+    write_tvips_recording(
+        tmp_path / "rec",
+        scan_shape=(10, 12),
+        frame_shape=(32, 32),
+        serpentine=True,
+        hysteresis=1,
+        duplicates=(25,),
+        drops=(50,),
+        frames_per_part=50,
+    )
+    first = str(sorted(tmp_path.glob("rec*_000.tvips"))[0])
+    q = ["--no-progress"]
+    both = [tmp_path / "both" / "scan.blo", tmp_path / "both" / "scan.zspy"]  # .blo named first
+    assert main(["stream", first, "-o", str(both[0]), "-o", str(both[1]), *q]) == 0
+    for ext in ("blo", "zspy"):
+        one = tmp_path / "one" / f"scan.{ext}"
+        assert main(["stream", first, "-o", str(one), *q]) == 0
+        a, b = load(tmp_path / "both" / f"scan.{ext}"), load(one)
+        assert a.nav_shape == (10, 12)
+        np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
+        assert [(x.scale, x.units) for x in a.axes] == [(x.scale, x.units) for x in b.axes]
+        report = json.loads((tmp_path / "both" / f"scan.{ext}.scan.json").read_text())
+        alone = json.loads((tmp_path / "one" / f"scan.{ext}.scan.json").read_text())
+        for key in ("first_frame", "last_frame", "scan_shape", "hysteresis", "missing"):
+            assert report[key] == alone[key]
+        if ext == "zspy":  # the .zspy was written while reading, as on its own
+            assert report["scores"]["single_pass"]["blocks"] >= 1
+            files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+            assert files == sorted(
+                p.relative_to(both[1]) for p in both[1].rglob("*") if p.is_file()
+            )
+            assert all((one / f).read_bytes() == (both[1] / f).read_bytes() for f in files)
+        else:
+            assert report["scores"]["blo_intensity_range"] == alone["scores"]["blo_intensity_range"]
+
+    twice = tmp_path / "twice.zspy"
+    assert main(["stream", first, "-o", str(twice), "-o", str(twice), *q]) == 2
+    wrong = [str(tmp_path / "w.zspy"), str(tmp_path / "w.tif")]
+    assert main(["stream", first, "-o", wrong[0], "-o", wrong[1], *q]) == 2
+    assert not twice.exists() and not (tmp_path / "w.zspy").exists()
+
+
 def test_console_command_exits_quickly_with_the_right_code_and_all_output(tmp_path):
     # `anodemap` ends through cli.run: main, then os._exit after flushing the streams
     import subprocess

@@ -332,11 +332,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from anodemap.diffraction.stream import stream_to_file
     from anodemap.io.results import write_json
 
-    out = Path(args.output)
+    outs = [Path(o) for o in args.output]
     _log(f"reading the recording {args.input}")
     plan = stream_to_file(
         args.input,
-        out,
+        outs,
         tuple(args.scan_shape) if args.scan_shape else None,
         first_frame=args.first_frame,
         last_frame=args.last_frame,
@@ -360,8 +360,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
             f"{sp['written_while_reading']} of {sp['blocks']} blocks of rows written while "
             f"reading, {sp['written_after']} after"
         )
-    report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
-    _log(f"wrote {out} and the scan report {report}")
+    for out in outs:
+        report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
+        _log(f"wrote {out} and the scan report {report}")
     return 0
 
 
@@ -751,8 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         required=True,
+        action="append",
         metavar="OUT",
-        help="OUT.zspy, OUT.hspy or OUT.blo (NanoMegas blockfile, 8 bit)",
+        help="OUT.zspy, OUT.hspy or OUT.blo (NanoMegas blockfile, 8 bit); repeat it for "
+        "several files from one search of the scan, e.g. -o OUT.zspy -o OUT.blo",
     )
     p.add_argument(
         "--scan-shape",

@@ -67,7 +67,7 @@ import re
 import sys
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1881,7 +1881,7 @@ def _meta_datetime(dataset) -> _dt.datetime | None:
 # ------------------------------------------------------------------ driver
 def stream_to_file(
     input_path: str | os.PathLike,
-    output_path: str | os.PathLike,
+    output_path: str | os.PathLike | Sequence[str | os.PathLike],
     scan_shape: tuple[int, int] | None = None,
     *,
     first_frame: int | None = None,
@@ -1917,9 +1917,11 @@ def stream_to_file(
     ----------
     input_path : str or path-like
         ``NAME_000.tvips`` (the other parts are found beside it).
-    output_path : str or path-like
+    output_path : str or path-like, or a sequence of them
         ``.zspy`` (chunked, lazy writing), ``.hspy``, or ``.blo`` (8-bit NanoMegas
-        blockfile with virtual bright field and calibrations).
+        blockfile with virtual bright field and calibrations). Several outputs (e.g. a
+        ``.zspy`` and a ``.blo``) are written from one search of the scan: a ``.zspy``
+        first, while the recording is read, then each other one in a pass of its own.
     scan_shape : (ny, nx), optional
         Found when not given.
     first_frame, last_frame, serpentine, hysteresis, use_headers
@@ -1966,14 +1968,7 @@ def stream_to_file(
     >>> plan = stream_to_file("scan_000.tvips", "scan.zspy")  # doctest: +SKIP
     >>> print(plan.summary())  # doctest: +SKIP
     """
-    out = Path(output_path)
-    ext = out.suffix.lower()
-    if ext not in (".zspy", ".hspy", ".blo"):
-        raise AnodemapInputError(
-            f"{out}: output must be .zspy, .hspy or .blo (the format follows the extension)"
-        )
-    if out.exists() and not overwrite:
-        raise AnodemapIOError(f"{out}: exists; pass overwrite=True to replace it")
+    outs = _output_paths(output_path, overwrite)
     plan_kw = dict(
         first_frame=first_frame,
         last_frame=last_frame,
@@ -1984,14 +1979,21 @@ def stream_to_file(
     cal_kw = dict(
         scan_step=scan_step, reciprocal_pixel_size=reciprocal_pixel_size, beam_energy=beam_energy
     )
-    if ext == ".zspy" and single_pass:
+    write_kw = dict(
+        intensity_range=intensity_range,
+        camera_length=camera_length,
+        rows_per_chunk=rows_per_chunk,
+        compressor=compressor,
+        progress=progress,
+    )
+    if outs[0].suffix.lower() == ".zspy" and single_pass:
         from anodemap.diffraction._single_pass import stream_to_zspy
 
         rec = TvipsRecording(input_path, allow_truncated=allow_truncated)
         shape = _check_overrides(rec, scan_shape, first_frame, last_frame)
-        return stream_to_zspy(
+        plan = stream_to_zspy(
             rec,
-            out,
+            outs[0],
             shape,
             plan_kw,
             calibration_kw=cal_kw,
@@ -1999,16 +2001,58 @@ def stream_to_file(
             compressor=_zspy_compressor(compressor),
             progress=progress,
         )
-    plan = reconstruct_scan(
-        input_path,
-        scan_shape,
-        **plan_kw,
-        **cal_kw,
-        progress=progress,
-        allow_truncated=allow_truncated,
-    )
-    if progress:
-        print(plan.summary(), file=sys.stderr)
+        rest = outs[1:]
+    else:
+        plan = reconstruct_scan(
+            input_path,
+            scan_shape,
+            **plan_kw,
+            **cal_kw,
+            progress=progress,
+            allow_truncated=allow_truncated,
+        )
+        if progress:
+            print(plan.summary(), file=sys.stderr)
+        rest = outs
+    for out in rest:
+        _write_planned(plan, out, **write_kw)
+    return plan
+
+
+def _output_paths(output_path: Any, overwrite: bool) -> list[Path]:
+    """The outputs of :func:`stream_to_file`, checked before anything is read; a
+    ``.zspy`` first (it can be written while the recording is read)."""
+    many = isinstance(output_path, list | tuple)
+    outs = [Path(p) for p in (output_path if many else [output_path])]
+    if not outs:
+        raise AnodemapInputError("no output given: name a .zspy, .hspy or .blo file")
+    for out in outs:
+        if out.suffix.lower() not in (".zspy", ".hspy", ".blo"):
+            raise AnodemapInputError(
+                f"{out}: output must be .zspy, .hspy or .blo (the format follows the extension)"
+            )
+        if out.exists() and not overwrite:
+            raise AnodemapIOError(f"{out}: exists; pass overwrite=True to replace it")
+    resolved = [p.resolve() for p in outs]
+    if len(set(resolved)) < len(resolved):
+        raise AnodemapInputError(
+            "the same output is named twice: " + ", ".join(str(p) for p in outs)
+        )
+    return sorted(outs, key=lambda p: p.suffix.lower() != ".zspy")  # stable
+
+
+def _write_planned(
+    plan: ScanPlan,
+    out: Path,
+    *,
+    intensity_range: tuple[float, float] | None,
+    camera_length: float | None,
+    rows_per_chunk: int | None,
+    compressor: Any,
+    progress: bool,
+) -> None:
+    """Write the scan of ``plan`` to ``out`` in one more pass over the recording."""
+    ext = out.suffix.lower()
     # read once, so the recording's pages are released behind the writing
     ds = _plan_to_dataset(plan, rows_per_chunk, release=True)
     if ext == ".blo":
@@ -2040,7 +2084,6 @@ def stream_to_file(
 
         with _dask_progress(progress):
             save(ds, out)
-    return plan
 
 
 def _blo_range(plan: ScanPlan, rec: TvipsRecording, n_sample: int = 256):
