@@ -317,8 +317,8 @@ def reciprocal_calibration(
     if unit in _UNCALIBRATED:
         raise AnodemapInputError(
             f"the diffraction pattern is not calibrated (axes {names}); pass "
-            "scale=<1/Å per pixel> measured on a standard (or calibrate the file's "
-            "signal axes in 1/Å, 1/nm or mrad)"
+            "scale=<1/Å per pixel> measured on a standard (command line: --calibration "
+            "PER_A), or calibrate the file's signal axes in 1/Å, 1/nm or mrad"
         )
     if unit in _RECIPROCAL:
         f = _RECIPROCAL[unit]
@@ -328,7 +328,8 @@ def reciprocal_calibration(
         if energy is None:
             raise AnodemapInputError(
                 f"the diffraction axes {names} are in {sig[0].units}; converting to 1/Å "
-                "needs the beam energy: pass beam_energy_kev=... (or scale=<1/Å per pixel>)"
+                "needs the beam energy: pass beam_energy_kev=... (--beam-energy KEV), or "
+                "scale=<1/Å per pixel> (--calibration PER_A)"
             )
         lam = electron_wavelength(energy)
         if unit in _ANGLE:
@@ -342,13 +343,14 @@ def reciprocal_calibration(
         if length is None:
             raise AnodemapInputError(
                 f"the diffraction axes {names} are lengths on the camera plane; converting "
-                "to 1/Å needs the camera length: pass camera_length_mm=... or "
-                "scale=<1/Å per pixel> measured on a standard"
+                "to 1/Å needs the camera length: pass camera_length_mm=... (--camera-length "
+                "MM) or scale=<1/Å per pixel> measured on a standard (--calibration PER_A)"
             )
         if not math.isfinite(length) or length < _MIN_CAMERA_LENGTH_MM:
             raise AnodemapInputError(
                 f"camera length {length:g} mm ({l_src}) is not plausible; pass "
-                "camera_length_mm=... or scale=<1/Å per pixel>"
+                "camera_length_mm=... (--camera-length MM) or scale=<1/Å per pixel> "
+                "(--calibration PER_A)"
             )
         f = _LENGTH[unit] / length / lam
         return ReciprocalCalibration(
@@ -361,7 +363,8 @@ def reciprocal_calibration(
         )
     raise AnodemapInputError(
         f"the diffraction axes {names} have units that are not a reciprocal length, an "
-        "angle or a camera-plane length; pass scale=<1/Å per pixel>"
+        "angle or a camera-plane length; pass scale=<1/Å per pixel> (command line: "
+        "--calibration PER_A)"
     )
 
 
