@@ -12,10 +12,12 @@ from anodemap.diffraction.virtual import (
     Annulus,
     DirectBeam,
     Disk,
+    averaged_patterns,
     azimuthal_average,
     find_direct_beam,
     image_dataset,
     mean_pattern,
+    mean_patterns,
     virtual_adf,
     virtual_bf,
     virtual_image,
@@ -103,6 +105,32 @@ def test_centres_identical_lazy_and_with_a_guess(sim):
     lazy = find_direct_beam(da.from_array(data, chunks=(2, 3, 48, 48)), radius=RADIUS)
     np.testing.assert_allclose(lazy.center, eager.center, atol=1e-12)
     guided = find_direct_beam(data, radius=RADIUS, guess=(47.5, 47.5), max_shift=8)
+    assert np.abs(guided.center - truth).max() < 0.05
+
+
+def test_beam_outshone_by_a_bragg_disk_is_found_from_the_neighbours_descan():
+    """A thick grain near a zone axis: a Bragg disk brighter than the direct beam in a
+    block of patterns. The brightest disk is not the beam there; the disk where the
+    neighbours' descan puts the beam is, and it is refined as precisely as elsewhere."""
+    data, truth = simulate(ny=12, nx=14, seed=4)
+    yy, xx = np.mgrid[:K, :K].astype(float)
+    block = np.zeros((12, 14), bool)
+    block[3:7, 5:9] = True  # 16 patterns
+    rng = np.random.default_rng(9)
+    for j in zip(*np.nonzero(block), strict=True):
+        d = np.hypot(yy - truth[j][0] - 18, xx - truth[j][1] - 10)
+        data[j] += rng.poisson(4500.0 / (1 + np.exp((d - RADIUS) / 0.5)))
+    # without the descan of the neighbours (one pattern at a time) the disk is taken
+    alone = find_direct_beam(data[3:4, 5:6], radius=RADIUS)
+    assert np.abs(alone.center[0, 0] - truth[3, 5] - (18, 10)).max() < 0.5
+    beam = find_direct_beam(data, radius=RADIUS)
+    assert (beam.status == Status.OK).all()
+    assert np.abs(beam.center - truth).max() < 0.05
+    np.testing.assert_array_equal(beam.outshone, block)
+    assert np.nanmean(beam.radius[block]) == pytest.approx(RADIUS, abs=0.3)
+    # a guess from the user is trusted: no second opinion
+    guided = find_direct_beam(data, radius=RADIUS, guess=(47.5, 47.5), max_shift=8)
+    assert not guided.outshone.any()
     assert np.abs(guided.center - truth).max() < 0.05
 
 
@@ -258,6 +286,69 @@ def test_descan_corrected_average_realigns_patterns():
     aligned = mean_pattern(data, center=centers)
     np.testing.assert_allclose(aligned[8:32, 8:32], base[8:32, 8:32], rtol=1e-12)
     assert not np.allclose(mean_pattern(data)[8:32, 8:32], base[8:32, 8:32])
+
+
+def test_mean_patterns_of_a_label_map_are_each_region_averaged_alone(sim, local_cluster_client):
+    """One pass over a label map gives what one pass per region gives (mean_pattern),
+    descan-corrected or not, in memory, lazily and on a cluster."""
+    da = pytest.importorskip("dask.array")
+    data, truth = sim
+    labels = np.random.default_rng(3).integers(-1, 3, data.shape[:2])
+    labels[labels == 2] = 1  # label 2 of n_labels=4 and 3 are empty
+    lazy = da.from_array(data, chunks=(4, 3, 96, 48))
+    for center in (None, truth):
+        means, n = mean_patterns(data, labels, 4, center=center)
+        assert n.tolist() == [int((labels == k).sum()) for k in range(4)]
+        for k in (0, 1):
+            np.testing.assert_allclose(
+                means[k], mean_pattern(data, labels == k, center=center), rtol=1e-12
+            )
+        assert not means[2:].any()
+        lazy_means, _ = mean_patterns(lazy, labels, 4, center=center, rows_per_chunk=2)
+        np.testing.assert_allclose(lazy_means, means, rtol=1e-12)
+    on_cluster, _ = mean_patterns(lazy, labels, 4, center=truth, client=local_cluster_client)
+    np.testing.assert_allclose(on_cluster, means, rtol=1e-12)
+    with pytest.raises(AnodemapInputError, match="integers"):
+        mean_patterns(data, labels.astype(float))
+    with pytest.raises(AnodemapInputError, match="no scan position"):
+        mean_patterns(data, np.full(data.shape[:2], -1))
+    with pytest.raises(AnodemapInputError, match="label map of shape"):
+        mean_patterns(data, labels[:2])
+
+
+def test_averaged_profiles_equal_the_mean_of_each_pattern_own_profile(sim):
+    """I(s) of a region, binned around every pattern's own sub-pixel centre, equals the
+    mean of the patterns' own I(s) (to the small differences of their bin weights), and
+    puts the ring at its simulated s; the integer-shifted mean pattern and an uncorrected
+    average do not do as well."""
+    data, truth = sim
+    ds = calibrated(data)
+    labels = np.zeros(data.shape[:2], int)
+    labels[:, 4:] = 1
+    means, n, prof = averaged_patterns(ds, labels, center=truth)
+    assert n.tolist() == [24, 24]
+    np.testing.assert_allclose(means[0], mean_pattern(ds, labels == 0, center=truth))
+    own = azimuthal_average(ds, center=truth, s_max=float(prof.s[-1]) + 1e-9)
+    assert own.s.size == prof.s.size
+    past_beam = prof.s > 0.15
+    for k in (0, 1):
+        ref = own.intensity[labels == k].mean(axis=0)
+        rel = np.abs(prof.intensity[k] - ref) / ref
+        assert rel[past_beam].max() < 2e-3, rel[past_beam].max()
+        outer = prof.s > 0.2
+        ring = type(prof)(prof.s[outer], prof.intensity[k][outer], prof.calibration)
+        assert _peak(ring) == pytest.approx(RING_PX * SCALE, abs=0.25 * SCALE)
+        # not corrected for the descan: the rings of the average are smeared
+        plain = azimuthal_average(
+            mean_pattern(ds, labels == k),
+            calibration=SCALE,
+            center=((K - 1) / 2, (K - 1) / 2),
+            s_max=float(prof.s[-1]),
+        )
+        off = np.abs(plain.intensity - ref) / ref
+        assert off[past_beam].max() > 0.05
+    with pytest.raises(AnodemapInputError, match="center"):
+        averaged_patterns(ds, labels, center=(47.5, 47.5))
 
 
 # --------------------------------------------------------------- azimuthal average

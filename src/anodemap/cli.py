@@ -295,9 +295,19 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         f"phases {', '.join(p.phases)}; templates every {p.step_deg} degrees"
         + (f", orientations refined at {p.refine_step_deg}" if p.refine_step_deg else "")
     )
+    regions = None
+    if args.regions:
+        import numpy as np
+
+        from anodemap.diffraction.pipeline import load_regions
+
+        regions = load_regions(args.regions, ds.nav_shape)
+        _log(f"regions: {len(np.unique(regions[regions > 0]))} from {args.regions}")
     client = _client(args.scheduler)
     try:
-        result = analyse_diffraction(ds, p, client=client, progress=not args.no_progress)
+        result = analyse_diffraction(
+            ds, p, client=client, progress=not args.no_progress, regions=regions
+        )
     finally:
         if client is not None:
             client.close()
@@ -308,6 +318,11 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         f"{name} {100 * f:.1f} %" for name, f in summary["phase_fractions"].items() if f is not None
     )
     _log(f"phase fractions: {fractions}")
+    for reg in summary.get("regions") or []:
+        inside = ", ".join(
+            f"{name} {100 * f:.1f} %" for name, f in reg["phase_fractions"].items() if f is not None
+        )
+        _log(f"region {reg['region']} ({reg['n_patterns']} patterns): {inside}")
     _log(f"results in {args.output}")
     return 0
 
@@ -741,6 +756,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler",
         metavar="ADDRESS",
         help="dask.distributed scheduler address, e.g. tcp://host:8786",
+    )
+    p.add_argument(
+        "--regions",
+        metavar="FILE",
+        help="label image over the scan (.npy, .png, .tif, .hspy; 0: in no region, any other "
+        "value: a region): averaged pattern, I(s) and phase fractions of each region",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")

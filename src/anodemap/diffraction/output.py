@@ -18,10 +18,12 @@ from anodemap.io import Axis, Dataset, save
 from anodemap.io.results import map_dataset, write_json
 
 __all__ = [
+    "averaged_patterns_figure",
     "compare_with_truth",
     "phase_laue_classes",
     "to_crystal_map",
     "write_ang",
+    "write_averaged_patterns",
     "write_diffraction_results",
 ]
 
@@ -208,6 +210,10 @@ def write_diffraction_results(
     ``orientations.ang``, PNG figures and ``summary.json`` (written last). With a
     :class:`~anodemap.plotting.FigureWorker` the map figures are drawn in its process
     while this one draws the phase and orientation maps.
+    The averaged patterns of each phase (and of each region given) go to
+    ``mean_patterns.hspy`` and their azimuthal averages I(s) to ``mean_profiles.hspy``
+    and ``mean_profiles.csv`` (``region_*`` for the regions, with ``regions.hspy``);
+    ``mean_patterns.png`` (``region_patterns.png``) shows them.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -229,12 +235,158 @@ def write_diffraction_results(
     save(euler, outdir / "orientations.hspy")
     write_ang(result, outdir / "orientations.ang")
     written += ["orientations.hspy", "orientations.ang"]
+    if result.regions is not None:
+        regions = map_dataset(result.regions, result.nav_axes, "Regions (0: in none)", "")
+        save(regions, outdir / "regions.hspy")
+        written.append("regions.hspy")
+    for kind, avg in getattr(result, "averages", {}).items():
+        written += write_averaged_patterns(avg, outdir, _AVERAGE_STEMS[kind])
     if figures and len(result.nav_axes) == 2:
         written += _figures(result, outdir, worker)
     summary = result.summary()
     summary["files"] = written
     write_json(summary, summary_path)
     return summary
+
+
+# Curves of regions: dark colours unlike the phases' ring marks (model choice, from Paul
+# Tol's colour-blind-safe "muted" scheme, black first).
+_REGION_COLOURS = ["#000000", "#882255", "#117733", "#332288", "#999933", "#44aa99", "#aa4499"]
+
+# kind of AveragedPatterns -> stem of its files
+_AVERAGE_STEMS = {"phases": "mean", "regions": "region"}
+
+
+def write_averaged_patterns(avg: Any, outdir: str | os.PathLike, stem: str = "mean") -> list[str]:
+    """Write :class:`~anodemap.diffraction.pipeline.AveragedPatterns`.
+
+    ``{stem}_patterns.hspy``: the mean patterns, a stack (one per group) with signal axes
+    in 1/Å (0 at the direct beam) and the group names and pattern counts in
+    ``metadata.Signal``; ``{stem}_profiles.hspy``: I(s), s in 1/Å; ``{stem}_profiles.csv``:
+    the same as text (a column per group).
+
+    Returns
+    -------
+    list of str
+        The names of the files written.
+    """
+    from anodemap.diffraction.calibration import ReciprocalCalibration, calibrated_signal_axes
+
+    outdir = Path(outdir)
+    n, ky, kx = avg.patterns.shape
+    group = Axis("group", n, 1.0, 0.0, "", navigate=True)
+    cal = ReciprocalCalibration(tuple(avg.scale), "")
+    patterns = Dataset(
+        np.asarray(avg.patterns, dtype=np.float64),
+        [group, *calibrated_signal_axes(cal, (ky, kx))],
+    )
+    profiles = Dataset(
+        np.asarray(avg.profiles, dtype=np.float64),
+        [group, Axis("s", len(avg.s), float(avg.s[1] - avg.s[0]), float(avg.s[0]), "1/Å", False)],
+    )
+    what = "phase" if stem == "mean" else "region"
+    for ds, title in (
+        (patterns, f"Averaged pattern per {what} (descan-corrected)"),
+        (profiles, f"Azimuthal average I(s) of the averaged pattern per {what}"),
+    ):
+        ds.set_meta("General.title", title)
+        ds.set_meta("Signal.quantity", "mean counts per pixel")
+        ds.set_meta("Signal.group_names", list(avg.names))
+        ds.set_meta("Signal.n_patterns", [int(v) for v in avg.n_patterns])
+    save(patterns, outdir / f"{stem}_patterns.hspy")
+    save(profiles, outdir / f"{stem}_profiles.hspy")
+    csv = outdir / f"{stem}_profiles.csv"
+    tmp = csv.with_name(f".{csv.name}.partial")
+    header = "# " + ", ".join(
+        f"{name}: {int(k)} patterns" for name, k in zip(avg.names, avg.n_patterns, strict=True)
+    )
+    columns = ",".join(["s (1/Å)", *[f'"{name}"' for name in avg.names]])
+    np.savetxt(
+        tmp,
+        np.column_stack([avg.s, np.asarray(avg.profiles).T]),
+        delimiter=",",
+        header=header[2:] + "\n" + columns,
+        comments="",
+        fmt="%.7g",
+        encoding="utf-8",
+    )
+    os.replace(tmp, csv)
+    return [f"{stem}_patterns.hspy", f"{stem}_profiles.hspy", f"{stem}_profiles.csv"]
+
+
+def averaged_patterns_figure(
+    avg: Any,
+    phases: list[tuple[str, Any]] | None = None,
+    curve_colours: list[str] | None = None,
+):
+    """The averaged patterns (log intensity, scale bar in 1/Å) and their I(s) in one figure.
+
+    ``phases``: ``(name, phase)`` pairs (``phase`` as :func:`~anodemap.diffraction.crystal.
+    load_phase` takes it) whose strongest rings are marked on the I(s) axis: the six of
+    largest kinematic multiplicity × |F|² up to the largest s shown, as the paper's
+    figures index the rings of averaged patterns. ``curve_colours``: colours of the
+    groups' curves in turn (default: matplotlib's cycle); the marks take the phase-map
+    colours.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anodemap.diffraction.pipeline import AveragedPatterns
+    >>> avg = AveragedPatterns(["a"], np.ones((1, 9, 9)), np.array([4]), np.arange(5) * 0.1,
+    ...                        np.ones((1, 5)), (0.1, 0.1))
+    >>> len(averaged_patterns_figure(avg, [("Si", "Si")]).axes)
+    2
+    """
+    from matplotlib.figure import Figure
+
+    from anodemap.diffraction.crystal import load_phase
+    from anodemap.plotting import add_scalebar
+
+    keep = [i for i, k in enumerate(avg.n_patterns) if k > 0]
+    n = max(1, len(keep))
+    fig = Figure(figsize=(2.2 * n + 3.6, 2.6), layout="constrained")
+    grid = fig.add_gridspec(1, n + 2, width_ratios=[1] * n + [0.15, 1.7])
+    colours = curve_colours or [f"C{k}" for k in range(10)]
+    for j, i in enumerate(keep):
+        ax = fig.add_subplot(grid[0, j])
+        img = np.log10(1.0 + np.clip(np.asarray(avg.patterns[i], float), 0, None))
+        lo, hi = np.percentile(img, [1, 99.9])
+        ax.imshow(img, cmap="inferno", vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{avg.names[i]} (n = {int(avg.n_patterns[i])})", fontsize=8)
+        add_scalebar(ax, float(avg.scale[1]), "1/Å", img.shape[1])
+    ax = fig.add_subplot(grid[0, n + 1])
+    s = np.asarray(avg.s)
+    start = int(np.searchsorted(s, 0.15))  # past the direct beam's disc and tail
+    for j, i in enumerate(keep):
+        ax.semilogy(
+            s[start:],
+            avg.profiles[i][start:],
+            color=colours[j % len(colours)],
+            lw=1.0,
+            label=avg.names[i],
+        )
+    top = float(s[-1])
+    for k, (name, spec) in enumerate(phases or []):
+        refl = load_phase(spec).reflections(s_max=top)
+        ss, inten = np.round(refl.s, 4), np.abs(refl.structure_factor) ** 2
+        rings = {v: inten[ss == v].sum() for v in np.unique(ss)}
+        best = sorted(rings, key=rings.get, reverse=True)[:6]
+        colour = _PHASE_COLOURS[(k + 1) % len(_PHASE_COLOURS)]
+        for v in best:
+            ax.axvline(v, color=colour, lw=0.6, ls=":", alpha=0.8)
+        if best:
+            ax.plot([], [], color=colour, lw=0.6, ls=":", label=f"{name} rings")
+    ax.set_xlabel("s = 1/d (1/Å)")
+    ax.set_ylabel("mean counts per pixel")
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title("Azimuthal average I(s)", fontsize=8)
+    return fig
 
 
 def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
@@ -295,6 +447,18 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     if ipf is not None:
         save_figure(ipf, outdir / "orientation_ipf_z.png")
         names.append("orientation_ipf_z.png")
+    # (name shown, what load_phase reads) of the crystalline phases, in label order
+    rings = [
+        (result.phase_labels[str(k + 1)], spec) for k, spec in enumerate(result.parameters.phases)
+    ]
+    for kind, avg in getattr(result, "averages", {}).items():
+        if np.any(avg.n_patterns > 0):
+            name = f"{_AVERAGE_STEMS[kind]}_patterns.png"
+            fig = averaged_patterns_figure(
+                avg, rings, curve_colours=_PHASE_COLOURS if kind == "phases" else _REGION_COLOURS
+            )
+            save_figure(fig, outdir / name)
+            names.append(name)
     names += [worker.result(job).name for job in jobs]
     if own:
         worker.close()

@@ -28,7 +28,13 @@ from anodemap._compute import progress_label
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis, Dataset
 
-__all__ = ["DiffractionParameters", "DiffractionResult", "analyse_diffraction"]
+__all__ = [
+    "AveragedPatterns",
+    "DiffractionParameters",
+    "DiffractionResult",
+    "analyse_diffraction",
+    "load_regions",
+]
 
 # Metadata paths where readers and our simulator put the beam energy (keV) and the
 # precession angle (degrees). pyxem's "rocking_angle" is in mrad, not degrees, so it is
@@ -85,8 +91,47 @@ class DiffractionParameters:
 
 
 @dataclass
+class AveragedPatterns:
+    """Position-averaged patterns of groups of scan positions, and their I(s).
+
+    Descan-corrected: every pattern is shifted by whole pixels so that its direct beam
+    lies on the pattern middle before it is averaged
+    (:func:`anodemap.diffraction.virtual.mean_patterns`); the profiles are the azimuthal
+    averages of these means around the middle
+    (:func:`anodemap.diffraction.virtual.azimuthal_average`).
+
+    Attributes
+    ----------
+    names : list of str
+        One per group (a phase name, or ``"region N"``).
+    patterns : ndarray (n_groups, ky, kx)
+        Mean counts per pixel; NaN for a group without patterns.
+    n_patterns : ndarray of int (n_groups,)
+        Scan positions averaged.
+    s : ndarray (n_bins,)
+        s = 1/d in 1/Å of the profiles' bins.
+    profiles : ndarray (n_groups, n_bins)
+        Mean counts per pixel at s (azimuthal average).
+    scale : (float, float)
+        1/Å per pattern pixel.
+    """
+
+    names: list[str]
+    patterns: np.ndarray
+    n_patterns: np.ndarray
+    s: np.ndarray
+    profiles: np.ndarray
+    scale: tuple[float, float]
+
+
+@dataclass
 class DiffractionResult:
-    """Maps from :func:`analyse_diffraction` (scan order, shape ``nav_shape``)."""
+    """Maps from :func:`analyse_diffraction` (scan order, shape ``nav_shape``).
+
+    ``averages["phases"]`` holds the averaged pattern and I(s) of the indexed patterns
+    of each phase, ``averages["regions"]`` those of the regions given, if any
+    (:class:`AveragedPatterns`); ``regions`` the label map given (0: in none).
+    """
 
     maps: dict[str, np.ndarray]
     nav_axes: list[Axis]
@@ -95,6 +140,8 @@ class DiffractionResult:
     parameters: DiffractionParameters
     settings: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    averages: dict[str, AveragedPatterns] = field(default_factory=dict)
+    regions: np.ndarray | None = None
 
     def summary(self) -> dict[str, Any]:
         """Numbers for summary.json: phase labels and fractions, calibration, settings."""
@@ -122,7 +169,43 @@ class DiffractionResult:
             "calibration": self.calibration,
             "settings": self.settings,
             "parameters": self.parameters.as_dict(),
+            "averaged_patterns": {
+                kind: [
+                    {"name": name, "n_patterns": int(n)}
+                    for name, n in zip(avg.names, avg.n_patterns, strict=True)
+                ]
+                for kind, avg in self.averages.items()
+            },
+            "regions": self._region_summary(ok),
         }
+
+    def _region_summary(self, ok: np.ndarray) -> list[dict[str, Any]] | None:
+        """Per region given: its size, phase fractions and the mean amorphous share of
+        its crystalline patterns (the paper's regions i and ii)."""
+        if self.regions is None:
+            return None
+        phase, share = self.maps["phase"], self.maps["amorphous_share"]
+        out = []
+        for r in np.unique(self.regions[self.regions > 0]).tolist():
+            inside = self.regions == r
+            sel = inside & ok
+            n = int(sel.sum())
+            cryst = sel & (phase > 0)
+            out.append(
+                {
+                    "region": r,
+                    "n_patterns": int(inside.sum()),
+                    "n_indexed": n,
+                    "phase_fractions": {
+                        name: (float(np.count_nonzero(phase[sel] == int(k)) / n) if n else None)
+                        for k, name in self.phase_labels.items()
+                    },
+                    "mean_amorphous_share_of_crystalline_patterns": float(np.mean(share[cryst]))
+                    if cryst.any()
+                    else None,
+                }
+            )
+        return out
 
 
 def _meta_float(dataset: Dataset, keys: tuple[str, ...]) -> float | None:
@@ -142,8 +225,13 @@ def analyse_diffraction(
     *,
     client: Any = None,
     progress: bool = True,
+    regions: np.ndarray | None = None,
 ) -> DiffractionResult:
     """Phase, orientation, reliability and virtual-image maps of a 4D dataset.
+
+    Also the averaged pattern and I(s) of each phase's indexed patterns and, if
+    ``regions`` is given, of each region (:class:`AveragedPatterns`, in
+    ``result.averages``; one more pass over the data for each).
 
     Parameters
     ----------
@@ -153,6 +241,9 @@ def analyse_diffraction(
     parameters : DiffractionParameters, optional
     client : dask.distributed.Client, optional
     progress : bool
+    regions : ndarray of int, shape ``nav_shape``, optional
+        Regions of the scan to average and report on (``summary()["regions"]``): 0 where
+        in none, each other value a region.
 
     Returns
     -------
@@ -170,6 +261,8 @@ def analyse_diffraction(
             f"expected a 4D diffraction dataset (scan axes, then two pattern axes), got "
             f"scan shape {dataset.nav_shape} and signal shape {dataset.sig_shape}"
         )
+    if regions is not None:
+        regions = _check_regions(regions, tuple(int(v) for v in dataset.nav_shape))
     energy = p.beam_energy_kev or _meta_float(dataset, _BEAM_ENERGY_KEYS)
     cal = reciprocal_calibration(
         dataset, scale=p.scale, beam_energy_kev=energy, camera_length_mm=p.camera_length_mm
@@ -272,6 +365,26 @@ def analyse_diffraction(
                         "patterns": int(sel.sum()),
                         "moved_over_2deg": int((angle > 2.0).sum()),
                     }
+        status = np.asarray(out["status"]).astype(np.uint8)
+        names = dict(out["phase_names"])
+        groups = {
+            "phases": (
+                np.where(status == 0, phase, -1),
+                [n for _, n in sorted(names.items(), key=lambda kv: int(kv[0]))],
+            )
+        }
+        if regions is not None:
+            values = np.unique(regions[regions > 0])
+            rank = np.searchsorted(values, regions)
+            groups["regions"] = (
+                np.where(regions > 0, rank, -1),
+                [f"region {v}" for v in values],
+            )
+        with progress_label("averaged patterns"):
+            averages = {
+                kind: _averaged(data, labels, group_names, centres, cal.scale, client, progress)
+                for kind, (labels, group_names) in groups.items()
+            }
     maps = {
         "phase": phase,
         "correlation": np.asarray(out["correlation"], dtype=float),
@@ -280,7 +393,7 @@ def analyse_diffraction(
         "euler": euler,
         "amorphous_share": np.asarray(out["amorphous_share"], dtype=float),
         "spottiness": np.asarray(out["spottiness"], dtype=float),
-        "status": np.asarray(out["status"]).astype(np.uint8),
+        "status": status,
         "virtual_bf": np.asarray(images["bf"], dtype=float),
         "virtual_adf": np.asarray(images["adf"], dtype=float),
         "beam_centre": np.asarray(centres, dtype=float),
@@ -289,6 +402,11 @@ def analyse_diffraction(
         "beam_energy_kev": energy,
         "precession_angle_deg": precession,
         "virtual_bf_radius_px": r_bf,
+        # patterns whose brightest disk was a Bragg disk: the beam taken from the descan
+        # of the neighbours (find_direct_beam)
+        "direct_beam_outshone_by_bragg_disk": int(np.count_nonzero(beam.outshone))
+        if beam.outshone is not None
+        else 0,
         "virtual_adf_radii_px": list(adf),
         "templates_per_phase": {lib.phase: int(len(lib.euler)) for lib in libraries},
         "orientation_refinement_step_deg": float(refine) if refine else None,
@@ -298,9 +416,132 @@ def analyse_diffraction(
     return DiffractionResult(
         maps,
         list(dataset.nav_axes),
-        dict(out["phase_names"]),
+        names,
         cal.as_dict(),
         p,
         settings,
         source=dataset.title,
+        averages=averages,
+        regions=regions,
+    )
+
+
+def load_regions(path: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
+    """Read a region label map for :func:`analyse_diffraction` from a file.
+
+    ``.npy``; ``.png``, ``.bmp``, ``.gif`` (grey levels, or the palette indices of an
+    indexed image); or a map rosettasciio reads (``.hspy``, ``.zspy``, ``.tif``, ...). One
+    value per scan position: 0 in no region, each other value a region (named by its
+    value). A colour image is refused unless its three channels are equal.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = pathlib.Path(d) / "r.npy"
+    ...     np.save(f, np.array([[0, 1], [2, 2]]))
+    ...     load_regions(f, (2, 2)).tolist()
+    [[0, 1], [2, 2]]
+    """
+    from pathlib import Path
+
+    from anodemap.errors import AnodemapIOError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnodemapIOError(f"{path}: region file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix in (".png", ".bmp", ".gif"):
+            arr = _grey_image(path)
+        else:
+            from anodemap.io import load
+
+            arr = np.asarray(load(path).data)
+    except AnodemapInputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise AnodemapIOError(f"{path}: cannot read the region map ({exc})") from exc
+    if arr.dtype.names:  # rosettasciio's RGB(A): grey only if its colour channels agree
+        channels = [arr[n].astype(np.int64) for n in arr.dtype.names if n.upper() in "RGB"]
+        if not channels or any(np.any(c != channels[0]) for c in channels[1:]):
+            raise AnodemapInputError(f"{path}: {_COLOUR_REGIONS}")
+        arr = channels[0]
+    try:
+        return _check_regions(arr, tuple(int(v) for v in nav_shape))
+    except AnodemapInputError as exc:
+        raise AnodemapInputError(f"{path}: {exc}") from exc
+
+
+_COLOUR_REGIONS = (
+    "a colour image; save the regions as grey levels or as an indexed (palette) image "
+    "(0: in no region, any other value: a region)"
+)
+
+
+def _grey_image(path: Any) -> np.ndarray:
+    """Grey levels or palette indices of an 8/16-bit image (Pillow, matplotlib's own)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+            rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+            if np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 0] != rgb[..., 2]):
+                raise AnodemapInputError(f"{path}: {_COLOUR_REGIONS}")
+            return rgb[..., 0]
+        return np.asarray(img).astype(np.int64)  # L, I, I;16, P (palette indices), 1
+
+
+def _check_regions(regions: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
+    """A region label map as int64 (0: in no region, other values: regions), or a clear
+    error."""
+    arr = np.asarray(regions)
+    if arr.ndim == 1 and len(nav_shape) == 2 and arr.size == nav_shape[0] * nav_shape[1]:
+        arr = arr.reshape(nav_shape)
+    if tuple(arr.shape) != tuple(nav_shape):
+        raise AnodemapInputError(
+            f"region map of shape {tuple(arr.shape)}: the scan is {tuple(nav_shape)}"
+        )
+    if arr.dtype == bool:
+        arr = arr.astype(np.int32)
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise AnodemapInputError("region map: expected integer labels (0: in no region)")
+    if np.any(arr < 0) or np.any(arr != np.round(arr)):
+        raise AnodemapInputError(
+            "region map: labels must be whole numbers >= 0 (0: in no region, 1, 2, ...: regions)"
+        )
+    arr = arr.astype(np.int64)
+    if not arr.any():
+        raise AnodemapInputError("region map: no scan position is in a region (all 0)")
+    return arr
+
+
+def _averaged(
+    data: Any,
+    labels: np.ndarray,
+    names: list[str],
+    centres: np.ndarray,
+    scale: tuple[float, float],
+    client: Any,
+    progress: bool,
+) -> AveragedPatterns:
+    """Descan-corrected mean pattern and I(s) of each group of scan positions."""
+    from anodemap.diffraction.virtual import averaged_patterns
+
+    if len(data.shape) == 3:  # a line scan: one row of a 2D scan
+        data, labels, centres = data[None], labels[None], centres[None]
+    means, counts, profile = averaged_patterns(
+        data,
+        labels,
+        len(names),
+        center=centres,
+        calibration=scale,
+        client=client,
+        progress=progress,
+    )
+    means[counts == 0] = np.nan
+    return AveragedPatterns(
+        list(names), means, counts.astype(np.int64), profile.s, profile.intensity, tuple(scale)
     )

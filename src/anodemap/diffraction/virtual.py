@@ -63,12 +63,14 @@ from anodemap.status import Status
 __all__ = [
     "Annulus",
     "AzimuthalProfile",
+    "averaged_patterns",
     "DirectBeam",
     "Disk",
     "azimuthal_average",
     "find_direct_beam",
     "image_dataset",
     "mean_pattern",
+    "mean_patterns",
     "virtual_adf",
     "virtual_bf",
     "virtual_image",
@@ -87,6 +89,13 @@ _MIN_BEAM_SNR = 3.0
 # Rows of a lazy dataset used to estimate the beam radius when none is given (model
 # choice: enough patterns to beat noise, few enough to read one chunk at most).
 _RADIUS_SAMPLE = 4
+# Direct beam outshone by a Bragg disk: besides the brightest disk, this many further
+# maxima of a pattern are refined as candidates when they reach this fraction of the
+# brightest (model choice: on simulated electrodes the second maximum is below 0.27 of
+# the first in 99 % of patterns and a beam outshone by a disk is above 0.3 of it, so the
+# extra work touches about 1 % of the patterns).
+_N_ALTERNATIVES = 2
+_ALTERNATIVE_RATIO = 0.25
 
 
 @dataclass(frozen=True)
@@ -225,6 +234,10 @@ class DirectBeam:
         (ky, kx).
     search_radius : float
         The beam radius (px) the refinement used.
+    outshone : ndarray of bool, shape (ny, nx), optional
+        Patterns whose brightest disk was a Bragg disk, not the direct beam: their
+        centre is the disk where the neighbours' descan puts the beam
+        (:func:`find_direct_beam`).
     """
 
     center: np.ndarray
@@ -232,6 +245,7 @@ class DirectBeam:
     status: np.ndarray
     pattern_shape: tuple[int, int]
     search_radius: float
+    outshone: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -306,6 +320,81 @@ def _estimate_radius(data: Any) -> float:
     return max(1.0, math.sqrt(area / math.pi))
 
 
+def _refine_beam(
+    x: np.ndarray,
+    iy: np.ndarray,
+    ix: np.ndarray,
+    radius: float,
+    r_in: float,
+    r_out: float,
+    n_iter: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Refine beam centres from the whole-pixel starts ``(iy, ix)`` of patterns ``x``.
+
+    Returns ``(cy, cx, radius, status)`` per pattern (NaN centre where not OK; non-finite
+    counts are the caller's to flag).
+    """
+    nb, ky, kx = x.shape
+    h = int(math.ceil(r_out)) + 2
+    off = np.arange(-h, h + 1)
+    rows = iy[:, None] + off[None, :]
+    cols = ix[:, None] + off[None, :]
+    valid = ((rows >= 0) & (rows < ky))[:, :, None] & ((cols >= 0) & (cols < kx))[:, None, :]
+    win = x[
+        np.arange(nb)[:, None, None],
+        np.clip(rows, 0, ky - 1)[:, :, None],
+        np.clip(cols, 0, kx - 1)[:, None, :],
+    ]
+    cy = iy.astype(float)
+    cx = ix.astype(float)
+    moved = np.full(nb, np.inf)
+    lost = np.zeros(nb, dtype=bool)
+    good = np.ones(nb, dtype=bool)
+    for _ in range(n_iter):
+        dy = rows[:, :, None] - cy[:, None, None]
+        dx = cols[:, None, :] - cx[:, None, None]
+        d2 = dy * dy + dx * dx
+        inner = (d2 <= r_in * r_in) & valid
+        ann = (d2 > r_in * r_in) & (d2 <= r_out * r_out) & valid
+        bg = np.nan_to_num(_masked_median(win, ann))
+        w = np.where(inner, win - bg[:, None, None], 0.0)
+        total = w.sum(axis=(1, 2))
+        good = total > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ddy = np.where(good, (w * dy).sum(axis=(1, 2)) / total, 0.0)
+            ddx = np.where(good, (w * dx).sum(axis=(1, 2)) / total, 0.0)
+        cy = cy + ddy
+        cx = cx + ddx
+        moved = np.hypot(ddy, ddx)
+        lost |= (np.abs(cy - iy) > h - r_out) | (np.abs(cx - ix) > h - r_out)
+        if np.all((moved < _CENTER_TOL) | lost):
+            break
+    # final background, contrast and radius around the converged centre
+    dy = rows[:, :, None] - cy[:, None, None]
+    dx = cols[:, None, :] - cx[:, None, None]
+    d2 = dy * dy + dx * dx
+    inner = (d2 <= r_in * r_in) & valid
+    ann = (d2 > r_in * r_in) & (d2 <= r_out * r_out) & valid
+    bg = np.nan_to_num(_masked_median(win, ann))
+    noise = np.nan_to_num(1.4826 * _masked_median(np.abs(win - bg[:, None, None]), ann), nan=np.inf)
+    core = (d2 <= (0.5 * radius) ** 2) & valid
+    plateau = np.nan_to_num(_masked_median(win, core), nan=-np.inf)
+    contrast = plateau - bg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.clip((win - bg[:, None, None]) / contrast[:, None, None], 0.0, 1.0)
+    area = np.where(inner, frac, 0.0).sum(axis=(1, 2))
+    st = np.zeros(nb, dtype=np.uint8)
+    st[lost | (moved > 10 * _CENTER_TOL)] = Status.NOT_CONVERGED
+    st[~(contrast > _MIN_BEAM_SNR * np.maximum(noise, 1e-12)) | ~good] = Status.NO_SIGNAL
+    ok = st == Status.OK
+    return (
+        np.where(ok, cy, np.nan),
+        np.where(ok, cx, np.nan),
+        np.where(ok, np.sqrt(area / math.pi), np.nan),
+        st,
+    )
+
+
 def _beam_kernel(
     block: np.ndarray,
     *,
@@ -324,16 +413,24 @@ def _beam_kernel(
        current estimate, b the median of the ring just outside it; repeated until the
        centre moves less than 1e-3 px. The window is symmetric about the estimate, so a
        radially symmetric halo or ring centred on the beam does not bias the fixed point.
+    3. Alternatives: up to ``_N_ALTERNATIVES`` further maxima of the smoothed pattern,
+       each outside the square of half-side ``2 · radius + margin`` around the maxima
+       before it and at least
+       ``_ALTERNATIVE_RATIO`` of the highest, refined the same way. They are where a Bragg
+       disk outshines the direct beam; :func:`find_direct_beam` picks among them by the
+       descan of the neighbouring patterns (:func:`_consistent_centres`).
     """
     n, ky, kx = block.shape
     center = np.full((n, 2), np.nan)
+    alternatives = np.full((n, _N_ALTERNATIVES, 2), np.nan)
+    alt_radius = np.full((n, _N_ALTERNATIVES), np.nan)
     rad = np.full(n, np.nan)
     status = np.zeros(n, dtype=np.uint8)
     r_in = radius + margin
     r_out = r_in + ring
-    h = int(math.ceil(r_out)) + 2
-    off = np.arange(-h, h + 1)
     k = max(3, 2 * int(round(radius)) + 1)
+    half = int(math.ceil(2.0 * radius + margin))
+    box = np.arange(-half, half + 1)
     region = None
     if guess is not None:
         yy, xx = np.mgrid[:ky, :kx]
@@ -348,66 +445,97 @@ def _beam_kernel(
         sm = ndi.uniform_filter(x, size=(1, k, k), mode="constant")
         if region is not None:
             sm[:, ~region] = -np.inf
-        flat_idx = np.argmax(sm.reshape(nb, -1), axis=1)
+        flat = sm.reshape(nb, -1)
+        flat_idx = np.argmax(flat, axis=1)
+        top = flat[np.arange(nb), flat_idx]
         iy, ix = np.divmod(flat_idx, kx)
-        rows = iy[:, None] + off[None, :]
-        cols = ix[:, None] + off[None, :]
-        valid = ((rows >= 0) & (rows < ky))[:, :, None] & ((cols >= 0) & (cols < kx))[:, None, :]
-        win = x[
-            np.arange(nb)[:, None, None],
-            np.clip(rows, 0, ky - 1)[:, :, None],
-            np.clip(cols, 0, kx - 1)[:, None, :],
-        ]
-        cy = iy.astype(float)
-        cx = ix.astype(float)
-        moved = np.full(nb, np.inf)
-        lost = np.zeros(nb, dtype=bool)
-        for _ in range(n_iter):
-            dy = rows[:, :, None] - cy[:, None, None]
-            dx = cols[:, None, :] - cx[:, None, None]
-            d2 = dy * dy + dx * dx
-            inner = (d2 <= r_in * r_in) & valid
-            ann = (d2 > r_in * r_in) & (d2 <= r_out * r_out) & valid
-            bg = np.nan_to_num(_masked_median(win, ann))
-            w = np.where(inner, win - bg[:, None, None], 0.0)
-            total = w.sum(axis=(1, 2))
-            good = total > 0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ddy = np.where(good, (w * dy).sum(axis=(1, 2)) / total, 0.0)
-                ddx = np.where(good, (w * dx).sum(axis=(1, 2)) / total, 0.0)
-            cy = cy + ddy
-            cx = cx + ddx
-            moved = np.hypot(ddy, ddx)
-            lost |= (np.abs(cy - iy) > h - r_out) | (np.abs(cx - ix) > h - r_out)
-            if np.all((moved < _CENTER_TOL) | lost):
-                break
-        # final background, contrast and radius around the converged centre
-        dy = rows[:, :, None] - cy[:, None, None]
-        dx = cols[:, None, :] - cx[:, None, None]
-        d2 = dy * dy + dx * dx
-        inner = (d2 <= r_in * r_in) & valid
-        ann = (d2 > r_in * r_in) & (d2 <= r_out * r_out) & valid
-        bg = np.nan_to_num(_masked_median(win, ann))
-        noise = np.nan_to_num(
-            1.4826 * _masked_median(np.abs(win - bg[:, None, None]), ann), nan=np.inf
-        )
-        core = (d2 <= (0.5 * radius) ** 2) & valid
-        plateau = np.nan_to_num(_masked_median(win, core), nan=-np.inf)
-        contrast = plateau - bg
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.clip((win - bg[:, None, None]) / contrast[:, None, None], 0.0, 1.0)
-        area = np.where(inner, frac, 0.0).sum(axis=(1, 2))
-        st = np.zeros(nb, dtype=np.uint8)
-        st[lost | (moved > 10 * _CENTER_TOL)] = Status.NOT_CONVERGED
-        st[~(contrast > _MIN_BEAM_SNR * np.maximum(noise, 1e-12)) | ~good] = Status.NO_SIGNAL
+        cy, cx, r, st = _refine_beam(x, iy, ix, radius, r_in, r_out, n_iter)
         st[~finite] = Status.INVALID_INPUT
         ok = st == Status.OK
         sl = slice(start, start + nb)
         center[sl, 0] = np.where(ok, cy, np.nan)
         center[sl, 1] = np.where(ok, cx, np.nan)
-        rad[sl] = np.where(ok, np.sqrt(area / math.pi), np.nan)
+        rad[sl] = np.where(ok, r, np.nan)
         status[sl] = st
-    return {"center": center, "radius": rad, "status": status}
+        ay, ax = iy, ix
+        every = np.arange(nb)[:, None, None]
+        for a in range(_N_ALTERNATIVES):
+            # the next maximum: the box around the last one picked is left out
+            rows = np.clip(ay[:, None] + box, 0, ky - 1)
+            cols = np.clip(ax[:, None] + box, 0, kx - 1)
+            sm[every, rows[:, :, None], cols[:, None, :]] = -np.inf
+            flat_idx = np.argmax(flat, axis=1)
+            value = flat[np.arange(nb), flat_idx]
+            ay, ax = np.divmod(flat_idx, kx)
+            bright = finite & np.isfinite(value) & (value >= _ALTERNATIVE_RATIO * top)
+            if not bright.any():
+                break
+            sel = np.flatnonzero(bright)
+            acy, acx, ar, _ = _refine_beam(x[sel], ay[sel], ax[sel], radius, r_in, r_out, n_iter)
+            alternatives[start + sel, a, 0] = acy
+            alternatives[start + sel, a, 1] = acx
+            alt_radius[start + sel, a] = ar
+    return {
+        "center": center,
+        "radius": rad,
+        "status": status,
+        "alternatives": alternatives,
+        "alt_radius": alt_radius,
+    }
+
+
+def _consistent_centres(
+    center: np.ndarray,
+    radius: np.ndarray,
+    status: np.ndarray,
+    alternatives: np.ndarray,
+    alt_radius: np.ndarray,
+    beam_radius: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the brightest disk is not where the descan puts the beam, take the
+    alternative that is.
+
+    The descan expected at each pattern is the robust plane through all centres
+    (:meth:`DirectBeam.plane`) plus the median, over the 7 × 7 neighbouring patterns, of
+    the centres' departures from it (a smooth descan that is not linear is followed; a
+    few wrong centres among the neighbours do not move it). A pattern's brightest disk is
+    replaced by an alternative when that lies less than half as far from the expected
+    descan and within ``max(beam radius, 2 px)`` of it, while the brightest disk lies
+    beyond that distance (model choice: Bragg disks lie several beam radii from the beam,
+    the departures of a descan from its neighbours' are a fraction of a pixel).
+
+    Returns
+    -------
+    center, radius : the chosen centres and radii
+    moved : ndarray of bool, where an alternative was taken
+    """
+    from scipy.ndimage import median_filter
+
+    moved = np.zeros(status.shape, dtype=bool)
+    has_alt = np.isfinite(alternatives).all(axis=-1).any(axis=-1) & (status == Status.OK)
+    if not has_alt.any() or center.ndim != 3:
+        return center, radius, moved
+    probe = DirectBeam(center, radius, status, (0, 0), beam_radius)
+    plane = probe.plane()
+    departure = np.where(probe.ok[..., None], center - plane, 0.0)
+    expected = plane + np.stack(
+        [median_filter(departure[..., k], size=7, mode="nearest") for k in range(2)], axis=-1
+    )
+    limit = max(float(beam_radius), 2.0)
+    d0 = np.linalg.norm(center - expected, axis=-1)
+    da = np.linalg.norm(alternatives - expected[..., None, :], axis=-1)
+    da = np.where(np.isfinite(da), da, np.inf)
+    best = np.argmin(da, axis=-1)
+    d_best = np.take_along_axis(da, best[..., None], axis=-1)[..., 0]
+    moved = has_alt & (d0 > limit) & (d_best <= limit) & (d_best < 0.5 * d0)
+    if not moved.any():
+        return center, radius, moved
+    center = center.copy()
+    radius = radius.copy()
+    pick = np.take_along_axis(alternatives, best[..., None, None], axis=-2)[..., 0, :]
+    center[moved] = pick[moved]
+    radius[moved] = np.take_along_axis(alt_radius, best[..., None], axis=-1)[..., 0][moved]
+    return center, radius, moved
 
 
 def find_direct_beam(
@@ -429,7 +557,10 @@ def find_direct_beam(
     Per pattern: the maximum of the pattern smoothed over the beam size, then the
     centre of mass of the background-subtracted beam in a disk window centred on the
     estimate, iterated to a fixed point (see ``_beam_kernel``). On simulated patterns
-    with Poisson noise, rings and spots the error is below 0.05 px (tests).
+    with Poisson noise, rings and spots the error is below 0.05 px (tests). Where a
+    Bragg disk outshines the direct beam (thick crystals near a zone axis), the disk
+    where the neighbouring patterns' descan puts the beam is taken instead of the
+    brightest (``DirectBeam.outshone`` marks them; not done when ``guess`` is given).
 
     Parameters
     ----------
@@ -483,6 +614,8 @@ def find_direct_beam(
             "center": OutputSpec((2,)),
             "radius": OutputSpec(),
             "status": OutputSpec((), np.uint8),
+            "alternatives": OutputSpec((_N_ALTERNATIVES, 2)),
+            "alt_radius": OutputSpec((_N_ALTERNATIVES,)),
         },
         kwargs={
             "radius": radius,
@@ -497,12 +630,24 @@ def find_direct_beam(
         scheduler=scheduler,
         progress=progress,
     )
+    center, beam_radius = res["center"], res["radius"]
+    moved = np.zeros(res["status"].shape, dtype=bool)
+    if guess is None:  # with a guess the user has said where the beam is
+        center, beam_radius, moved = _consistent_centres(
+            res["center"],
+            res["radius"],
+            res["status"],
+            res["alternatives"],
+            res["alt_radius"],
+            radius,
+        )
     return DirectBeam(
-        center=res["center"],
-        radius=res["radius"],
+        center=center,
+        radius=beam_radius,
         status=res["status"],
         pattern_shape=(shape[2], shape[3]),
         search_radius=radius,
+        outshone=moved,
     )
 
 
@@ -781,42 +926,164 @@ def virtual_image(
 
 
 # --------------------------------------------------------------- averaged pattern
-def _partial_sum(
-    block: np.ndarray, weights: np.ndarray, *centers: np.ndarray, target: Any
+@numba.njit(cache=True, nogil=True)
+def _group_sums_kernel(block, labels, shifts, centres, scale_y, scale_x, width, out):
+    """Accumulate, per label, the whole-pixel-shifted patterns and their radial profile.
+
+    ``out`` rows per label: ``[sum (ky·kx), count (ky·kx), I(s) sum (n_bins), weight
+    (n_bins)]``; ``n_bins = (out.shape[1] - 2·ky·kx) // 2`` (0: no profile). Pattern
+    pixel (y, x) goes to (y + shift_y, x + shift_x) where that lies on the detector; for
+    the profile it lies at s = |(y, x) - centre| (in 1/Å) and is split linearly between
+    the two nearest bins (as :func:`azimuthal_average`).
+    """
+    n, ky, kx = block.shape
+    npx = ky * kx
+    n_bins = (out.shape[1] - 2 * npx) // 2
+    for i in range(n):
+        lab = labels[i]
+        if lab < 0 or lab >= out.shape[0]:
+            continue
+        sy = shifts[i, 0]
+        sx = shifts[i, 1]
+        cy = centres[i, 0]
+        cx = centres[i, 1]
+        row = out[lab]
+        for y in range(ky):
+            ty = y + sy
+            dy = (y - cy) * scale_y
+            inside_y = 0 <= ty < ky
+            for x in range(kx):
+                v = float(block[i, y, x])
+                tx = x + sx
+                if inside_y and 0 <= tx < kx:
+                    row[ty * kx + tx] += v
+                    row[npx + ty * kx + tx] += 1.0
+                if n_bins > 0:
+                    dx = (x - cx) * scale_x
+                    r = math.sqrt(dy * dy + dx * dx) / width
+                    k0 = int(r)
+                    f = r - k0
+                    if k0 < n_bins:
+                        row[2 * npx + k0] += v * (1.0 - f)
+                        row[2 * npx + n_bins + k0] += 1.0 - f
+                    if k0 + 1 < n_bins:
+                        row[2 * npx + k0 + 1] += v * f
+                        row[2 * npx + n_bins + k0 + 1] += f
+
+
+def _group_sums(
+    block: np.ndarray,
+    labels: np.ndarray,
+    *centers: np.ndarray,
+    target: Any,
+    n_labels: int,
+    scale: tuple[float, float],
+    width: float,
+    n_bins: int,
 ) -> np.ndarray:
-    """Sum of weight × pattern over a chunk, and the per-pixel weight sum: (1, 2·ky·kx)."""
+    """Sums of a chunk per label (:func:`_group_sums_kernel`), as one row ``(1, ...)``."""
     nav = block.shape[:-2]
     ky, kx = block.shape[-2:]
     n = int(math.prod(nav))
-    flat = block.reshape(n, ky * kx)
-    w = np.asarray(weights, dtype=np.float64).reshape(n)
-    total = np.zeros(ky * kx)
-    count = np.zeros(ky * kx)
-    sel = np.flatnonzero(w)
-    step = _batch(ky * kx)
-    cen = None if not centers else np.asarray(centers[0], dtype=float).reshape(n, 2)
-    for start in range(0, sel.size, step):
-        idx = sel[start : start + step]
-        x = np.asarray(flat[idx], dtype=np.float64)
-        if cen is None:
-            total += w[idx] @ x
-            count += w[idx].sum()
-            continue
-        # integer shift that brings each centre onto `target`; pixels moved in from
-        # outside the detector do not count
-        shift = np.rint(np.asarray(target)[None, :] - cen[idx]).astype(int)
-        ys = np.arange(ky)[None, :] - shift[:, :1]
-        xs = np.arange(kx)[None, :] - shift[:, 1:]
-        valid = ((ys >= 0) & (ys < ky))[:, :, None] & ((xs >= 0) & (xs < kx))[:, None, :]
-        g = x.reshape(-1, ky, kx)[
-            np.arange(idx.size)[:, None, None],
-            np.clip(ys, 0, ky - 1)[:, :, None],
-            np.clip(xs, 0, kx - 1)[:, None, :],
-        ]
-        wv = w[idx][:, None, None] * valid
-        total += (g * wv).sum(axis=0).ravel()
-        count += wv.sum(axis=0).ravel()
-    return np.concatenate([total, count])[None, :]
+    lab = np.ascontiguousarray(np.asarray(labels).reshape(n), dtype=np.int64)
+    if centers:
+        cen = np.asarray(centers[0], dtype=np.float64).reshape(n, 2)
+        shifts = np.rint(np.asarray(target, dtype=np.float64)[None, :] - cen).astype(np.int64)
+    else:  # no centres: patterns summed as they are, the profile around the middle
+        cen = np.broadcast_to(np.asarray(target, dtype=np.float64), (n, 2))
+        shifts = np.zeros((n, 2), np.int64)
+    out = np.zeros((n_labels, 2 * ky * kx + 2 * n_bins))
+    _group_sums_kernel(
+        block.reshape(n, ky, kx),
+        lab,
+        np.ascontiguousarray(shifts),
+        np.ascontiguousarray(cen),
+        float(scale[0]),
+        float(scale[1]),
+        float(width),
+        out,
+    )
+    return out.reshape(1, -1)
+
+
+def _grouped(
+    data: Any,
+    labels: np.ndarray,
+    n_labels: int | None,
+    center: Any,
+    *,
+    scale: tuple[float, float] = (1.0, 1.0),
+    width: float = 1.0,
+    n_bins: int = 0,
+    rows_per_chunk: int | None,
+    client: Any,
+    scheduler: str | None,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One pass: per label, the mean pattern (descan-corrected if ``center``), the number
+    of patterns, and the radial sums ``(num, weight)`` of ``n_bins`` bins."""
+    import dask.array as da
+
+    shape = require_4d(data)
+    arr = _array(data)
+    nav, sig = shape[:2], shape[2:]
+    labels = np.asarray(labels)
+    if labels.shape != nav:
+        raise AnodemapInputError(f"label map of shape {labels.shape}: the scan is {nav}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise AnodemapInputError(f"labels must be integers, got {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if n_labels is None:
+        n_labels = int(labels.max()) + 1 if labels.size else 0
+    n_labels = int(n_labels)
+    if n_labels < 1 or not np.any((labels >= 0) & (labels < n_labels)):
+        raise AnodemapInputError("the label map selects no scan position")
+    n_patterns = np.bincount(labels[(labels >= 0) & (labels < n_labels)], minlength=n_labels)
+    cmap = None
+    if center is not None:
+        fixed, cmap = _resolve_center(center, nav, sig)
+        if cmap is None:
+            raise AnodemapInputError("center: give a per-pattern map or a DirectBeam")
+    itemsize = max(np.dtype(arr.dtype).itemsize, 1)
+    rows = _rows(arr, rows_per_chunk) or default_rows_per_chunk(shape, 2, itemsize)
+    rows = int(max(1, min(rows, nav[0])))
+    darr = (
+        arr.rechunk((rows, nav[1]) + sig)
+        if isinstance(arr, da.Array)
+        else da.from_array(arr, chunks=(rows, nav[1]) + sig)
+    )
+    dl = da.from_array(labels, chunks=(rows, nav[1]))
+    args: list[Any] = [darr, ("n0", "n1", "s0", "s1"), dl, ("n0", "n1")]
+    if cmap is not None:
+        args += [da.from_array(cmap, chunks=(rows, nav[1], 2)), ("n0", "n1", "c")]
+    size = sig[0] * sig[1]
+    width_row = 2 * size + 2 * n_bins
+    partial = da.blockwise(
+        _group_sums,
+        ("n0", "out"),
+        *args,
+        new_axes={"out": n_labels * width_row},
+        adjust_chunks={"n0": 1},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0, 0), dtype=np.float64),
+        target=np.array([(sig[0] - 1) / 2.0, (sig[1] - 1) / 2.0]),
+        n_labels=n_labels,
+        scale=tuple(float(v) for v in scale),
+        width=float(width),
+        n_bins=int(n_bins),
+    )
+    res = _compute_array(partial.sum(axis=0), client, scheduler, progress)
+    res = res.reshape(n_labels, width_row)
+    total, count = res[:, :size], res[:, size : 2 * size]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, 0.0)
+    return (
+        mean.reshape((n_labels, *sig)),
+        n_patterns,
+        res[:, 2 * size : 2 * size + n_bins],
+        res[:, 2 * size + n_bins :],
+    )
 
 
 def mean_pattern(
@@ -831,10 +1098,7 @@ def mean_pattern(
 ) -> np.ndarray:
     """Averaged pattern of a region of the scan (position-averaged diffraction).
 
-    A chunked reduction: ``dask.array.blockwise`` computes, for every chunk of scan rows,
-    the mask-weighted sum of its patterns and the weight sum (one small array per chunk),
-    and the chunk results are summed. Only those partial sums leave the workers, so it
-    runs out of core and on a ``dask.distributed`` cluster (``client=``).
+    The one-region case of :func:`mean_patterns` (see there for how it runs).
 
     Parameters
     ----------
@@ -858,11 +1122,7 @@ def mean_pattern(
     >>> float(mean_pattern(data, np.array([[True], [False], [True], [False]]))[0, 0])
     1.0
     """
-    import dask.array as da
-
-    shape = require_4d(data)
-    arr = _array(data)
-    nav, sig = shape[:2], shape[2:]
+    nav = require_4d(data)[:2]
     if region is None:
         region = np.ones(nav, dtype=bool)
     region = np.asarray(region)
@@ -870,41 +1130,181 @@ def mean_pattern(
         raise AnodemapInputError(f"region of shape {region.shape}: the scan is {nav}")
     if not region.any():
         raise AnodemapInputError("the region selects no scan position")
-    cmap = None
-    if center is not None:
-        fixed, cmap = _resolve_center(center, nav, sig)
-        if cmap is None:
-            raise AnodemapInputError("center: give a per-pattern map or a DirectBeam")
-    itemsize = max(np.dtype(arr.dtype).itemsize, 1)
-    rows = _rows(arr, rows_per_chunk) or default_rows_per_chunk(shape, 2, itemsize)
-    rows = int(max(1, min(rows, nav[0])))
-    darr = (
-        arr.rechunk((rows, nav[1]) + sig)
-        if isinstance(arr, da.Array)
-        else da.from_array(arr, chunks=(rows, nav[1]) + sig)
+    means, _ = mean_patterns(
+        data,
+        np.where(region.astype(bool), 0, -1),
+        1,
+        center=center,
+        rows_per_chunk=rows_per_chunk,
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
     )
-    dw = da.from_array(region.astype(np.float64), chunks=(rows, nav[1]))
-    args: list[Any] = [darr, ("n0", "n1", "s0", "s1"), dw, ("n0", "n1")]
-    if cmap is not None:
-        args += [da.from_array(cmap, chunks=(rows, nav[1], 2)), ("n0", "n1", "c")]
-    target = np.array([(sig[0] - 1) / 2.0, (sig[1] - 1) / 2.0])
-    size = 2 * sig[0] * sig[1]
-    partial = da.blockwise(
-        _partial_sum,
-        ("n0", "out"),
-        *args,
-        new_axes={"out": size},
-        adjust_chunks={"n0": 1},
-        concatenate=True,
-        dtype=np.float64,
-        meta=np.empty((0, 0), dtype=np.float64),
-        target=target,
+    return means[0]
+
+
+def mean_patterns(
+    data: Any,
+    labels: np.ndarray,
+    n_labels: int | None = None,
+    *,
+    center: Any = None,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Averaged pattern of every region of a label map, in one pass over the data.
+
+    A chunked reduction: ``dask.array.blockwise`` computes, for every chunk of scan rows,
+    the sum of its patterns per label and how many patterns went into each detector
+    pixel (two small arrays per chunk), and the chunk results are summed. Only those
+    partial sums leave the workers, so it runs out of core and on a
+    ``dask.distributed`` cluster (``client=``).
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ny, nx, ky, kx)
+    labels : ndarray of int (ny, nx)
+        Region of each scan position: ``0 .. n_labels - 1``; negative: in none.
+    n_labels : int, optional
+        Number of regions (default: the largest label + 1).
+    center : None, ndarray (ny, nx, 2) or DirectBeam
+        As in :func:`mean_pattern`: descan-corrected averages, centred on the pattern
+        middle ``((ky - 1) / 2, (kx - 1) / 2)`` to the nearest pixel.
+
+    Returns
+    -------
+    means : ndarray (n_labels, ky, kx)
+        Mean counts per pixel of each region (zeros for an empty region).
+    n_patterns : ndarray of int (n_labels,)
+        Scan positions averaged in each region.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.arange(4.0)[:, None, None, None] * np.ones((4, 1, 3, 3))
+    >>> means, n = mean_patterns(data, np.array([[0], [1], [0], [-1]]))
+    >>> means[:, 0, 0].tolist(), n.tolist()
+    ([1.0, 1.0], [2, 1])
+    """
+    means, n_patterns, _, _ = _grouped(
+        data,
+        labels,
+        n_labels,
+        center,
+        rows_per_chunk=rows_per_chunk,
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
     )
-    res = _compute_array(partial.sum(axis=0), client, scheduler, progress)
-    total, count = res[: size // 2], res[size // 2 :]
+    return means, n_patterns
+
+
+def averaged_patterns(
+    data: Any,
+    labels: np.ndarray,
+    n_labels: int | None = None,
+    *,
+    center: Any,
+    calibration: Any = None,
+    bin_width: float | None = None,
+    s_max: float | None = None,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, AzimuthalProfile]:
+    """Descan-corrected mean pattern and I(s) of every region of a label map, one pass.
+
+    The mean patterns are those of :func:`mean_patterns` (whole-pixel shifts onto the
+    pattern middle). The profiles are not taken from them: every pattern's pixels are
+    binned by their distance from its own sub-pixel centre, as :func:`azimuthal_average`
+    bins them, and the bins are summed over the region (a pooled azimuthal average,
+    which equals the mean of the patterns' own I(s) where their bins hold the same
+    pixels), so the rings keep their positions and widths to a fraction of a pixel.
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ny, nx, ky, kx)
+    labels : ndarray of int (ny, nx)
+        Region of each scan position: ``0 .. n_labels - 1``; negative: in none.
+    n_labels : int, optional
+        Number of regions (default: the largest label + 1).
+    center : ndarray (ny, nx, 2) or DirectBeam
+        Each pattern's beam centre (pixels).
+    calibration : ReciprocalCalibration or float, optional
+        1/Å per pixel (default: from the Dataset's signal axes).
+    bin_width : float, optional
+        Bin width in 1/Å (default: one pixel).
+    s_max : float, optional
+        Largest s (default: the largest circle around every centre of the selected
+        patterns that lies inside the detector, so that every bin is a full ring).
+
+    Returns
+    -------
+    means : ndarray (n_labels, ky, kx)
+    n_patterns : ndarray of int (n_labels,)
+    profile : AzimuthalProfile
+        ``intensity`` (n_labels, n_bins): mean counts per pixel at ``s``; NaN for an
+        empty region.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.ones((2, 2, 17, 17))
+    >>> centres = np.full((2, 2, 2), 8.0)
+    >>> means, n, prof = averaged_patterns(data, np.array([[0, 0], [1, -1]]),
+    ...                                    center=centres, calibration=0.1)
+    >>> n.tolist(), prof.intensity.shape, float(prof.intensity[1, 3])
+    ([2, 1], (2, 9), 1.0)
+    """
+    shape = require_4d(data)
+    nav, sig = shape[:2], shape[2:]
+    cal = _resolve_calibration(data, calibration)
+    fixed, cmap = _resolve_center(center, nav, sig)
+    if cmap is None:
+        raise AnodemapInputError("center: give a per-pattern map or a DirectBeam")
+    width = float(bin_width) if bin_width is not None else min(cal.scale)
+    if not width > 0:
+        raise AnodemapInputError(f"bin_width={bin_width}: must be positive (1/Å)")
+    lab = np.asarray(labels)
+    top = s_max
+    if top is None:
+        chosen = lab >= 0 if n_labels is None else (lab >= 0) & (lab < int(n_labels))
+        cs = cmap[chosen] if lab.shape == nav and chosen.any() else cmap.reshape(-1, 2)
+        top = float(
+            np.min(
+                np.minimum.reduce(
+                    [
+                        cs[:, 0] * cal.scale[0],
+                        (sig[0] - 1 - cs[:, 0]) * cal.scale[0],
+                        cs[:, 1] * cal.scale[1],
+                        (sig[1] - 1 - cs[:, 1]) * cal.scale[1],
+                    ]
+                )
+            )
+        )
+    if not top > 0:
+        raise AnodemapInputError("the centres lie on or outside the detector edge")
+    n_bins = int(math.floor(top / width)) + 1
+    means, n_patterns, num, den = _grouped(
+        data,
+        labels,
+        n_labels,
+        cmap,
+        scale=cal.scale,
+        width=width,
+        n_bins=n_bins,
+        rows_per_chunk=rows_per_chunk,
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, 0.0)
-    return mean.reshape(sig)
+        intensity = np.where(den > 0, num / den, np.nan)
+    intensity[n_patterns == 0] = np.nan
+    return means, n_patterns, AzimuthalProfile(np.arange(n_bins) * width, intensity, cal)
 
 
 # ------------------------------------------------------------------ azimuthal average
