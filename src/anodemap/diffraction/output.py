@@ -389,6 +389,18 @@ def averaged_patterns_figure(
     return fig
 
 
+def averaged_patterns_png(
+    avg: Any, phases: list[tuple[str, Any]] | None, curve_colours: list[str] | None, path: Any
+) -> Path:
+    """:func:`averaged_patterns_figure` saved to ``path`` (a job for a FigureWorker)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from anodemap.plotting import save_figure
+
+    return save_figure(averaged_patterns_figure(avg, phases, curve_colours), path)
+
+
 def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     import matplotlib
 
@@ -418,6 +430,16 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
         jobs.append(
             worker.submit(map_png, values, outdir / f"{stem}.png", cmap=cmap_name, **options)
         )
+    # the averaged patterns, drawn by the worker too: (name shown, what load_phase reads)
+    # of the crystalline phases, in label order, for the rings marked
+    rings = [
+        (result.phase_labels[str(k + 1)], spec) for k, spec in enumerate(result.parameters.phases)
+    ]
+    for kind, avg in getattr(result, "averages", {}).items():
+        if np.any(avg.n_patterns > 0):
+            colours = _PHASE_COLOURS if kind == "phases" else _REGION_COLOURS
+            path = outdir / f"{_AVERAGE_STEMS[kind]}_patterns.png"
+            jobs.append(worker.submit(averaged_patterns_png, avg, rings, colours, path))
     names = []
     labels = sorted(result.phase_labels.items(), key=lambda kv: int(kv[0]))
     colours = _PHASE_COLOURS[: len(labels)]
@@ -447,18 +469,6 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     if ipf is not None:
         save_figure(ipf, outdir / "orientation_ipf_z.png")
         names.append("orientation_ipf_z.png")
-    # (name shown, what load_phase reads) of the crystalline phases, in label order
-    rings = [
-        (result.phase_labels[str(k + 1)], spec) for k, spec in enumerate(result.parameters.phases)
-    ]
-    for kind, avg in getattr(result, "averages", {}).items():
-        if np.any(avg.n_patterns > 0):
-            name = f"{_AVERAGE_STEMS[kind]}_patterns.png"
-            fig = averaged_patterns_figure(
-                avg, rings, curve_colours=_PHASE_COLOURS if kind == "phases" else _REGION_COLOURS
-            )
-            save_figure(fig, outdir / name)
-            names.append(name)
     names += [worker.result(job).name for job in jobs]
     if own:
         worker.close()
