@@ -12,6 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _template_cache(tmp_path_factory):
+    """Template libraries cached in a folder of the test session, not the user's home
+    (anodemap.diffraction._cache); subprocesses inherit it."""
+    import os
+
+    old = os.environ.get("ANODEMAP_CACHE_DIR")
+    os.environ["ANODEMAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("anodemap-cache"))
+    yield
+    if old is None:
+        os.environ.pop("ANODEMAP_CACHE_DIR", None)
+    else:
+        os.environ["ANODEMAP_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def exspy_lowloss_msa() -> Path:
     """exspy's real measured low-loss spectrum (shipped inside the exspy package)."""

@@ -289,6 +289,7 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         precession_angle_deg=args.precession,
         n_decoys=args.decoys,
         refine_step_deg=args.refine_step or None,
+        template_cache=not args.no_template_cache,
     )
     _log(
         f"patterns: scan {ds.nav_shape}, {ds.sig_shape[0]} x {ds.sig_shape[-1]} px; "
@@ -756,6 +757,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler",
         metavar="ADDRESS",
         help="dask.distributed scheduler address, e.g. tcp://host:8786",
+    )
+    p.add_argument(
+        "--no-template-cache",
+        action="store_true",
+        help="build the template libraries anew instead of reusing those of an earlier run "
+        "with the same settings (kept in ~/.cache/anodemap, or $ANODEMAP_CACHE_DIR)",
     )
     p.add_argument(
         "--regions",

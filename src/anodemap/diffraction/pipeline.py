@@ -73,6 +73,11 @@ class DiffractionParameters:
         (model choice 1.0: on simulated electrodes it takes the share of correctly phased
         pixels within 2° of the truth from 0.43 to 0.93 (Si) on the benchmark electrode,
         and a Li15Si4 grain from 0.05 to 0.95, for about a tenth of the command's time).
+    template_cache : bool
+        Keep the prepared template libraries on disk and reuse them when the same
+        phases, beam energy, calibration, precession, step and pattern size come again
+        (:mod:`anodemap.diffraction._cache`: ``~/.cache/anodemap`` or
+        ``$ANODEMAP_CACHE_DIR``); False builds them every time.
     """
 
     phases: tuple[str, ...] = ("Si", "Li15Si4")
@@ -85,6 +90,7 @@ class DiffractionParameters:
     adf_range_px: tuple[float, float] | None = None
     n_decoys: int = 2
     refine_step_deg: float | None = 1.0
+    template_cache: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -291,9 +297,25 @@ def analyse_diffraction(
             include_mirrored=True,
         )
 
+    from anodemap.diffraction._cache import cached
+    from anodemap.diffraction.matching import MatchParameters
+
+    # what the libraries are made from, besides the code (anodemap.diffraction._cache)
+    made_of = (
+        tuple(_structure_key(load_phase(name)) for name in p.phases),
+        float(energy),
+        float(scale),
+        float(precession),
+        pattern_shape,
+        MatchParameters(n_decoys=p.n_decoys),
+    )
+
     def build_matcher():
-        libraries = [library(name, p.step_deg) for name in p.phases]
-        return libraries, prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
+        def build():
+            libraries = [library(name, p.step_deg) for name in p.phases]
+            return libraries, prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
+
+        return cached("templates", (*made_of, float(p.step_deg)), build, p.template_cache)
 
     refine = p.refine_step_deg
     if refine is not None and not refine >= 0:
@@ -302,10 +324,13 @@ def analyse_diffraction(
     def build_refiners():
         # one library per phase at the finer step; a decoy is required by the matcher but
         # its result is not used
-        return [
-            prepare_matcher([library(name, refine)], scale, pattern_shape, n_decoys=1)
-            for name in p.phases
-        ]
+        def build():
+            return [
+                prepare_matcher([library(name, refine)], scale, pattern_shape, n_decoys=1)
+                for name in p.phases
+            ]
+
+        return cached("templates", (*made_of, "refine", float(refine)), build, p.template_cache)
 
     # the template libraries do not depend on the data: built in a thread while the
     # direct beam and the virtual images are found, and the refinement's while the
@@ -492,6 +517,28 @@ def _grey_image(path: Any) -> np.ndarray:
                 raise AnodemapInputError(f"{path}: {_COLOUR_REGIONS}")
             return rgb[..., 0]
         return np.asarray(img).astype(np.int64)  # L, I, I;16, P (palette indices), 1
+
+
+def _structure_key(crystal: Any) -> tuple:
+    """What a phase's templates are made of: its name, cell, symmetry and atom sites
+    (not the values it has cached on the way, so that the key does not depend on use)."""
+    return (
+        crystal.name,
+        tuple(float(v) for v in crystal.cell),
+        np.asarray(crystal.rotations, dtype=float).tobytes(),
+        np.asarray(crystal.translations, dtype=float).tobytes(),
+        tuple(
+            (
+                s.label,
+                s.element,
+                tuple(float(v) for v in s.frac),
+                float(s.occupancy),
+                float(s.b_iso),
+            )
+            for s in crystal.sites
+        ),
+        crystal.space_group,
+    )
 
 
 def _check_regions(regions: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
