@@ -363,11 +363,11 @@ def averaged_patterns_figure(
     ax = fig.add_subplot(grid[0, n + 1])
     s = np.asarray(avg.s)
     start = int(np.searchsorted(s, 0.15))  # past the direct beam's disc and tail
-    for j, i in enumerate(keep):
+    for i in keep:  # a group keeps its colour (a phase its phase-map colour) if one is empty
         ax.semilogy(
             s[start:],
             avg.profiles[i][start:],
-            color=colours[j % len(colours)],
+            color=colours[i % len(colours)],
             lw=1.0,
             label=avg.names[i],
         )

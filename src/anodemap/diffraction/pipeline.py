@@ -101,10 +101,9 @@ class AveragedPatterns:
     """Position-averaged patterns of groups of scan positions, and their I(s).
 
     Descan-corrected: every pattern is shifted by whole pixels so that its direct beam
-    lies on the pattern middle before it is averaged
-    (:func:`anodemap.diffraction.virtual.mean_patterns`); the profiles are the azimuthal
-    averages of these means around the middle
-    (:func:`anodemap.diffraction.virtual.azimuthal_average`).
+    lies on the pattern middle before it is averaged; the profiles bin every pattern's
+    pixels by their distance from its own sub-pixel centre and pool the bins over the
+    group (:func:`anodemap.diffraction.virtual.averaged_patterns`).
 
     Attributes
     ----------
