@@ -287,7 +287,7 @@ def write_averaged_patterns(avg: Any, outdir: str | os.PathLike, stem: str = "me
     what = "phase" if stem == "mean" else "region"
     for ds, title in (
         (patterns, f"Averaged pattern per {what} (descan-corrected)"),
-        (profiles, f"Azimuthal average I(s) of the averaged pattern per {what}"),
+        (profiles, f"Azimuthal average I(s) per {what} (about each pattern's own centre)"),
     ):
         ds.set_meta("General.title", title)
         ds.set_meta("Signal.quantity", "mean counts per pixel")
