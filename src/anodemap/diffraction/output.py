@@ -362,7 +362,9 @@ def averaged_patterns_figure(
         add_scalebar(ax, float(avg.scale[1]), "1/Å", img.shape[1])
     ax = fig.add_subplot(grid[0, n + 1])
     s = np.asarray(avg.s)
-    start = int(np.searchsorted(s, 0.15))  # past the direct beam's disc and tail
+    # from s = 0.15 1/Å, past the direct beam's disc and tail (model choice: about three
+    # beam radii with the paper's SPED set-up; the Si 111 ring is at 0.32 1/Å)
+    start = int(np.searchsorted(s, 0.15))
     for i in keep:  # a group keeps its colour (a phase its phase-map colour) if one is empty
         ax.semilogy(
             s[start:],

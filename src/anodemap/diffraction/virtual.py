@@ -271,32 +271,38 @@ class DirectBeam:
         -------
         ndarray, shape (ny, nx, 2)
         """
-        ny, nx = self.status.shape
-        iy, ix = np.mgrid[:ny, :nx]
-        design = np.stack([np.ones(ny * nx), iy.ravel(), ix.ravel()], axis=1).astype(float)
-        use = self.ok.ravel().copy()
-        if not use.any():
-            raise AnodemapInputError("no direct-beam centre was measured: no plane to fit")
-        out = np.empty((ny * nx, 2))
-        for k in range(2):
-            y = self.center[..., k].ravel()
-            keep = use.copy()
-            for _ in range(n_rounds):
-                coef, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
-                resid = y - design @ coef
-                mad = 1.4826 * np.median(np.abs(resid[keep]))
-                new_keep = use & (np.abs(resid) <= max(n_sigma * mad, 1e-9))
-                if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
-                    break
-                keep = new_keep
-            out[:, k] = design @ coef
-        return out.reshape(ny, nx, 2)
+        return _descan_plane(self.center, self.ok, n_sigma, n_rounds)
 
     def filled(self) -> np.ndarray:
         """Measured centres, with failed ones replaced by the fitted plane (:meth:`plane`)."""
         if self.ok.all():
             return self.center.copy()
         return np.where(self.ok[..., None], self.center, self.plane())
+
+
+def _descan_plane(center: np.ndarray, ok: np.ndarray, n_sigma: float, n_rounds: int) -> np.ndarray:
+    """Robust least-squares plane through the centres ``(ny, nx, 2)`` where ``ok``
+    (:meth:`DirectBeam.plane`)."""
+    ny, nx = ok.shape
+    iy, ix = np.mgrid[:ny, :nx]
+    design = np.stack([np.ones(ny * nx), iy.ravel(), ix.ravel()], axis=1).astype(float)
+    use = ok.ravel().copy()
+    if not use.any():
+        raise AnodemapInputError("no direct-beam centre was measured: no plane to fit")
+    out = np.empty((ny * nx, 2))
+    for k in range(2):
+        y = center[..., k].ravel()
+        keep = use.copy()
+        for _ in range(n_rounds):
+            coef, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
+            resid = y - design @ coef
+            mad = 1.4826 * np.median(np.abs(resid[keep]))
+            new_keep = use & (np.abs(resid) <= max(n_sigma * mad, 1e-9))
+            if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+                break
+            keep = new_keep
+        out[:, k] = design @ coef
+    return out.reshape(ny, nx, 2)
 
 
 def _estimate_radius(data: Any) -> float:
@@ -516,9 +522,9 @@ def _consistent_centres(
     has_alt = np.isfinite(alternatives).all(axis=-1).any(axis=-1) & (status == Status.OK)
     if not has_alt.any() or center.ndim != 3:
         return center, radius, moved
-    probe = DirectBeam(center, radius, status, (0, 0), beam_radius)
-    plane = probe.plane()
-    departure = np.where(probe.ok[..., None], center - plane, 0.0)
+    ok = status == Status.OK
+    plane = _descan_plane(center, ok, 3.0, 3)
+    departure = np.where(ok[..., None], center - plane, 0.0)
     expected = plane + np.stack(
         [median_filter(departure[..., k], size=7, mode="nearest") for k in range(2)], axis=-1
     )
@@ -1271,21 +1277,10 @@ def averaged_patterns(
         raise AnodemapInputError(f"bin_width={bin_width}: must be positive (1/Å)")
     lab = np.asarray(labels)
     top = s_max
-    if top is None:
+    if top is None:  # full rings around the centres of the patterns averaged
         chosen = lab >= 0 if n_labels is None else (lab >= 0) & (lab < int(n_labels))
         cs = cmap[chosen] if lab.shape == nav and chosen.any() else cmap.reshape(-1, 2)
-        top = float(
-            np.min(
-                np.minimum.reduce(
-                    [
-                        cs[:, 0] * cal.scale[0],
-                        (sig[0] - 1 - cs[:, 0]) * cal.scale[0],
-                        cs[:, 1] * cal.scale[1],
-                        (sig[1] - 1 - cs[:, 1]) * cal.scale[1],
-                    ]
-                )
-            )
-        )
+        top = _full_ring_s(cs, sig, cal.scale)
     if not top > 0:
         raise AnodemapInputError("the centres lie on or outside the detector edge")
     n_bins = int(math.floor(top / width)) + 1
@@ -1326,6 +1321,24 @@ class AzimuthalProfile:
     s: np.ndarray
     intensity: np.ndarray
     calibration: ReciprocalCalibration
+
+
+def _full_ring_s(centres: np.ndarray, sig: tuple[int, ...], scale: tuple[float, float]) -> float:
+    """Largest s (1/Å) whose circle around every centre ``(n, 2)`` (px) lies inside the
+    detector: the last radius at which every azimuthal bin is a full ring."""
+    cs = np.asarray(centres, dtype=float).reshape(-1, 2)
+    return float(
+        np.min(
+            np.minimum.reduce(
+                [
+                    cs[:, 0] * scale[0],
+                    (sig[0] - 1 - cs[:, 0]) * scale[0],
+                    cs[:, 1] * scale[1],
+                    (sig[1] - 1 - cs[:, 1]) * scale[1],
+                ]
+            )
+        )
+    )
 
 
 def _bin_weights(dy: np.ndarray, dx: np.ndarray, scale: tuple[float, float], width: float):
@@ -1435,17 +1448,7 @@ def azimuthal_average(
     if not width > 0:
         raise AnodemapInputError(f"bin_width={bin_width}: must be positive (1/Å)")
     cs = np.asarray(fixed, dtype=float).reshape(-1, 2) if cmap is None else cmap.reshape(-1, 2)
-    r_edge = np.min(
-        np.minimum.reduce(
-            [
-                cs[:, 0] * cal.scale[0],
-                (sig[0] - 1 - cs[:, 0]) * cal.scale[0],
-                cs[:, 1] * cal.scale[1],
-                (sig[1] - 1 - cs[:, 1]) * cal.scale[1],
-            ]
-        )
-    )
-    top = float(s_max) if s_max is not None else float(r_edge)
+    top = float(s_max) if s_max is not None else _full_ring_s(cs, sig, cal.scale)
     if top <= 0:
         raise AnodemapInputError("the centre lies on or outside the detector edge")
     n_bins = int(math.floor(top / width)) + 1
