@@ -321,8 +321,8 @@ def analyse_diffraction(
         raise AnodemapInputError(f"refine_step_deg={refine}: must be positive (or 0: none)")
 
     def build_refiners():
-        # one library per phase at the finer step; a decoy is required by the matcher but
-        # its result is not used
+        # one library per phase at the finer step; the refinement searches no decoys
+        # (n_decoys=1 is only the matcher's smallest valid setting)
         def build():
             return [
                 prepare_matcher([library(name, refine)], scale, pattern_shape, n_decoys=1)
