@@ -367,3 +367,40 @@ def test_region_maps_from_image_files(tmp_path):
         load_regions(tmp_path / "grey.png", (7, 6))
     with pytest.raises(AnodemapIOError, match="not found"):
         load_regions(tmp_path / "none.png", (6, 7))
+
+
+class _CountingArray:
+    """An array that counts how often its data are read (as a file's chunks are)."""
+
+    def __init__(self, data):
+        self.data, self.reads = data, 0
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, key):
+        out = self.data[key]
+        self.reads += out.size > 0  # dask takes an empty slice for the dtype
+        return out
+
+
+def test_lazy_data_read_once_when_they_fit_in_memory():
+    """A lazy dataset within ``in_memory_gb`` is read once, not once per pass; with the
+    limit at 0 it stays out of core (read in every pass) and the maps are the same."""
+    import dataclasses
+
+    import dask.array as da
+
+    from anodemap.synth import make_phantom
+    from anodemap.synth.diffraction import simulate_diffraction, to_dataset
+
+    ds = to_dataset(simulate_diffraction(make_phantom((12, 12), seed=1), seed=1))
+    results, reads = [], []
+    for limit in (2.0, 0.0):
+        source = _CountingArray(np.asarray(ds.data))
+        lazy = dataclasses.replace(ds, data=da.from_array(source, chunks=(6, 12, 64, 64)))
+        params = DiffractionParameters(in_memory_gb=limit)
+        results.append(analyse_diffraction(lazy, params, progress=False))
+        reads.append(source.reads)
+    assert reads[0] == 2  # its two chunks, once
+    assert reads[1] >= 5 * 2  # centres, virtual images, matching, refinement, averages
+    for key in ("phase", "correlation", "reliability", "euler", "virtual_bf"):
+        np.testing.assert_array_equal(results[0].maps[key], results[1].maps[key])

@@ -447,3 +447,30 @@ def reference_masked_blo(data, centers, r):
     for j in np.ndindex(*data.shape[:2]):
         out[j] = data[j][(yy - centers[j][0]) ** 2 + (xx - centers[j][1]) ** 2 <= r * r].sum()
     return out
+
+
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_patterns_in_memory_cut_into_chunks_for_every_core(monkeypatch, cores):
+    """An array in memory is cut into at least two chunks per core (the kernels here run
+    one chunk per thread); a lazy one keeps its own chunks; the centres do not depend
+    on the cut."""
+    import dask.array as da
+
+    from anodemap.diffraction import virtual
+
+    monkeypatch.setattr(virtual, "usable_cores", lambda: cores)
+    arr = np.zeros((48, 10, 8, 8), np.float32)
+    rows = virtual._rows(arr, None)
+    n_chunks = -(-48 // rows)
+    assert n_chunks >= 2 * cores or rows == 1
+    assert n_chunks < 4 * cores or rows == 1  # and not many more
+    assert virtual._rows(arr, 5) == 5
+    assert virtual._rows(da.from_array(arr, chunks=(16, 10, 8, 8)), None) == 16
+
+
+def test_direct_beam_the_same_however_the_scan_is_cut(sim):
+    data = sim[0]
+    whole = find_direct_beam(data, rows_per_chunk=data.shape[0])
+    for rows in (None, 1, 4):
+        cut = find_direct_beam(data, rows_per_chunk=rows)
+        np.testing.assert_array_equal(whole.center, cut.center)

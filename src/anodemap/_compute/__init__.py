@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 from dask.callbacks import Callback
 
+from anodemap._platform import usable_cores
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["OutputSpec", "map_pixels", "default_rows_per_chunk", "progress_label"]
+__all__ = ["OutputSpec", "map_pixels", "default_rows_per_chunk", "progress_label", "usable_cores"]
 
 # Target size of one input chunk (model choice: large enough that per-task
 # overhead is negligible, small enough that a few chunks per core fit in memory).

@@ -34,7 +34,6 @@ when complete.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 import warnings
@@ -44,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from anodemap._platform import usable_cores
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 
 # Model choices: the first provisional plan after 1024 frames or a sixteenth of the
@@ -63,11 +63,7 @@ def _writer_threads() -> int:
     and 3 writers were measured and 2 was best), at most 8 (each holds about 3.5 blocks
     of buffers).
     """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 2
-    return max(2, min(8, n - 1))
+    return max(2, min(8, usable_cores() - 1))
 
 
 _WRITERS = _writer_threads()

@@ -50,6 +50,7 @@ from anodemap._compute import (
     local_scheduler,
     map_pixels,
     progress_context,
+    usable_cores,
 )
 from anodemap.diffraction.calibration import (
     ReciprocalCalibration,
@@ -171,14 +172,21 @@ def _resolve_center(center: Any, nav_shape: tuple[int, ...], sig_shape: tuple[in
 
 
 def _rows(arr: Any, rows_per_chunk: int | None) -> int | None:
-    """Scan rows per chunk that do not cut the chunks a lazy input already has.
+    """Scan rows per chunk: for a lazy input, rows that do not cut the chunks it already
+    has; for one in memory, enough chunks to keep every core busy.
 
     A chunk boundary of the execution layer that falls inside a file's chunk makes two
     tasks read that chunk; taking the largest divisor of the input's row chunk that is
-    not above the default size (about 64 MiB) reads every chunk once.
+    not above the default size (about 64 MiB) reads every chunk once. An array in memory
+    costs nothing to cut, and the kernels of this module run one chunk per thread: it is
+    cut into at least two chunks per core (measured: direct-beam centres of 48 x 48
+    patterns in memory 0.28 s in one chunk, 0.16 s in four, on two cores).
     """
-    if rows_per_chunk is not None or len(arr.shape) != 4 or getattr(arr, "chunks", None) is None:
+    if rows_per_chunk is not None or len(arr.shape) != 4:
         return rows_per_chunk
+    if getattr(arr, "chunks", None) is None:
+        limit = default_rows_per_chunk(arr.shape, 2, np.dtype(arr.dtype).itemsize)
+        return max(1, min(limit, int(arr.shape[0]) // (2 * usable_cores())))
     chunks = arr.chunks
     if len(chunks[1]) != 1 or len(set(chunks[0][:-1])) > 1:
         return None  # split along x, or irregular: let the execution layer rechunk
