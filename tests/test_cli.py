@@ -373,6 +373,8 @@ def test_tvips_recording_to_phase_maps_opened_in_hyperspy(tmp_path):
         argv = ["diffraction", out, "-o", maps, "--precession", "0.4", "--no-progress"]
         if ext == "blo":  # the scan step of the file (5 nm) overridden
             argv += ["--scan-step", "2.5"]
+        else:  # read chunk by chunk in every pass, as a file too large for memory
+            argv += ["--in-memory-gb", "0"]
         assert main([*argv, "--no-figures"]) == 0
 
     bad = ["diffraction", str(tmp_path / "scan.zspy"), "-o", str(tmp_path / "x"), "--scan-step"]
@@ -396,6 +398,7 @@ def test_tvips_recording_to_phase_maps_opened_in_hyperspy(tmp_path):
         assert summary["phase_labels"] == {"0": "amorphous", "1": "Si", "2": "Li15Si4"}
         found = phase.data
         if ext == "zspy":
+            assert summary["parameters"]["in_memory_gb"] == 0.0
             np.testing.assert_array_equal(found, ref.maps["phase"])
             corr = hs.load(tmp_path / "maps_zspy" / "correlation.hspy").data
             np.testing.assert_allclose(corr, ref.maps["correlation"], rtol=1e-6)

@@ -290,6 +290,7 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         n_decoys=args.decoys,
         refine_step_deg=args.refine_step or None,
         template_cache=not args.no_template_cache,
+        in_memory_gb=args.in_memory_gb,
     )
     _log(
         f"patterns: scan {ds.nav_shape}, {ds.sig_shape[0]} x {ds.sig_shape[-1]} px; "
@@ -763,6 +764,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build the template libraries anew instead of reusing those of an earlier run "
         "with the same settings (kept in ~/.cache/anodemap, or $ANODEMAP_CACHE_DIR)",
+    )
+    p.add_argument(
+        "--in-memory-gb",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="read an input of up to this size into memory once (default 2); a larger "
+        "one is read chunk by chunk in every pass (0: always)",
     )
     p.add_argument(
         "--regions",
