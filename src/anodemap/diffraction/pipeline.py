@@ -249,7 +249,9 @@ def analyse_diffraction(
     ----------
     dataset : Dataset
         Shape (ny, nx, ky, kx) (or a line scan (n, ky, kx)), calibrated or with
-        ``parameters.scale`` given; lazy data stay lazy.
+        ``parameters.scale`` given. Lazy data larger than ``parameters.in_memory_gb``
+        (or with a ``client``) stay lazy and are read chunk by chunk in every pass;
+        smaller ones are read into memory once.
     parameters : DiffractionParameters, optional
     client : dask.distributed.Client, optional
     progress : bool
@@ -470,7 +472,7 @@ def _in_memory(data: Any, limit_gb: float, client: Any, progress: bool) -> Any:
     # one file chunk: read in this thread, where the codec may use its own threads
     # (measured 2x faster on a one-chunk .zspy than in a dask worker thread)
     scheduler = local_scheduler("synchronous" if data.npartitions == 1 else "threads")
-    with progress_label("reading"), progress_context(progress):
+    with progress_label("reading into memory"), progress_context(progress):
         return np.asarray(data.compute(scheduler=scheduler))
 
 
