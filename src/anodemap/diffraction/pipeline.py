@@ -291,7 +291,7 @@ def analyse_diffraction(
     if precession is None:
         precession = _meta_float(dataset, _PRECESSION_KEYS) or 0.0
     scale = cal.isotropic_scale
-    data = _in_memory(dataset.data, p.in_memory_gb, client, progress)
+    data = dataset.data
     pattern_shape = tuple(int(v) for v in dataset.sig_shape)
 
     def library(name: str, step: float):
@@ -341,11 +341,12 @@ def analyse_diffraction(
         return cached("templates", (*made_of, "refine", float(refine)), build, p.template_cache)
 
     # the template libraries do not depend on the data: built in a thread while the
-    # direct beam and the virtual images are found, and the refinement's while the
-    # patterns are matched (numpy releases the GIL for most of both)
+    # data are read and the direct beam and the virtual images are found, and the
+    # refinement's while the patterns are matched (numpy releases the GIL for most of both)
     with ThreadPoolExecutor(max_workers=1) as pool:
         templates = pool.submit(build_matcher)
         refiners = pool.submit(build_refiners) if refine else None
+        data = _in_memory(data, p.in_memory_gb, client, progress)
         with progress_label("direct-beam centres"):
             beam = find_direct_beam(data, client=client, progress=progress)
         centres = beam.filled()
