@@ -814,3 +814,36 @@ def test_recording_of_given_patterns(tmp_path):
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(AnodemapInputError, match="NaN"):
         write_tvips_recording(tmp_path / "r", patterns=bad)
+
+
+def test_a_last_line_like_the_parked_beam_is_reported(tmp_path):
+    """From the content alone, a last line whose patterns equal the parked beam's (a line
+    through vacuum, say) cannot be told from the idle frames after the scan: it is taken
+    for them, and the report says so and how to give the end instead of a silent short
+    scan."""
+    from anodemap.synth import make_phantom
+    from anodemap.synth.diffraction import simulate_diffraction, to_dataset
+
+    ny, nx = 20, 20
+    sim = simulate_diffraction(make_phantom((ny, nx), seed=1), pattern_shape=(32, 32), seed=1)
+    patterns = np.asarray(to_dataset(sim).data)
+    plans = {}
+    for case in ("plain", "last line parked"):
+        pats = patterns.copy()
+        if case != "plain":
+            pats[-1] = pats[ny // 2, nx // 2]  # the parked beam's pattern (scan centre)
+        rec = write_tvips_recording(
+            tmp_path / case.replace(" ", "_"), patterns=pats, headers=False, n_after=5
+        )
+        plans[case] = (rec, reconstruct_scan(rec.paths[0]))
+    rec, plan = plans["plain"]
+    assert plan.scan_shape == (ny, nx) and plan.scores["idle_frames"]["after"] == 5
+    assert not any("parked beam" in w for w in plan.warnings)
+    rec, plan = plans["last line parked"]
+    assert plan.scan_shape == (ny - 1, nx)  # the ambiguity itself
+    assert plan.scores["idle_frames"]["after"] >= nx
+    note = [w for w in plan.warnings if "parked beam" in w]
+    assert note and "--last-frame" in note[0] and "warning: " + note[0] in plan.summary()
+    # given the end, the scan is whole again
+    whole = reconstruct_scan(rec.paths[0], last_frame=rec.first_frame + ny * nx - 1)
+    assert whole.scan_shape == (ny, nx)

@@ -1004,8 +1004,9 @@ def _static_run(det: np.ndarray, gain: float) -> int:
     return int(np.argmin(same)) if not same.all() else int(same.size)
 
 
-def _scan_span(feat: _Features, lo: int, hi: int) -> tuple[int, int] | None:
-    """First and last frame of the scan from image content (blanked or parked beam)."""
+def _scan_span(feat: _Features, lo: int, hi: int) -> tuple[int, int, int, int] | None:
+    """First and last frame of the scan from image content (blanked or parked beam), and
+    how many bright frames before and after them were taken as the parked beam."""
     total = feat.total
     bright = total > _DARK_FRACTION * np.median(total[lo : hi + 1])
     idx = np.nonzero(bright[lo : hi + 1])[0]
@@ -1017,13 +1018,16 @@ def _scan_span(feat: _Features, lo: int, hi: int) -> tuple[int, int] | None:
     pix = feat.change[bright & np.isfinite(feat.change)]
     gain = float(np.median(pix)) if pix.size else 1.0
     det = feat.detectors.astype(np.float64)
+    before = after = 0
     k = _static_run(det[s : e + 1], gain)
     if _MIN_IDLE_RUN <= k < e - s + 1:
         s += k
+        before = k
     k = _static_run(det[s : e + 1][::-1], gain)
     if _MIN_IDLE_RUN <= k < e - s + 1:
         e -= k
-    return s, e
+        after = k
+    return s, e, before, after
 
 
 def reconstruct_scan(
@@ -1161,6 +1165,7 @@ def _plan_from_features(
     n_total = rec.n_frames
     found: dict[str, str] = {}
     notes: list[str] = []
+    idle: dict[str, int] = {}  # frames taken for the parked beam (content only)
     lo = int(first_frame) if first_frame is not None else 0
     hi = int(last_frame) if last_frame is not None else n_total - 1
     if hi < lo:
@@ -1204,8 +1209,10 @@ def _plan_from_features(
                 )
             if first_frame is None:
                 lo = span[0]
+                idle["before"] = span[2]
             if last_frame is None:
                 hi = span[1]
+                idle["after"] = span[3]
         found["start_end"] = (
             "user" if first_frame is not None and last_frame is not None else "content"
         )
@@ -1301,6 +1308,19 @@ def _plan_from_features(
                 f"{n_pos} scan frames are not a whole number of lines of {nx}; the last "
                 f"{n_pos % nx} frame(s) are not used"
             )
+    for end, k in idle.items():
+        # a parked beam is one pattern; so may be a whole line through vacuum or a
+        # uniform region, and from the content alone the two look the same
+        if k >= nx:
+            which = "first" if end == "before" else "last"
+            notes.append(
+                f"{k} frames {end} the scan are alike and were taken for the parked beam; "
+                f"they are {k // nx} line(s) or more of {nx}: if the scan's {which} line "
+                f"looks like the parked beam, pass {which}_frame (--{which}-frame) or "
+                "scan_shape (--scan-shape)"
+            )
+    if idle:
+        scores["idle_frames"] = dict(idle)
     found["serpentine"] = "user" if serpentine is not None else "content"
     found["hysteresis"] = (
         "user" if hysteresis is not None else ("content" if serp else "not applicable")
