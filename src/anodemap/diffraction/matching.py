@@ -1502,7 +1502,7 @@ def _search(
     winner, best_t, best_q, best_shift, second_q, q_decoy = _search_kernel(
         polar,
         pnorm,
-        _content_hashes(polar, n_az, p.seed),
+        _content_hashes(polar, n_az, p.seed) if n_decoys else np.zeros(n, np.uint64),
         matcher.spot_w,
         matcher.spot_offset,
         matcher.starts,
