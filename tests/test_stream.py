@@ -324,12 +324,12 @@ def test_overrides_win(tmp_path):
 # ------------------------------------------------------------ bad input
 def test_scan_shape_that_does_not_fit(tmp_path):
     sim = _sim(tmp_path)
-    with pytest.raises(AnodemapInputError, match=r"scan_shape=\(16, 21\).*320 positions"):
+    with pytest.raises(AnodemapInputError, match=r"--scan-shape 16 21 .*320 positions"):
         reconstruct_scan(sim.paths[0], (16, 21))
     sim2 = _sim(tmp_path / "b", headers=False)
-    with pytest.raises(AnodemapInputError, match=r"scan_shape=\(40, 40\) needs 1600 frames"):
+    with pytest.raises(AnodemapInputError, match=r"--scan-shape 40 40 needs 1600 frames"):
         reconstruct_scan(sim2.paths[0], (40, 40))
-    with pytest.raises(AnodemapInputError, match="first_frame=9999"):
+    with pytest.raises(AnodemapInputError, match="--first-frame 9999 is outside"):
         reconstruct_scan(sim2.paths[0], first_frame=9999)
 
 

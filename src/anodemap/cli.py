@@ -213,11 +213,17 @@ def _analyse_and_write_eels(
     from anodemap.eels.calibration import Calibration, default_calibration
     from anodemap.eels.output import write_eels_results
     from anodemap.eels.pipeline import analyse_eels
-    from anodemap.io import load
+    from anodemap.io import kinds, load
 
     cal = Calibration.from_csv(args.calibration) if args.calibration else default_calibration()
     _log(f"reading {input_path}")
-    ds = load(input_path, lazy=True, signal_type="EELS")
+    ds = load(
+        input_path,
+        lazy=True,
+        signal=getattr(args, "signal", None),  # the demo has no --signal
+        kind=kinds.lowloss_eels,
+        signal_type="EELS",
+    )
     params = _parameters(args)
     _log(
         f"spectra: scan {ds.nav_shape or '(single spectrum)'}, {ds.sig_shape[0]} channels; "
@@ -274,10 +280,11 @@ def cmd_diffraction(args: argparse.Namespace) -> int:
 def _diffraction(args: argparse.Namespace, worker: Any) -> int:
     from anodemap.diffraction.output import write_diffraction_results
     from anodemap.diffraction.pipeline import DiffractionParameters, analyse_diffraction
-    from anodemap.io import load
+    from anodemap.io import kinds, load
 
     _log(f"reading {args.input}")
-    ds = load(args.input, lazy=True)
+    ds = load(args.input, lazy=True, signal=args.signal, kind=kinds.diffraction_scan)
+    ds = ds.as_scan_2d()  # a line scan or a stack of patterns: maps of one row
     if args.scan_step is not None:
         ds = _with_scan_step(ds, args.scan_step)
     p = DiffractionParameters(
@@ -670,6 +677,15 @@ def _add_eels_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
 
 
+def _add_signal_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--signal",
+        metavar="N|TITLE",
+        help="which signal of a file that holds several (e.g. a .bcf's HAADF and EDX): its "
+        "number (0, 1, ...) or title; by default the one the command can use",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anodemap",
@@ -705,12 +721,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eels", help="low-loss EELS: plasmon, Li/Si, thickness, window maps")
     p.add_argument("input", help="spectrum image, line scan or spectrum (any rosettasciio format)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    _add_signal_option(p)
     _add_eels_options(p)
     p.set_defaults(func=cmd_eels)
 
     p = sub.add_parser("diffraction", help="4D diffraction: phase, orientation, virtual images")
     p.add_argument("input", help="4D .hspy/.zspy, .blo, or any 4D file rosettasciio reads")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    _add_signal_option(p)
     p.add_argument(
         "--phases",
         nargs="+",
@@ -875,8 +893,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         with dask.config.set(scheduler=local_scheduler()):
             return int(args.func(args) or 0)
     except (AnodemapError, FileNotFoundError) as err:
-        print(f"anodemap: error: {err}", file=sys.stderr)
+        print(f"anodemap: error: {_naming_input(str(err), args)}", file=sys.stderr)
         return 2
+
+
+def _naming_input(message: str, args: argparse.Namespace) -> str:
+    """The message with the input file in front, where it does not name it already."""
+    source = getattr(args, "input", None)
+    if not source or str(source) in message or Path(str(source)).name in message:
+        return message
+    return f"{source}: {message}"
 
 
 def run() -> None:

@@ -261,7 +261,8 @@ class TvipsRecording:
                 )
                 if not allow_truncated:
                     raise AnodemapIOError(
-                        msg + "; pass allow_truncated=True to skip the incomplete frame"
+                        msg
+                        + "; pass --allow-truncated (allow_truncated=True) to skip the incomplete frame"
                     )
                 warnings.warn(msg + "; the incomplete frame is skipped", stacklevel=2)
             self.offsets.append(off)
@@ -1127,16 +1128,23 @@ def reconstruct_scan(
 def _check_overrides(rec, scan_shape, first_frame, last_frame) -> tuple[int, int] | None:
     """Validate the user's scan shape and frame range against the recording."""
     n_total = rec.n_frames
-    for name, v in (("first_frame", first_frame), ("last_frame", last_frame)):
+    for name, v in (("--first-frame", first_frame), ("--last-frame", last_frame)):
         if v is not None and not 0 <= int(v) < n_total:
             raise AnodemapInputError(
-                f"{name}={v} is outside the {n_total} frames (0..{n_total - 1}) of {rec.parts[0]}"
+                f"{name} {v} is outside the {n_total} frames (0..{n_total - 1}) of {rec.parts[0]}"
             )
     if scan_shape is not None:
         scan_shape = tuple(int(v) for v in scan_shape)
         if len(scan_shape) != 2 or min(scan_shape) < 1:
-            raise AnodemapInputError(f"scan_shape={scan_shape} must be two positive integers")
+            raise AnodemapInputError(
+                f"--scan-shape {scan_shape}: must be two positive integers NY NX"
+            )
     return scan_shape
+
+
+def ny_nx(shape: tuple[int, ...]) -> str:
+    """A scan shape as the command line takes it: ``"NY NX"``."""
+    return " ".join(str(int(v)) for v in shape)
 
 
 def _plan_from_features(
@@ -1169,7 +1177,7 @@ def _plan_from_features(
     lo = int(first_frame) if first_frame is not None else 0
     hi = int(last_frame) if last_frame is not None else n_total - 1
     if hi < lo:
-        raise AnodemapInputError(f"last_frame={hi} is before first_frame={lo}")
+        raise AnodemapInputError(f"--last-frame {hi} is before --first-frame {lo}")
     r = feat.rotidx
     in_range = np.zeros(n_total, bool)
     in_range[lo : hi + 1] = True
@@ -1186,7 +1194,7 @@ def _plan_from_features(
             cand = cand[: dec[0] + 1]
             notes.append(
                 f"the rotator index restarts at frame {int(np.nonzero(valid)[0][dec[0] + 1])}; "
-                "only the first scan was used (pass first_frame to choose another)"
+                "only the first scan was used (pass --first-frame to choose another)"
             )
         steps = r[cand] - 1
         uniq, first_pos = np.unique(steps, return_index=True)
@@ -1205,7 +1213,7 @@ def _plan_from_features(
             if span is None:
                 raise AnodemapInputError(
                     f"{rec.parts[0]}: no frames with a scanning beam were found; pass "
-                    "first_frame and scan_shape"
+                    "--first-frame and --scan-shape NY NX"
                 )
             if first_frame is None:
                 lo = span[0]
@@ -1236,9 +1244,9 @@ def _plan_from_features(
             need = scan_shape[0] * scan_shape[1]
             if need > n_pos and lo + need - 1 >= n_total:
                 raise AnodemapInputError(
-                    f"scan_shape={scan_shape} needs {need} frames from frame {lo}, but "
+                    f"--scan-shape {ny_nx(scan_shape)} needs {need} frames from frame {lo}, but "
                     f"{rec.parts[0]} holds {n_total} frames ({n_total - lo} from frame {lo}); "
-                    "check scan_shape and first_frame"
+                    "check --scan-shape and --first-frame"
                 )
     if first_frame is not None or last_frame is not None:
         found["start_end"] = "user" if not has_rot else "headers within user range"
@@ -1257,9 +1265,9 @@ def _plan_from_features(
         if ny * nx != n_pos and not prefix:
             if has_rot:
                 raise AnodemapInputError(
-                    f"scan_shape={scan_shape} has {ny * nx} positions, but the rotator index of "
-                    f"{rec.parts[0]} counts {n_pos} positions; pass a shape with ny * nx = "
-                    f"{n_pos}, or use_headers=False to ignore the rotator index"
+                    f"--scan-shape {ny} {nx} has {ny * nx} positions, but the rotator index of "
+                    f"{rec.parts[0]} counts {n_pos} positions; pass a shape with NY x NX = "
+                    f"{n_pos}, or --no-headers to ignore the rotator index"
                 )
             if ny * nx < n_pos:
                 notes.append(f"{n_pos - ny * nx} frame(s) after the given scan shape are not used")
@@ -1287,7 +1295,7 @@ def _plan_from_features(
         if best is None:
             raise AnodemapInputError(
                 f"{rec.parts[0]}: could not find the line length from {n_pos} scan positions; "
-                "pass scan_shape=(ny, nx)"
+                "give the scan shape: --scan-shape NY NX"
             )
         s, prom, nx, serp, h = best
         ny = n_pos // nx

@@ -112,14 +112,12 @@ class Axis:
             ax = cls(name, int(values.size), 1.0, 0.0, units, navigate, values)
             return ax.uniformised()
         n = int(d.get("size", size if size is not None else 1))
-        return cls(
-            name,
-            n,
-            float(d.get("scale", 1.0) or 1.0),
-            float(d.get("offset", 0.0) or 0.0),
-            units,
-            navigate,
-        )
+        scale = float(d.get("scale", 1.0) if d.get("scale") is not None else 1.0)
+        if scale == 0.0:
+            # a zero step says the calibration is unknown (TVIPS frame times): read the
+            # axis as uncalibrated rather than claim one unit per step
+            scale, units = 1.0, ""
+        return cls(name, n, scale, float(d.get("offset", 0.0) or 0.0), units, navigate)
 
     def uniformised(self) -> Axis:
         """Return a uniform axis if the explicit values are evenly spaced, else self."""
@@ -208,6 +206,22 @@ class Dataset:
         """True when the data are a dask array."""
         return type(self.data).__module__.startswith("dask")
 
+    def as_scan_2d(self) -> Dataset:
+        """The dataset with a two-axis scan: a line scan or a stack gets a first scan
+        axis of one row, so that maps are (1, n); a 2D scan is returned as it is.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Dataset(np.zeros((5, 8, 8)), [Axis("x", 5), Axis("ky", 8, navigate=False),
+        ...         Axis("kx", 8, navigate=False)]).as_scan_2d().nav_shape
+        (1, 5)
+        """
+        if len(self.nav_axes) != 1:
+            return self
+        row = Axis("y", 1, self.nav_axes[0].scale, 0.0, self.nav_axes[0].units)
+        return Dataset(self.data[None], [row, *self.axes], self.metadata, self.original_metadata)
+
     # -------------------------------------------------------------- metadata
     def get_meta(self, path: str, default: Any = None) -> Any:
         """Metadata item by dotted path, e.g. ``"Signal.signal_type"``."""
@@ -254,19 +268,12 @@ class Dataset:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Dataset:
-        """Build from a rosettasciio signal dictionary."""
-        data = d["data"]
-        axes_d = d.get("axes") or []
-        if len(axes_d) == len(data.shape):
-            axes = [Axis.from_dict(a, n) for a, n in zip(axes_d, data.shape, strict=True)]
-        else:
-            axes = []
-        return cls(
-            data,
-            axes,
-            _plain(d.get("metadata") or {}),
-            _plain(d.get("original_metadata") or {}),
-        )
+        """Build from a rosettasciio signal dictionary, as HyperSpy would (signal axes,
+        the reader's post-processing and metadata mapping:
+        :func:`anodemap.io._hyperspy_rules.dataset_from_reader`)."""
+        from anodemap.io._hyperspy_rules import dataset_from_reader
+
+        return dataset_from_reader(d)
 
     def to_hyperspy(self):
         """Convert to a HyperSpy signal (needs HyperSpy, an optional dependency).

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
-from anodemap.errors import AnodemapIOError
+from anodemap.errors import AnodemapInputError, AnodemapIOError
+from anodemap.io._contiguous import is_unchunked_error, read_contiguous_hspy
+from anodemap.io._hyperspy_rules import dataset_from_reader
 from anodemap.io.dataset import Dataset
+from anodemap.io.kinds import Kind, describe
 
 __all__ = ["load", "load_all", "save", "supported_extensions"]
 
@@ -57,24 +61,69 @@ def supported_extensions(write: bool = False) -> dict[str, str]:
 
 
 def _plugin_for(path: Path, write: bool = False) -> dict[str, Any]:
+    return _plugins_for(path, write)[0]
+
+
+def _plugins_for(path: Path, write: bool = False) -> list[dict[str, Any]]:
+    """The rosettasciio plugins for a file's extension, the likeliest first.
+
+    As HyperSpy chooses: a plugin named like the extension first (``.mrc``: MRC, not
+    MRCZ, which needs the mrcz package), then one whose main extension it is.
+    """
     ext = path.suffix.lower().lstrip(".")
     if not ext:
         raise AnodemapIOError(
             f"{path}: no file extension, so the format is unknown; rename the file with the "
             "extension of its format (e.g. .dm4, .hspy, .msa)"
         )
+    found = []
     for p in _plugins():
-        if ext in (e.lower() for e in p["file_extensions"]):
-            if write and not p.get("writes"):
-                continue
-            return p
-    known = ", ".join(sorted(supported_extensions(write)))
-    verb = "write" if write else "read"
-    raise AnodemapIOError(f"{path}: cannot {verb} '.{ext}' files; formats known: {known}")
+        exts = [e.lower() for e in p["file_extensions"]]
+        if ext in exts and not (write and not p.get("writes")):
+            main = exts[p["default_extension"]] if isinstance(p["default_extension"], int) else ""
+            found.append((p["name"].lower() != ext, main != ext, p))
+    if not found:
+        known = ", ".join(sorted(supported_extensions(write)))
+        verb = "write" if write else "read"
+        raise AnodemapIOError(f"{path}: cannot {verb} '.{ext}' files; formats known: {known}")
+    found.sort(key=lambda t: t[:2])  # stable: rosettasciio's order among equals
+    return [p for *_, p in found]
+
+
+# pip names of packages that readers import under another name
+_PIP_NAMES = {"skimage": "scikit-image", "PIL": "pillow", "yaml": "pyyaml"}
+
+
+def _missing_package(err: ImportError) -> str:
+    """The name of the package an ImportError says is missing."""
+    name = getattr(err, "name", None)
+    if not name:
+        m = re.search(r"'([A-Za-z0-9_.\-]+)'", str(err))
+        name = m.group(1) if m else str(err)
+    return name.split(".")[0]
+
+
+def _read(plugin: dict[str, Any], path: Path, lazy: bool, kwargs: dict[str, Any]) -> list:
+    reader = importlib.import_module(plugin["api"]).file_reader
+    try:
+        return reader(str(path), lazy=lazy, **kwargs)
+    except NotImplementedError:
+        if not lazy:
+            raise
+        # formats without a lazy reader (e.g. MSA): read eagerly, they are small
+        return reader(str(path), lazy=False, **kwargs)
+    except ValueError as err:
+        if lazy and plugin["name"] == "HSPY" and is_unchunked_error(err):
+            return read_contiguous_hspy(path)
+        raise
 
 
 def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: Any) -> list[Dataset]:
-    """Read every signal in a file.
+    """Read every signal in a file, as HyperSpy shows them.
+
+    The reader's dictionaries are finished as HyperSpy finishes them (signal axes,
+    post-processing such as the Gatan DM spectrum-image transpose, metadata mapping:
+    :mod:`anodemap.io._hyperspy_rules`), so shapes, axes and units are HyperSpy's.
 
     Parameters
     ----------
@@ -82,7 +131,8 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
         Any file rosettasciio reads (.dm3, .dm4, .msa, .hspy, .zspy, .emd, .blo, ...).
     lazy : bool
         Keep the data as dask arrays (read chunk by chunk when computed). Formats whose
-        rosettasciio reader has no lazy mode (e.g. MSA) are read eagerly.
+        rosettasciio reader has no lazy mode (e.g. MSA) are read eagerly; an .hspy whose
+        data are stored without chunks is read in blocks of rows.
     **reader_kwargs
         Passed on to the rosettasciio reader (e.g. ``scan_shape`` for TVIPS).
 
@@ -95,33 +145,49 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
     FileNotFoundError
         The file does not exist.
     AnodemapIOError
-        The format is unknown, or the file is truncated or unreadable.
+        The format is unknown, a package its reader needs is not installed (named), or
+        the file is truncated or unreadable.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    plugin = _plugin_for(path)
+    plugins = _plugins_for(path)
     if path.is_file() and path.stat().st_size == 0:
         raise AnodemapIOError(f"{path}: the file is empty")
-    reader = importlib.import_module(plugin["api"]).file_reader
-    try:
+    failures = []
+    dicts = None
+    for plugin in plugins:
         try:
-            dicts = reader(str(path), lazy=lazy, **reader_kwargs)
-        except NotImplementedError:
-            if not lazy:
-                raise
-            # formats without a lazy reader (e.g. MSA): read eagerly, they are small
-            dicts = reader(str(path), lazy=False, **reader_kwargs)
-    except Exception as err:  # readers raise anything from struct.error to KeyError
+            dicts = _read(plugin, path, lazy, reader_kwargs)
+            break
+        except ImportError as err:
+            name = _missing_package(err)
+            raise AnodemapIOError(
+                f"{path}: reading {plugin['name']} files like this one needs the Python "
+                f"package '{name}', which is not installed; install it (pip install "
+                f"{_PIP_NAMES.get(name, name)}) and run the command again"
+            ) from err
+        except Exception as err:  # readers raise anything from struct.error to KeyError
+            failures.append((plugin, err))
+    if dicts is None:
+        plugin, err = failures[0]
+        tried = (
+            ""
+            if len(failures) == 1
+            else (" (also tried as " + ", ".join(p["name"] for p, _ in failures[1:]) + ")")
+        )
         raise AnodemapIOError(
-            f"{path}: could not be read as {plugin['name']} "
+            f"{path}: could not be read as {plugin['name']}{tried} "
             f"({type(err).__name__}: {err}); the file may be truncated or corrupt"
         ) from err
     if not dicts:
         raise AnodemapIOError(f"{path}: the {plugin['name']} reader found no data in the file")
     out = []
     for d in dicts:
-        ds = Dataset.from_dict(d)
+        try:
+            ds = dataset_from_reader(d)
+        except AnodemapIOError as err:
+            raise AnodemapIOError(f"{path}: {err}") from err
         if not ds.get_meta("General.original_filename"):
             ds.set_meta("General.original_filename", path.name)
         out.append(ds)
@@ -132,6 +198,8 @@ def load(
     path: str | os.PathLike,
     *,
     lazy: bool = False,
+    signal: int | str | None = None,
+    kind: Kind | None = None,
     index: int | None = None,
     signal_type: str | None = None,
     **reader_kwargs: Any,
@@ -144,38 +212,101 @@ def load(
         Any file rosettasciio reads.
     lazy : bool
         Keep the data as a dask array.
+    signal : int or str, optional
+        Which signal of a file that holds several: its number in the file (0, 1, ...)
+        or its title (``--signal`` on the command line).
+    kind : callable, optional
+        What the caller needs (:mod:`anodemap.io.kinds`, e.g. ``kinds.lowloss_eels``):
+        of a file's signals the one of this kind is chosen when there is exactly one,
+        and a signal of another kind is refused with a sentence that says what it is.
     index : int, optional
-        Which signal, for files that hold several.
+        Same as an integer ``signal`` (kept for older callers).
     signal_type : str, optional
         Choose the signal whose ``Signal.signal_type`` matches (e.g. ``"EELS"``) when a
-        file holds several and ``index`` is not given.
+        file holds several and no signal is named.
 
     Returns
     -------
     Dataset
 
+    Raises
+    ------
+    AnodemapIOError
+        Several signals and no way to choose (the message lists them and names
+        ``--signal``), or a named signal that is not in the file.
+    AnodemapInputError
+        The signal is not of the ``kind`` asked for (the message says what it is).
+
     Examples
     --------
-    >>> ds = load("spectrum_image.dm4", lazy=True)  # doctest: +SKIP
+    >>> from anodemap.io import kinds
+    >>> ds = load("spectrum_image.dm4", lazy=True, kind=kinds.lowloss_eels)  # doctest: +SKIP
+    >>> haadf = load("test_TEM.bcf", signal="HAADF")  # doctest: +SKIP
     """
     items = load_all(path, lazy=lazy, **reader_kwargs)
-    if index is not None:
-        if not -len(items) <= index < len(items):
-            raise AnodemapIOError(
-                f"{path}: holds {len(items)} signals; index {index} is out of range"
-            )
-        return items[index]
-    if len(items) == 1:
-        return items[0]
-    if signal_type is not None:
-        match = [ds for ds in items if ds.signal_type.upper() == signal_type.upper()]
+    if signal is None and index is not None:
+        signal = index
+    if signal is not None:
+        chosen = _named_signal(path, items, signal)
+    elif len(items) == 1:
+        chosen = items[0]
+    else:
+        chosen = _choose(path, items, kind, signal_type)
+    if kind is not None:
+        why = kind(chosen)
+        if why is not None:
+            raise AnodemapInputError(f"{path}: {why}")
+    return chosen
+
+
+def _listing(items: list[Dataset]) -> str:
+    return "; ".join(
+        f"[{i}] {ds.title or '(untitled)'}: {describe(ds)}" for i, ds in enumerate(items)
+    )
+
+
+def _named_signal(path: Any, items: list[Dataset], signal: int | str) -> Dataset:
+    key = str(signal).strip()
+    if key.lstrip("-").isdigit():
+        i = int(key)
+        if -len(items) <= i < len(items):
+            return items[i]
+    else:
+        match = [ds for ds in items if ds.title.strip().lower() == key.lower()]
         if len(match) == 1:
             return match[0]
-    listing = "; ".join(
-        f"[{i}] {ds.title or '(untitled)'} {tuple(ds.data.shape)} {ds.signal_type or ''}".strip()
-        for i, ds in enumerate(items)
+        if len(match) > 1:
+            raise AnodemapIOError(
+                f"{path}: {len(match)} signals are titled '{key}' ({_listing(items)}); "
+                "choose one by number with --signal N"
+            )
+    raise AnodemapIOError(
+        f"{path}: has no signal '{key}'; it holds {len(items)}: {_listing(items)}. "
+        "Choose one with --signal N (its number) or --signal TITLE"
     )
-    raise AnodemapIOError(f"{path}: holds {len(items)} signals ({listing}); choose one with index=")
+
+
+def _choose(path: Any, items: list[Dataset], kind: Kind | None, signal_type: str | None) -> Dataset:
+    if kind is not None:
+        fits = [ds for ds in items if kind(ds) is None]
+        if len(fits) == 1:
+            return fits[0]
+        if not fits:
+            needs = getattr(kind, "needs", "the command needs another kind of data")
+            raise AnodemapInputError(
+                f"{path}: {needs}; none of its {len(items)} signals is one ({_listing(items)})"
+            )
+        items_listed = [i for i, ds in enumerate(items) if kind(ds) is None]
+    else:
+        items_listed = list(range(len(items)))
+    if signal_type is not None:
+        match = [i for i in items_listed if items[i].signal_type.upper() == signal_type.upper()]
+        if len(match) == 1:
+            return items[match[0]]
+    raise AnodemapIOError(
+        f"{path}: holds {len(items)} signals ({_listing(items)}); choose one with "
+        f"--signal N (its number) or --signal TITLE"
+    )
 
 
 def save(
