@@ -49,3 +49,25 @@ def test_error_of_a_job_is_raised_not_swallowed(tmp_path):
 def test_inline_worker_runs_jobs_here(tmp_path):
     with FigureWorker(processes=0) as worker:
         assert worker.result(worker.submit(_pid)) == os.getpid()
+
+
+def test_no_value_pixels_are_hatched_and_named_in_a_legend():
+    from anodemap.plotting import plot_map
+
+    values = np.arange(16.0).reshape(4, 4)
+    values[1, 2] = np.nan
+    fig = plot_map(values, pixel_size=1.0, cmap="cividis", no_value_label="fit failed")
+    ax = fig.axes[0]
+    # NaN pixels are transparent over a hatched background, not a grey of the colour map
+    assert ax.patch.get_hatch() and ax.images[0].cmap.get_bad()[3] == 0.0
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fit failed"]
+    # without a missing pixel there is no legend
+    assert plot_map(np.ones((3, 3)) * np.arange(3)).axes[0].get_legend() is None
+
+
+def test_diverging_map_is_centred():
+    from anodemap.plotting import plot_map
+
+    fig = plot_map(np.linspace(-0.2, 1.0, 16).reshape(4, 4), cmap="RdBu_r", center=0.0)
+    lo, hi = fig.axes[0].images[0].get_clim()
+    assert lo == pytest.approx(-hi) and hi > 0.9

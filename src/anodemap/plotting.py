@@ -29,6 +29,9 @@ __all__ = [
     "plot_map",
     "save_figure",
     "add_scalebar",
+    "show_no_value",
+    "no_value_handle",
+    "legend_no_value",
     "map_png",
     "FigureWorker",
     "import_in_background",
@@ -51,6 +54,8 @@ def add_scalebar(ax: Any, pixel_size: float, units: str, n_pixels_x: int, color:
     """Draw a scale bar of a nice length (about a fifth of the width) in the lower left.
 
     ``pixel_size`` is in ``units`` per pixel; nm bars of 1000 nm or more are shown in µm.
+    The bar and its label sit on a translucent dark box, so they read on light and dark
+    maps alike.
     """
     from matplotlib.font_manager import FontProperties
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
@@ -68,13 +73,57 @@ def add_scalebar(ax: Any, pixel_size: float, units: str, n_pixels_x: int, color:
         "lower left",
         pad=0.4,
         color=color,
-        frameon=False,
+        frameon=True,
         sep=4,
+        borderpad=0.3,
         size_vertical=max(n_pixels_x / 100, 0.5),
         fontproperties=FontProperties(size=9, weight="bold"),
     )
+    bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")
     ax.add_artist(bar)
     return bar
+
+
+# Pixels without a value (NaN, or flagged by a status map) show the axes background: a
+# grey hatch on white. A pattern cannot be mistaken for a colour of any colour map, and
+# it is named in a legend entry of the map (:func:`no_value_handle`).
+_NO_VALUE_HATCH = "////"
+_NO_VALUE_EDGE = "0.35"
+
+
+def show_no_value(ax: Any) -> None:
+    """Make the axes background the no-value pattern (masked pixels let it through)."""
+    ax.patch.set_facecolor("white")
+    ax.patch.set_hatch(_NO_VALUE_HATCH)
+    ax.patch.set_edgecolor(_NO_VALUE_EDGE)
+    ax.patch.set_linewidth(0.0)
+
+
+def no_value_handle(label: str = "no value") -> Any:
+    """A legend entry for the no-value pattern of :func:`show_no_value`."""
+    from matplotlib.patches import Patch
+
+    return Patch(
+        facecolor="white",
+        edgecolor=_NO_VALUE_EDGE,
+        hatch=_NO_VALUE_HATCH,
+        linewidth=0.0,
+        label=label,
+    )
+
+
+def legend_no_value(ax: Any, label: str = "no value") -> Any:
+    """Name the no-value pattern in a small legend in the lower right of a map."""
+    leg = ax.legend(
+        handles=[no_value_handle(label)],
+        loc="lower right",
+        fontsize=7,
+        handlelength=1.4,
+        handleheight=1.1,
+        borderpad=0.3,
+        framealpha=0.85,
+    )
+    return leg
 
 
 # Fixed page layout of map figures, in inches. Laying the axes out by hand (rather than
@@ -172,6 +221,8 @@ def plot_map(
     percentiles: tuple[float, float] = (1.0, 99.0),
     ax: Any = None,
     cax: Any = None,
+    no_value_label: str = "no value",
+    center: float | None = None,
 ):
     """Show a map with a colour bar and (when calibrated) a scale bar.
 
@@ -182,9 +233,15 @@ def plot_map(
     pixel_size : float, optional
         Scan step in ``units`` per pixel; no scale bar if None.
     valid : ndarray of bool, optional
-        Pixels to show; the others are drawn grey (e.g. failed fits).
+        Pixels to show; the others (and NaN pixels) show the no-value pattern, a grey
+        hatch named in a legend entry (``no_value_label``).
     vmin, vmax : float, optional
         Colour limits; default the given percentiles of the valid pixels.
+    no_value_label : str
+        Legend text of the no-value pattern (shown only where a pixel has no value).
+    center : float, optional
+        For a diverging colour map: the value at its middle colour (e.g. 0 eV); the
+        limits are made symmetric about it.
     ax, cax : matplotlib Axes, optional
         Draw into these (e.g. a panel of :func:`map_figure`); without ``ax`` a new
         one-panel :func:`map_figure` is made. Without ``cax`` the colour bar takes its
@@ -214,6 +271,9 @@ def plot_map(
         vmin = float(np.percentile(finite, percentiles[0])) if finite.size else 0.0
     if vmax is None:
         vmax = float(np.percentile(finite, percentiles[1])) if finite.size else 1.0
+    if center is not None:
+        half = max(abs(vmax - center), abs(center - vmin))
+        vmin, vmax = center - half, center + half
     if vmax <= vmin:
         vmax = vmin + (abs(vmin) * 1e-3 or 1.0)
     if values.ndim == 1:
@@ -222,7 +282,8 @@ def plot_map(
         ax.set_xlabel(f"position ({units})" if pixel_size else "pixel")
         ax.set_ylabel(label)
     else:
-        cm = matplotlib.colormaps[cmap].with_extremes(bad="0.6")
+        cm = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+        show_no_value(ax)
         im = ax.imshow(
             np.ma.masked_where(~show, values),
             cmap=cm,
@@ -239,6 +300,8 @@ def plot_map(
         ax.set_yticks([])
         if pixel_size:
             add_scalebar(ax, pixel_size, units, values.shape[1])
+        if not show.all():
+            legend_no_value(ax, no_value_label)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
