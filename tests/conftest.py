@@ -27,6 +27,22 @@ def _template_cache(tmp_path_factory):
         os.environ["ANODEMAP_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session")
+def sim():
+    """The 32 x 32 simulated spectrum image of seed 3 (EELS tests share it)."""
+    from anodemap.synth import make_phantom, simulate_eels
+
+    return simulate_eels(make_phantom((32, 32), seed=3), seed=3)
+
+
+@pytest.fixture(scope="session")
+def result(sim):
+    """``analyse_eels`` of :func:`sim` with the default parameters."""
+    from anodemap.eels.pipeline import analyse_eels, eels_dataset
+
+    return analyse_eels(eels_dataset(sim.spectra, sim.energy, pixel_size_nm=5.0), progress=False)
+
+
 @pytest.fixture
 def exspy_lowloss_msa() -> Path:
     """exspy's real measured low-loss spectrum (shipped inside the exspy package)."""

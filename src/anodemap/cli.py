@@ -182,7 +182,19 @@ def _parameters(args: argparse.Namespace):
 
     p = EELSParameters(deconvolve=args.deconvolve, rl_iterations=args.iterations, model=args.model)
     if args.window is not None:
-        p.window = (float(args.window[0]), float(args.window[1]))
+        words = list(args.window)
+        if [w.lower() for w in words] == ["auto"]:
+            p.window = "auto"
+        elif len(words) == 2:
+            try:
+                p.window = (float(words[0]), float(words[1]))
+            except ValueError:
+                words = []
+        if not isinstance(p.window, str) and len(words) != 2:
+            raise AnodemapError(
+                f"--window {' '.join(args.window)}: give two energies in eV (--window 24 40) "
+                "or --window auto"
+            )
     return p
 
 
@@ -225,11 +237,11 @@ def _analyse_and_write_eels(
         signal_type="EELS",
     )
     params = _parameters(args)
+    window_text = "auto" if params.window == "auto" else f"{params.window} eV"
     _log(
         f"spectra: scan {ds.nav_shape or '(single spectrum)'}, {ds.sig_shape[0]} channels; "
-        f"deconvolution {args.deconvolve}, fit window {params.window} eV"
+        f"deconvolution {args.deconvolve}, fit window {window_text}"
     )
-    _log("preparing the numerical kernels (compiled on the first run, then cached)")
     t0 = time.perf_counter()
     preload = None
     if not args.no_figures:
@@ -246,19 +258,48 @@ def _analyse_and_write_eels(
             client.close()
     dt = time.perf_counter() - t0
     _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
+    if result.window_auto is not None:
+        w = result.window_auto
+        _log(
+            f"fit window (auto): {w['window_eV'][0]:.2f}-{w['window_eV'][1]:.2f} eV around the "
+            f"strongest loss peak at {w['strongest_peak_eV']:.2f} eV"
+        )
     if preload is not None:
         preload.join()
     summary = write_eels_results(
         result, outdir, figures=not args.no_figures, worker=worker, dataset=ds
     )
+    e, f = summary["plasmon_energy_eV"], summary["plasmon_fwhm_eV"]
+    if e["mean"] is not None:
+        _log(
+            f"plasmon over {summary['n_plasmon_converged']} converged fits "
+            f"({100 * summary['fraction_converged']:.1f} %): energy mean {e['mean']:.2f} eV "
+            f"(std {e['std']:.2f}), FWHM mean {f['mean']:.2f} eV"
+        )
+    else:
+        _log("no plasmon fit converged; see fit_status.hspy and summary.json")
+    if summary["window_warning"] is not None:
+        _log("WARNING: " + summary["window_warning"]["message"])
     s = summary["li_si_ratio"]
     if s["mean"] is not None:
         _log(
-            f"Li/Si over {summary['n_valid']} valid pixels: mean {s['mean']:.2f}, "
-            f"std {s['std']:.2f}; {100 * summary['fraction_converged']:.1f} % converged"
+            f"Li/Si over {summary['n_valid']} pixels within the calibration: mean "
+            f"{s['mean']:.2f}, std {s['std']:.2f}"
         )
     else:
-        _log("no pixel gave a valid Li/Si value; see fit_status.hspy and summary.json")
+        why = ", ".join(
+            f"{n} {name.replace('_', ' ')}"
+            for name, n in summary["li_si_status_counts"].items()
+            if n and name != "ok"
+        )
+        _log(f"no pixel gave a Li/Si value ({why}); see li_si_status.hspy and summary.json")
+    k = summary["li_k_status_counts"]
+    n_k = summary["li_k_counts"]["n"]
+    _log(
+        f"Li-K map: {n_k} pixel{'s' if n_k != 1 else ''} with a value, "
+        f"{summary['n_pixels'] - n_k - k['no_signal']} flagged (li_k_status.hspy), "
+        f"{k['no_signal']} without signal"
+    )
     _log(f"results in {outdir}")
     return result
 
@@ -411,7 +452,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "t_over_lambda_in_window",
             "oxide_fraction",
             "labels",
+            "li_k_counts",
+            "li_k_fraction",
         )
+        if (truth_dir / f"{k}.hspy").exists()
     }
     comparison = compare_with_truth(result, truth)
     write_json(comparison, out / "truth_comparison.json")
@@ -423,6 +467,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _log(
             f"against the truth: median |ΔE_p| = {e:.4f} eV, median |ΔLi/Si| = {x:.3f} "
             f"over {comparison['n_compared']} pixels (truth_comparison.json)"
+        )
+    k = comparison["li_k"]
+    rho = k["li_k"]["spearman_vs_li_si_all_material_flagged_as_failures"]
+    rho_f = k["li_k_fraction"]["spearman_vs_li_si_all_material_flagged_as_failures"]
+    if rho is not None and rho_f is not None:
+        _log(
+            f"Li-K map against the truth Li/Si over all {k['n_material']} material pixels "
+            f"({k['n_flagged']} flagged, counted as failures): Spearman {rho:.2f} (counts), "
+            f"{rho_f:.2f} (per single-scattering count)"
         )
     if not args.no_diffraction:
         _demo_diffraction(out, args)
@@ -645,10 +698,12 @@ def _truth_figure(result: Any, truth: dict, path: Path) -> None:
 def _add_eels_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--window",
-        nargs=2,
-        type=float,
-        metavar=("LO", "HI"),
-        help="plasmon fit window in eV (default 8 25)",
+        nargs="+",
+        metavar="LO HI | auto",
+        help=(
+            "plasmon fit window in eV (default 8 25), or 'auto': around the strongest loss "
+            "peak of the summed spectra (see docs/eels.md)"
+        ),
     )
     p.add_argument(
         "--calibration",
@@ -884,13 +939,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import dask
 
+    from anodemap._compile_notice import compile_notice
     from anodemap._compute import local_scheduler
 
     try:
         # dask work that names no scheduler (rosettasciio's writers, small reads) runs on
         # local threads: without a named scheduler dask imports dask.distributed (0.2 s)
         # to look for a client; a --scheduler cluster is always passed explicitly
-        with dask.config.set(scheduler=local_scheduler()):
+        with dask.config.set(scheduler=local_scheduler()), compile_notice(_log):
             return int(args.func(args) or 0)
     except (AnodemapError, FileNotFoundError) as err:
         print(f"anodemap: error: {_naming_input(str(err), args)}", file=sys.stderr)

@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 import numpy as np
@@ -33,6 +34,10 @@ class Status(IntEnum):
     INVALID_INPUT = 4
     NO_ZERO_LOSS = 5
     OUTSIDE_CALIBRATION = 6
+    STRONGEST_PEAK_OUTSIDE_WINDOW = 7
+    BACKGROUND_NO_COUNTS = 8
+    BACKGROUND_EXPONENT = 9
+    TOO_THICK = 10
 
 
 _DESCRIPTIONS = {
@@ -43,7 +48,17 @@ _DESCRIPTIONS = {
     Status.INVALID_INPUT: "invalid input (NaN, infinite or negative counts)",
     Status.NO_ZERO_LOSS: "no zero-loss peak found",
     Status.OUTSIDE_CALIBRATION: "plasmon energy outside the calibrated range",
+    Status.STRONGEST_PEAK_OUTSIDE_WINDOW: (
+        "converged, but the strongest loss peak lies outside the fit window"
+    ),
+    Status.BACKGROUND_NO_COUNTS: "edge background: no positive counts below the edge",
+    Status.BACKGROUND_EXPONENT: "edge background: power-law exponent outside the physical range",
+    Status.TOO_THICK: "too thick for the edge background (plural scattering: t/λ above the limit)",
 }
+
+# Codes that flag a usable value rather than a failure: the pixel keeps its value (a
+# converged plasmon fit) and the code says what to keep in mind.
+WARNINGS = frozenset({Status.STRONGEST_PEAK_OUTSIDE_WINDOW})
 
 
 def describe(code: int) -> str:
@@ -51,12 +66,21 @@ def describe(code: int) -> str:
     return _DESCRIPTIONS[Status(int(code))]
 
 
-def legend() -> dict[str, str]:
-    """Mapping ``{"code": description}`` for every status, for result files."""
-    return {str(int(s)): _DESCRIPTIONS[s] for s in Status}
+def legend(codes: Iterable[int] | None = None) -> dict[str, str]:
+    """Mapping ``{"code": description}`` for every status (or only ``codes``)."""
+    wanted = list(Status) if codes is None else [Status(int(c)) for c in codes]
+    return {str(int(s)): _DESCRIPTIONS[s] for s in wanted}
 
 
-def counts(status_map: np.ndarray) -> dict[str, int]:
-    """Number of pixels with each status, keyed by the status name."""
+def counts(status_map: np.ndarray, codes: Iterable[int] | None = None) -> dict[str, int]:
+    """Number of pixels with each status, keyed by the status name.
+
+    Parameters
+    ----------
+    status_map : ndarray
+    codes : iterable of int, optional
+        Only these codes (default: every code).
+    """
     values = np.asarray(status_map).ravel()
-    return {s.name.lower(): int(np.count_nonzero(values == int(s))) for s in Status}
+    wanted = list(Status) if codes is None else [Status(int(c)) for c in codes]
+    return {s.name.lower(): int(np.count_nonzero(values == int(s))) for s in wanted}

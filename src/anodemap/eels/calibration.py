@@ -630,8 +630,11 @@ def default_calibration() -> Calibration:
 def plot_calibration(cal: Calibration, ax: Any = None, *, band: bool = True) -> Any:
     """Figure like the paper's Figure S3: table points, fitted curve, equation.
 
-    Stated/measured rows are filled circles, computed rows open squares; the shaded band
-    is the curve's ±1σ.
+    Stated/measured rows are filled circles, computed rows open squares, each group in
+    the legend with the sources of its rows; the error bars are the 1σ given to every
+    row in the fit (``sigma_rows_eV``: the table has no uncertainty column, so this is
+    the model choice ``row_sigma_eV`` or the scatter of the residuals, whichever is
+    larger, as the legend says). The shaded band is the curve's ±1σ.
 
     Parameters
     ----------
@@ -653,40 +656,69 @@ def plot_calibration(cal: Calibration, ax: Any = None, *, band: bool = True) -> 
     >>> ax.get_xlabel()
     'x in Li$_x$Si (Li per Si)'
     """
+    import textwrap
+
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(5.0, 3.8))
+        _, ax = plt.subplots(figsize=(6.4, 4.6))
     xs = np.linspace(cal.x[0], cal.x[-1], 300)
     es = cal.energy(xs)
-    ax.plot(xs, es, color="C0", lw=1.5, label="fit")
+    ax.plot(xs, es, color="C0", lw=1.5, label="fitted curve")
     if band:
         s = cal.energy_uncertainty(xs)
-        ax.fill_between(xs, es - s, es + s, color="C0", alpha=0.2, lw=0, label="fit ±1σ")
+        ax.fill_between(xs, es - s, es + s, color="C0", alpha=0.2, lw=0, label="curve ±1σ")
     kinds = np.array([_kind(s) for s in cal.sources])
-    for kind, marker, face in (("stated/measured", "o", "C1"), ("computed", "s", "none")):
+    sigma = float(cal.sigma_rows_eV)
+    for kind, marker, face, colour in (
+        ("stated/measured", "o", "C1", "C1"),
+        ("computed", "s", "none", "C3"),
+    ):
         sel = kinds == kind
-        if np.any(sel):
-            ax.plot(
-                cal.x[sel],
-                cal.energy_table[sel],
-                ls="none",
-                marker=marker,
-                mfc=face,
-                mec="C1",
-                ms=7,
-                label=kind,
-            )
+        if not np.any(sel):
+            continue
+        sources = sorted(
+            {_short_source(s) for s, k in zip(cal.sources, kinds, strict=True) if k == kind}
+        )
+        label = textwrap.fill(f"{kind} ({int(sel.sum())}): " + "; ".join(sources), 58)
+        ax.errorbar(
+            cal.x[sel],
+            cal.energy_table[sel],
+            yerr=sigma,
+            ls="none",
+            marker=marker,
+            mfc=face,
+            mec=colour,
+            ecolor=colour,
+            color=colour,
+            ms=7,
+            capsize=3,
+            label=label,
+        )
     ax.set_xlabel("x in Li$_x$Si (Li per Si)")
     ax.set_ylabel("plasmon energy (eV)")
     ax.text(
         0.03,
         0.04,
-        cal.equation,
+        f"{cal.equation}\nerror bars: 1σ = {sigma:.2f} eV per row, as in the fit "
+        "(the table gives none)",
         transform=ax.transAxes,
-        fontsize=8,
+        fontsize=7.5,
         va="bottom",
         ha="left",
     )
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
     return ax
+
+
+def _short_source(source: str) -> str:
+    """A source for a legend: its text before the first parenthesis (with the work it
+    cites, if it says "citing ..."), without a leading "computed:"."""
+    head, _, rest = source.strip().partition(" (")
+    if len(head) < 12:
+        head, rest = source.strip(), ""
+    if "citing" in rest:
+        head += " (citing " + rest.split("citing", 1)[1].split(")")[0].strip() + ")"
+    if head.lower().startswith("computed:"):
+        head = head[len("computed:") :].strip()
+    return head
