@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from anodemap.cli import main
+from anodemap.diffraction.matching import phase_label_names
 from anodemap.diffraction.pipeline import DiffractionParameters, analyse_diffraction
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis, Dataset, load
@@ -34,7 +35,7 @@ def test_real_blo_loads_indexes_and_converts(shared_blo, tmp_path):
     for name in EXPECTED:
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["phase_labels"] == {"0": "amorphous", "1": "Si", "2": "Li15Si4"}
+    assert summary["phase_labels"] == phase_label_names(["Si", "Li15Si4"])
     assert summary["n_patterns"] == 6
     assert summary["calibration"]["scale_inv_angstrom_per_px"][0] > 0
     phase = hs.load(out / "phase.hspy")
@@ -92,7 +93,7 @@ def simulated_sped():
 def test_simulated_amorphous_and_phases_not_confused(simulated_sped):
     sim, result = simulated_sped
     truth, found = sim.truth["phase"], result.maps["phase"]
-    assert result.phase_labels == {"0": "amorphous", "1": "Si", "2": "Li15Si4"}
+    assert result.phase_labels == phase_label_names(["Si", "Li15Si4"])
     amorphous = truth == 0
     assert (found[amorphous] == 0).mean() >= 0.98
     # a crystalline call is the right crystal: Si and Li15Si4 are never swapped
@@ -105,8 +106,9 @@ def test_simulated_amorphous_and_phases_not_confused(simulated_sped):
     dendrite = (truth == 2) & (found == 2)
     assert dendrite.sum() > 20
     assert 0.1 < np.nanmean(result.maps["amorphous_share"][dendrite]) < 1.0
-    # pores (truth -1: direct beam only) are never called crystalline
-    assert np.all(found[truth == -1] == 0)
+    # pores (truth -1: direct beam only) are vacuum (label -1), never crystalline
+    assert np.all(found[truth == -1] == -1)
+    assert np.all(found[truth >= 0] != -1)
 
 
 @pytest.mark.xfail(
@@ -210,7 +212,7 @@ def test_a_scan_mostly_of_one_grain_off_zone(seed):
     result = analyse_diffraction(to_dataset(sim), progress=False)
     material = truth >= 0
     assert (result.maps["phase"][material] == truth[material]).mean() >= 0.98
-    assert np.all(result.maps["phase"][truth == -1] == 0)
+    assert np.all(result.maps["phase"][truth == -1] == -1)
 
 
 def test_friedel_pair_grains_do_not_hide_a_small_spotty_grain():
@@ -277,9 +279,13 @@ def test_averaged_patterns_of_the_phases_and_the_descan_truth(simulated_sped):
     assert err.max() < 0.1, err.max()
     assert result.settings["direct_beam_outshone_by_bragg_disk"] >= 10
     avg = result.averages["phases"]
-    assert avg.names == ["amorphous", "Si", "Li15Si4"]
-    ok, phase = result.maps["status"] == 0, result.maps["phase"]
-    assert avg.n_patterns.tolist() == [int(((phase == k) & ok).sum()) for k in range(3)]
+    # amorphous, the phases, crystalline not indexed: vacuum is averaged in none
+    assert avg.names == ["amorphous", "Si", "Li15Si4", "crystalline, not indexed"]
+    phase = result.maps["phase"]
+    assert avg.n_patterns.tolist() == [int((phase == k).sum()) for k in (0, 1, 2, -2)]
+    n_vacuum = int((phase == -1).sum())
+    assert n_vacuum > 20 and avg.n_patterns.sum() == phase.size - n_vacuum
+    ok = phase >= 0
     own = azimuthal_average(
         to_dataset(sim), center=sim.truth["center"], s_max=float(avg.s[-1]) + 1e-9
     )
@@ -317,12 +323,23 @@ def test_regions_averaged_and_reported_by_the_command(tmp_path):
     assert main([*argv, "--regions", str(tmp_path / "regions.npy")]) == 0
     summary = json.loads((out / "summary.json").read_text())
     phase = load(out / "phase.hspy").data
-    ok = load(out / "match_status.hspy").data == 0
+    material = (phase != -1) & (phase != -3)  # fractions exclude vacuum
     for reg in summary["regions"]:
-        inside = (regions == reg["region"]) & ok
+        inside = (regions == reg["region"]) & material
         assert reg["n_patterns"] == int((regions == reg["region"]).sum())
+        assert reg["n_vacuum"] == int(((regions == reg["region"]) & (phase == -1)).sum())
+        assert set(reg["phase_fractions"]) == {
+            "crystalline, not indexed",
+            "amorphous",
+            "Si",
+            "Li15Si4",
+        }
+        assert sum(reg["phase_fractions"].values()) == pytest.approx(1.0)
         for k, name in summary["phase_labels"].items():
-            assert reg["phase_fractions"][name] == pytest.approx((phase[inside] == int(k)).mean())
+            if name in reg["phase_fractions"]:
+                assert reg["phase_fractions"][name] == pytest.approx(
+                    (phase[inside] == int(k)).mean()
+                )
     assert [g["n_patterns"] for g in summary["averaged_patterns"]["regions"]] == [64, 64]
     for name in ("mean_patterns.png", "region_patterns.png", "mean_profiles.csv", "regions.hspy"):
         assert (out / name).exists(), name

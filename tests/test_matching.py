@@ -21,6 +21,7 @@ from anodemap.diffraction.matching import (
     match_kernel,
     match_patterns,
     match_polar,
+    phase_label_names,
     polar_transform,
     prepare_matcher,
 )
@@ -133,7 +134,8 @@ def test_amorphous_patterns_are_amorphous(result, scene):
     # the statistic separates the classes; amorphous spottiness is centred on 0
     assert result["spottiness"][:n_c].min() > result["spottiness"][n_c:].max()
     assert abs(np.median(result["spottiness"][n_c:])) < 0.1
-    assert result["phase_names"] == {"0": "amorphous", "1": "A", "2": "B"}
+    assert result["phase_names"] == phase_label_names(["A", "B"])
+    assert result["phase_names"]["0"] == "amorphous" and result["phase_names"]["-1"] == "vacuum"
 
 
 def test_spots_on_rings_are_crystalline_with_rising_amorphous_share(libs):
@@ -300,7 +302,8 @@ def test_amorphous_threshold_controls_false_discoveries():
         },
         0.2,
     )
-    assert res["phase"].tolist() == [1, 0, 0]
+    assert res["phase"].tolist() == [1, 0, -3]  # -3: not analysed (its status says why)
+    assert res["status"].tolist() == [Status.OK, Status.OK, Status.INVALID_INPUT]
 
 
 def test_bad_input_gives_clear_errors(libs):
@@ -331,7 +334,7 @@ def test_invalid_and_empty_patterns_get_a_status(libs):
     pats[2] = 0.0
     res = match_kernel(pats, np.full((3, 2), 32.0), matcher=m)
     assert res["status"].tolist() == [Status.NO_SIGNAL, Status.INVALID_INPUT, Status.NO_SIGNAL]
-    assert np.all(res["phase"] == 0)
+    assert np.all(res["phase"] == -3)  # not analysed
     assert np.all(np.isfinite(res["correlation"])) and np.all(np.isfinite(res["spottiness"]))
 
 

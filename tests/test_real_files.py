@@ -227,14 +227,27 @@ def test_every_command_works_or_refuses_plainly(command, name, tmp_path, capsys)
     assert not (out / "summary.json").exists()
 
 
-def test_diffraction_on_a_stack_of_patterns_with_the_beam_energy(tmp_path, capsys):
-    """The TIA stack of 5 patterns runs as a line of 5 or refuses in plain words."""
-    path = _path("real/hyperspy/128x128x5-diffraction_preview.emi")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "real/hyperspy/128x128x5-diffraction_preview.emi",
+        "real/hyperspy/16x16-diffraction_imagel_5x5x256x256_EDS.emi",
+    ],
+)
+def test_tia_diffraction_with_the_beam_energy_refused_for_want_of_a_beam(name, tmp_path, capsys):
+    """Given the beam energy the file lacks, the TIA diffraction signals (a stack of 5
+    run as a line of 5; a 5 x 5 scan chosen beside its EDX signal) are analysed up to
+    the direct beam, which they do not show: a plain refusal."""
+    path = _path(name)
     code, err = _run(
         ["diffraction", str(path), "-o", str(tmp_path / "o"), "--beam-energy", "200"]
         + ["--no-progress", "--no-figures"],
         capsys,
     )
     message = err.strip().splitlines()[-1]
-    # these frames hold noise around zero counts and no direct beam (checked by eye)
-    assert code == 2 and "direct beam" in message and path.name in message, err
+    # these frames hold noise around zero counts (dark-subtracted, negative values) and
+    # no direct beam: looked at, pattern by pattern
+    assert code == 2, err
+    assert "no direct beam found" in message and path.name in message, err
+    assert not _PYTHON_ADVICE.search(message), message
+    assert not (tmp_path / "o" / "summary.json").exists()

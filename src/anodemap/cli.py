@@ -367,12 +367,21 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
     fractions = ", ".join(
         f"{name} {100 * f:.1f} %" for name, f in summary["phase_fractions"].items() if f is not None
     )
-    _log(f"phase fractions: {fractions}")
+    others = f"{summary['n_vacuum']} vacuum"
+    if summary["n_not_analysed"]:
+        others += f", {summary['n_not_analysed']} not analysed (match_status says why)"
+    _log(
+        f"phase fractions over the {summary['n_material']} material patterns of "
+        f"{summary['n_patterns']} (vacuum excluded; {others}): {fractions or 'none'}"
+    )
     for reg in summary.get("regions") or []:
         inside = ", ".join(
             f"{name} {100 * f:.1f} %" for name, f in reg["phase_fractions"].items() if f is not None
         )
-        _log(f"region {reg['region']} ({reg['n_patterns']} patterns): {inside}")
+        _log(
+            f"region {reg['region']} ({reg['n_patterns']} patterns, {reg['n_vacuum']} vacuum): "
+            f"{inside or 'no material'}"
+        )
     _log(f"results in {args.output}")
     return 0
 
@@ -559,90 +568,44 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
     write_json(comparison, dout / "truth_comparison.json")
     if not args.no_figures:
-        _diffraction_truth_figure(
-            maps, summary["phase_labels"], truth, args.pixel_size, dout / "truth_comparison.png"
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from anodemap.diffraction.output import truth_comparison_figure
+        from anodemap.plotting import save_figure
+
+        save_figure(
+            truth_comparison_figure(
+                maps, summary["phase_labels"], truth, truth_meta["phase_labels"], args.pixel_size
+            ),
+            dout / "truth_comparison.png",
         )
     wrong = [k for k, v in comparison["scan"]["items"].items() if not v["agrees"]]
-    orientation = comparison["orientation"]
+    orientation = {k: o for k, o in comparison["orientation"].items() if isinstance(o, dict)}
+    vac = comparison["vacuum"]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.0f} %"
+
+    def within(which: str) -> str:
+        return ", ".join(
+            f"{name} {pct(o[which]['within_2deg'])} of {o[which]['n']}"
+            for name, o in orientation.items()
+        )
+
     _log(
         "against the truth: scan "
         + ("found as recorded" if not wrong else f"differs in {', '.join(wrong)}")
         + f"; phases {100 * (comparison['phase_accuracy'] or 0):.1f} % right over "
         f"{comparison['n_material_pixels']} material pixels"
-        + f"; orientations within 2° where reliable (≥ {orientation['reliability_threshold']:g}): "
-        + ", ".join(
-            f"{name} {100 * o['reliable']['within_2deg']:.0f} % of {o['reliable']['n']} pixels"
-            if o["reliable"]["n"]
-            else f"{name} none of {o['all_right_phase']['n']} pixels reliable"
-            for name, o in orientation.items()
-            if isinstance(o, dict)
-        )
+        + f"; vacuum: {pct(vac['recall'])} of {comparison['n_pore_pixels']} pore pixels found "
+        f"(precision {pct(vac['precision'])})"
+        + f"; orientations within 2°, of all correctly phased pixels: {within('all_right_phase')}"
+        + f"; of those reliable (≥ {comparison['orientation']['reliability_threshold']:g}): "
+        + within("reliable")
         + f" ({dout / 'truth_comparison.json'})"
     )
     return comparison
-
-
-def _diffraction_truth_figure(
-    maps: dict, labels: dict, truth: dict, pixel_size: float, path: Path
-) -> None:
-    """Truth and found phase maps side by side, and the misorientation of the found
-    orientations on the crystalline pixels whose phase is right."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import numpy as np
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    from anodemap.diffraction.output import _PHASE_COLOURS
-    from anodemap.diffraction.templates import misorientation_deg
-    from anodemap.plotting import add_scalebar, map_figure, plot_map, save_figure
-
-    names = {int(k): v for k, v in labels.items()}
-    colours = _PHASE_COLOURS[: len(names)]
-    cmap = ListedColormap(colours).with_extremes(bad="white")
-    norm = BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names))
-    true, found = np.asarray(truth["phase"]), np.asarray(maps["phase"])
-    fig, panels = map_figure(true.shape, 1, 3)
-    for (ax, cax), values, title in (
-        (panels[0], np.ma.masked_less(true, 0), "Phase, truth (pores white)"),
-        (panels[1], np.ma.masked_less(found, 0), "Phase, found"),
-    ):
-        cax.remove()
-        ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(title, fontsize=10)
-        add_scalebar(ax, pixel_size, "nm", true.shape[1])
-    panels[1][0].legend(
-        handles=[
-            Patch(color=c, label=names[k]) for c, k in zip(colours, sorted(names), strict=True)
-        ],
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        borderaxespad=0.0,
-        fontsize=8,
-        frameon=False,
-    )
-    angle = np.full(true.shape, np.nan)
-    for k, name in names.items():
-        here = (true == k) & (found == k)
-        if name != "amorphous" and here.any():
-            angle[here] = misorientation_deg(
-                np.asarray(maps["euler"])[here], np.asarray(truth["euler_deg"])[here], name
-            )
-    plot_map(
-        angle,
-        pixel_size=pixel_size,
-        title="Misorientation where the phase is right",
-        label="degrees (10 and above: top colour)",
-        cmap="viridis",
-        vmin=0.0,
-        vmax=10.0,
-        ax=panels[2][0],
-        cax=panels[2][1],
-    )
-    save_figure(fig, path)
 
 
 def _truth_figure(result: Any, truth: dict, path: Path) -> None:

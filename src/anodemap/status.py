@@ -38,6 +38,8 @@ class Status(IntEnum):
     BACKGROUND_NO_COUNTS = 8
     BACKGROUND_EXPONENT = 9
     TOO_THICK = 10
+    VACUUM = 11
+    NOT_INDEXED = 12
 
 
 _DESCRIPTIONS = {
@@ -54,6 +56,8 @@ _DESCRIPTIONS = {
     Status.BACKGROUND_NO_COUNTS: "edge background: no positive counts below the edge",
     Status.BACKGROUND_EXPONENT: "edge background: power-law exponent outside the physical range",
     Status.TOO_THICK: "too thick for the edge background (plural scattering: t/λ above the limit)",
+    Status.VACUUM: "vacuum: next to nothing scattered outside the direct beam (no specimen)",
+    Status.NOT_INDEXED: "crystalline (Bragg spots), but no given phase reproduces them",
 }
 
 # Codes that flag a usable value rather than a failure: the pixel keeps its value (a

@@ -61,7 +61,17 @@ Every pattern of a block goes through one fused kernel:
    ring's own noise. Its null (Gumbel) is fitted to the patterns the decoy test leaves
    amorphous (to their lower quantiles when crystals are the majority of them) and the
    threshold is its ``1 - fpr`` quantile (:func:`peak_threshold`); a
-   pattern is crystalline by either route. The *amorphous share* of each pattern is the fraction
+   pattern is crystalline by either route. These two routes are relative to the scan: a
+   scan without amorphous patterns has no null for them. An **absolute** route needs
+   none: a Friedel pair at ``bragg_z`` (8) times its ring's noise or more is Bragg
+   diffraction whatever the rest of the scan.
+7. **Labels** (:func:`assign_phases`, codes in :func:`phase_label_names`): vacuum (decided
+   before matching from the intensity scattered outside the direct beam), amorphous (no
+   route calls it crystalline), the best phase, or *crystalline, not indexed* when a
+   pattern with Bragg spots and its best template disagree: the share of its spots'
+   intensity the template explains and the share of the template's intensity it shows
+   (``spot_match``, their geometric mean; :func:`_spot_kernel`) is below
+   ``min_spot_match``. The *amorphous share* of each pattern is the fraction
    of its intensity (between ``r_min`` and ``r_max``, area-weighted) that is azimuthally
    uniform (the per-radius median); it includes any isotropic diffuse background.
 
@@ -112,6 +122,10 @@ from anodemap.errors import AnodemapInputError
 from anodemap.status import Status
 
 __all__ = [
+    "LABEL_AMORPHOUS",
+    "LABEL_NOT_ANALYSED",
+    "LABEL_NOT_INDEXED",
+    "LABEL_VACUUM",
     "MatchParameters",
     "Matcher",
     "PolarGrid",
@@ -123,6 +137,7 @@ __all__ = [
     "match_polar",
     "match_patterns",
     "peak_threshold",
+    "phase_label_names",
     "polar_transform",
     "prepare_matcher",
     "refine_orientations",
@@ -375,6 +390,32 @@ class MatchParameters:
     peak_threshold : float, optional
         Fixed threshold on the Friedel-pair peak statistic instead of the data-derived one
         (:func:`peak_threshold`); ``inf`` switches the intensity route off.
+    bragg_z : float
+        Friedel-pair peak from which a pattern has Bragg spots whatever the rest of the scan
+        (the absolute route of :func:`assign_phases`; ``inf``: off). Model choice 8: over
+        7821 amorphous and pore patterns of six simulated electrodes (64 × 64 px, 1e5
+        electrons) the statistic reached at most 4.6, and a Gumbel law fitted to them puts
+        8 at a tail probability of about 1e-9 per pattern (6.1 at 1e-6); 1e3 and 1e4
+        electrons and 8-bit patterns with a saturated beam gave at most 3.9. Every Si
+        pattern of those electrodes reached 10, the real zone-axis patterns of
+        ``test1.blo`` 26-37; Li15Si4 on amorphous rings (3-80) is left to the scan-relative
+        routes below 8.
+    spot_z : float
+        ``z`` (above the ring's median, in units of its noise) from which a local maximum
+        counts as a spot when the spots are compared with the best template (model choice 8,
+        as ``bragg_z``: noise alone makes no such spot).
+    seen_z : float
+        ``z`` from which a template's spot counts as shown by the pattern (model choice 3:
+        a weak spot shows, noise rarely reaches it within the tolerance).
+    spot_tolerance_px : float
+        Distance (detector pixels) within which a spot and a template spot coincide (model
+        choice 1.5: the 1.5° library step moves spots at the detector edge of a 64-px
+        pattern by up to 0.8 px, the polar bins by up to 0.5 px more).
+    min_spot_match : float
+        A crystalline pattern whose spots and best template agree less than this
+        (``spot_match``, the geometric mean of the share of its spots' intensity that the
+        template explains and the share of the template's intensity that it shows) is
+        *crystalline, not indexed*. See :func:`assign_phases` for the measurement.
     seed : int
         Seed of the decoy rotations (they also depend on each pattern's content, so that
         results do not depend on how the scan is chunked).
@@ -395,6 +436,11 @@ class MatchParameters:
     amorphous_threshold: float | None = None
     peak_smoothing: float = 1.0
     peak_threshold: float | None = None
+    bragg_z: float = 8.0
+    spot_z: float = 8.0
+    seen_z: float = 3.0
+    spot_tolerance_px: float = 1.5
+    min_spot_match: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -550,23 +596,56 @@ def _polar_kernel(patterns, centres, rpx, radii, cos_a, sin_a, gamma, out, pnorm
 
 
 @numba.njit(parallel=True, cache=True)
-def _pair_peak_kernel(patterns, centres, rpx, cos_a, sin_a, out):
-    """Friedel-pair peak statistic of each (smoothed) pattern.
+def _spot_kernel(
+    patterns,
+    centres,
+    rpx,
+    cos_a,
+    sin_a,
+    templ,
+    shift,
+    starts,
+    spot_r,
+    spot_a,
+    spot_w,
+    peak_z,
+    seen_z,
+    tol_px,
+    pair_out,
+    explained_out,
+    seen_out,
+    peaks_out,
+):
+    """Friedel-pair peak and spot agreement with a template, of each (smoothed) pattern.
 
-    Per radius, ``z = (I - median) / (1.4826 MAD)`` over the circle; the statistic is
-    ``max over radius and azimuth of min(z(φ), z(φ + π))``: the weaker of two Friedel mates,
-    in units of the ring's own noise, at the best pair.
+    Per radius, ``z = (I - median) / (1.4826 MAD)`` over the circle (the ring's own noise).
+
+    * ``pair_out``: the largest ``min(z(φ), z(φ + π))``, the weaker of two Friedel mates at
+      the best pair;
+    * ``peaks_out``: the *spots*, local maxima of ``I - median`` (over ±1 radius and ±1 px
+      of arc) with ``z >= peak_z``;
+    * ``explained_out``: the share of the spots' ``I - median`` within ``tol_px`` of a
+      spot of template ``templ[i]`` turned by ``shift[i]`` azimuthal bins (NaN without
+      spots or template);
+    * ``seen_out``: the share of that template's weight ``w²`` (its kinematic intensity),
+      over its spots on measured radii, where the pattern reaches ``z >= seen_z`` within
+      ``tol_px`` (0 when none of its spots lies on a measured radius; NaN without spots).
     """
     n, h, w = patterns.shape
     n_r = rpx.size
     n_az = cos_a.size
     half = n_az // 2
+    d_az = 2.0 * math.pi / n_az
+    tol2 = tol_px * tol_px
     for i in numba.prange(n):
         cy = centres[i, 0]
         cx = centres[i, 1]
         row = np.empty(n_az, np.float64)
         ok = np.empty(n_az, np.bool_)
         buf = np.empty(n_az, np.float64)
+        z = np.full((n_r, n_az), -np.inf)
+        excess = np.zeros((n_r, n_az))
+        measured = np.zeros(n_r, np.bool_)
         best = -np.inf
         for ir in range(n_r):
             nvalid = 0
@@ -592,12 +671,100 @@ def _pair_peak_kernel(patterns, centres, rpx, cos_a, sin_a, out):
             mad = 1.4826 * _select(buf, nvalid, nvalid // 2)
             if not mad > 0.0:
                 continue
+            measured[ir] = True
+            for ia in range(n_az):
+                if ok[ia]:
+                    z[ir, ia] = (row[ia] - med) / mad
+                    excess[ir, ia] = row[ia] - med
             for ia in range(half):
                 if ok[ia] and ok[ia + half]:
-                    z = min(row[ia], row[ia + half]) - med
-                    if z / mad > best:
-                        best = z / mad
-        out[i] = best if best > -np.inf else 0.0
+                    zz = min(row[ia], row[ia + half]) - med
+                    if zz / mad > best:
+                        best = zz / mad
+        pair_out[i] = best if best > -np.inf else 0.0
+        t = templ[i]
+        if t < 0:
+            explained_out[i] = np.nan
+            seen_out[i] = np.nan
+            peaks_out[i] = 0
+            continue
+        j0 = starts[t]
+        j1 = starts[t + 1]
+        k = shift[i]
+        # the pattern's spots, and the share of their excess the template explains
+        total = 0.0
+        hit = 0.0
+        n_peaks = 0
+        for ir in range(n_r):
+            if not measured[ir]:
+                continue
+            da = max(1, int(math.ceil(1.0 / (rpx[ir] * d_az))))
+            for ia in range(n_az):
+                if not z[ir, ia] >= peak_z:
+                    continue
+                e = excess[ir, ia]
+                top = True
+                for dr in range(-1, 2):
+                    jr = ir + dr
+                    if jr < 0 or jr >= n_r or not measured[jr]:
+                        continue
+                    for dd in range(-da, da + 1):
+                        if (dr != 0 or dd != 0) and excess[jr, (ia + dd) % n_az] > e:
+                            top = False
+                            break
+                    if not top:
+                        break
+                if not top:
+                    continue
+                n_peaks += 1
+                total += e
+                px = rpx[ir] * cos_a[ia]
+                py = rpx[ir] * sin_a[ia]
+                for j in range(j0, j1):
+                    a = (spot_a[j] + k) % n_az
+                    dx = rpx[spot_r[j]] * cos_a[a] - px
+                    dy = rpx[spot_r[j]] * sin_a[a] - py
+                    if dx * dx + dy * dy <= tol2:
+                        hit += e
+                        break
+        peaks_out[i] = n_peaks
+        if n_peaks == 0:
+            explained_out[i] = np.nan
+            seen_out[i] = np.nan
+            continue
+        explained_out[i] = hit / total
+        # the template's spots, and the share of their weight the pattern shows
+        w_all = 0.0
+        w_seen = 0.0
+        reach = int(math.ceil(tol_px))
+        for j in range(j0, j1):
+            rb = spot_r[j]
+            if not measured[rb]:
+                continue
+            wj = float(spot_w[j]) * float(spot_w[j])
+            w_all += wj
+            a = (spot_a[j] + k) % n_az
+            tx = rpx[rb] * cos_a[a]
+            ty = rpx[rb] * sin_a[a]
+            found = False
+            for dr in range(-reach, reach + 1):
+                jr = rb + dr
+                if jr < 0 or jr >= n_r or not measured[jr]:
+                    continue
+                da = min(half, int(math.ceil(tol_px / max(rpx[jr] * d_az, 1e-12))))
+                for dd in range(-da, da + 1):
+                    b = (a + dd) % n_az
+                    if z[jr, b] >= seen_z:
+                        dx = rpx[jr] * cos_a[b] - tx
+                        dy = rpx[jr] * sin_a[b] - ty
+                        if dx * dx + dy * dy <= tol2:
+                            found = True
+                            break
+                if found:
+                    break
+            if found:
+                w_seen += wj
+        seen_out[i] = w_seen / w_all if w_all > 0.0 else 0.0
 
 
 @numba.njit(cache=True)
@@ -1048,7 +1215,7 @@ class Matcher:
     def outputs(self) -> dict[str, OutputSpec]:
         """The per-pattern results of :func:`match_kernel`, for ``map_pixels``."""
         out = {
-            "phase": OutputSpec((), np.uint8),
+            "phase": OutputSpec((), np.int16),
             "crystal_phase": OutputSpec((), np.uint8),
             "template": OutputSpec((), np.int32),
             "angle": OutputSpec((), np.float64),
@@ -1059,6 +1226,10 @@ class Matcher:
             "decoy_correlation": OutputSpec((), np.float64),
             "spottiness": OutputSpec((), np.float64),
             "pair_peak": OutputSpec((), np.float64),
+            "spots_explained": OutputSpec((), np.float64),
+            "template_seen": OutputSpec((), np.float64),
+            "spot_match": OutputSpec((), np.float64),
+            "n_spots": OutputSpec((), np.int32),
             "amorphous_share": OutputSpec((), np.float64),
             "status": OutputSpec((), np.uint8),
         }
@@ -1328,21 +1499,57 @@ def _polar(
     return out, pnorm, share, valid, finite
 
 
-def _pair_peak(
-    patterns: np.ndarray, centres: np.ndarray, grid: PolarGrid, scale: float, params
-) -> np.ndarray:
-    """Friedel-pair peak statistic (see :func:`_pair_peak_kernel`) on the polar grid's radii."""
+def _spot_statistics(
+    patterns: np.ndarray, centres: np.ndarray, matcher: Matcher, found: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Friedel-pair peak and the agreement of each pattern's spots with its best template
+    (:func:`_spot_kernel`) on the polar grid's radii; ``found``: :func:`_search`'s maps."""
+    p = matcher.params
+    grid = matcher.grid
     data = np.asarray(patterns, dtype=np.float32)
     data = np.where(np.isfinite(data), data, 0.0).astype(np.float32)
     centres = np.where(np.isfinite(centres), centres, 0.0)
-    if params.peak_smoothing > 0:
+    if p.peak_smoothing > 0:
         from scipy.ndimage import gaussian_filter
 
-        sig = float(params.peak_smoothing)
+        sig = float(p.peak_smoothing)
         data = gaussian_filter(data, (0, sig, sig)).astype(np.float32)
-    out = np.empty(data.shape[0], np.float64)
+    n = data.shape[0]
+    # the best template of the best phase, as an index of the whole matcher, and its turn
+    phase = np.asarray(found["crystal_phase"], np.int64) - 1
+    templ = np.asarray(matcher.phase_starts, np.int64)[phase] + np.asarray(found["template"])
+    templ = np.where(np.asarray(found["status"]) == Status.OK, templ, -1).astype(np.int64)
+    shift = np.rint(np.asarray(found["angle"]) / grid.angle_step_deg).astype(np.int64)
+    shift %= grid.n_azimuth
+    out = {
+        "pair_peak": np.empty(n, np.float64),
+        "spots_explained": np.empty(n, np.float64),
+        "template_seen": np.empty(n, np.float64),
+        "n_spots": np.empty(n, np.int32),
+    }
     az = grid.azimuths
-    _pair_peak_kernel(data, centres, grid.radii / scale, np.cos(az), np.sin(az), out)
+    _spot_kernel(
+        data,
+        centres,
+        grid.radii / matcher.scale,
+        np.cos(az),
+        np.sin(az),
+        templ,
+        shift,
+        matcher.starts,
+        matcher.spot_r,
+        matcher.spot_a,
+        matcher.spot_w,
+        float(p.spot_z),
+        float(p.seen_z),
+        float(p.spot_tolerance_px),
+        out["pair_peak"],
+        out["spots_explained"],
+        out["template_seen"],
+        out["n_spots"],
+    )
+    with np.errstate(invalid="ignore"):
+        out["spot_match"] = np.sqrt(out["spots_explained"] * out["template_seen"])
     return out
 
 
@@ -1468,22 +1675,27 @@ def match_kernel(block: np.ndarray, centres: np.ndarray, *, matcher: Matcher) ->
     Returns
     -------
     dict of str to ndarray (n, ...)
-        ``phase`` (0 amorphous, k for ``libraries[k-1]``; decided with
+        ``phase`` (the labels of :func:`phase_label_names`, decided with
         ``params.amorphous_threshold`` if set, else with the threshold derived from this
         block: call :func:`assign_phases` on the assembled maps for one decision over the
-        whole scan), ``crystal_phase`` (best crystalline phase), ``template`` (index in
-        its library), ``angle`` (in-plane, degrees), ``correlation`` (Q of the best
-        phase), ``reliability`` and ``phase_reliability`` (0-100), ``phase_correlation``
-        (best Q per phase), ``decoy_correlation``, ``spottiness``, ``amorphous_share``,
-        ``status`` (:class:`anodemap.status.Status`) and, with library orientations,
-        ``euler`` (Bunge φ1, Φ, φ2 in degrees).
+        whole scan; no vacuum here), ``crystal_phase`` (best crystalline phase),
+        ``template`` (index in its library), ``angle`` (in-plane, degrees), ``correlation``
+        (Q of the best phase), ``reliability`` and ``phase_reliability`` (0-100),
+        ``phase_correlation`` (best Q per phase), ``decoy_correlation``, ``spottiness``,
+        ``pair_peak``, ``spots_explained``, ``template_seen``, ``spot_match``, ``n_spots``
+        (:func:`_spot_kernel`), ``amorphous_share``, ``status``
+        (:class:`anodemap.status.Status`) and, with library orientations, ``euler`` (Bunge
+        φ1, Φ, φ2 in degrees).
     """
     patterns, centres = _check_block(block, centres)
     p = matcher.params
     out = _search(patterns, centres, matcher, int(p.n_decoys))
-    out["pair_peak"] = _pair_peak(patterns, centres, matcher.grid, matcher.scale, p)
+    out.update(_spot_statistics(patterns, centres, matcher, out))
     threshold, peak_thr = _thresholds(out, p)
-    out["phase"] = assign_phases(out, threshold, peak_thr)["phase"]
+    labels = assign_phases(
+        out, threshold, peak_thr, bragg_z=p.bragg_z, min_spot_match=p.min_spot_match
+    )
+    out["phase"], out["status"] = labels["phase"], labels["status"]
     return out
 
 
@@ -1710,9 +1922,14 @@ def peak_threshold(pair_peak: Any, fpr: float = 1e-3, min_patterns: int = 20) ->
     return float(mu - beta * math.log(-math.log1p(-fpr)))
 
 
-def _thresholds(results: Mapping[str, Any], p: MatchParameters) -> tuple[float, float]:
-    """Spottiness and pair-peak thresholds: given in ``p``, else derived from ``results``."""
+def _thresholds(
+    results: Mapping[str, Any], p: MatchParameters, pool: Any = None
+) -> tuple[float, float]:
+    """Spottiness and pair-peak thresholds: given in ``p``, else derived from ``results``
+    (over the patterns matched, and of those only ``pool`` when given: the specimen's)."""
     ok = np.asarray(results["status"]) == Status.OK
+    if pool is not None:
+        ok = ok & np.broadcast_to(np.asarray(pool, bool), ok.shape)
     spot = np.asarray(results["spottiness"])
     pair = np.asarray(results["pair_peak"])
     thr = p.amorphous_threshold
@@ -1728,14 +1945,96 @@ def _thresholds(results: Mapping[str, Any], p: MatchParameters) -> tuple[float, 
     return float(thr), float(peak_thr)
 
 
-def assign_phases(
-    results: Mapping[str, Any], threshold: float, peak_threshold: float | None = None
-) -> dict[str, Any]:
-    """Phase labels from matching results, a spottiness and a pair-peak threshold.
+#: Label of the phase map: a pattern that could not be analysed (its ``status`` says why).
+LABEL_NOT_ANALYSED = -3
+#: Label of the phase map: Bragg spots, but no given phase reproduces them.
+LABEL_NOT_INDEXED = -2
+#: Label of the phase map: vacuum (a pore), next to nothing scattered by a specimen.
+LABEL_VACUUM = -1
+#: Label of the phase map: diffuse rings, no Bragg spots. The given phases follow: 1, 2, ...
+LABEL_AMORPHOUS = 0
 
-    ``phase = crystal_phase`` where the status is OK and ``spottiness >= threshold`` or
-    ``pair_peak >= peak_threshold`` (when given), else 0 (amorphous; a failed pixel also
-    gets 0 and keeps its status).
+
+def phase_label_names(phases: Sequence[str]) -> dict[str, str]:
+    """Name of every label of the phase map, keyed by the label as a string.
+
+    The codes are stable: -3 not analysed (the status says why), -2 crystalline but not
+    indexed, -1 vacuum, 0 amorphous, then the given phases 1, 2, ... in order.
+
+    Examples
+    --------
+    >>> phase_label_names(["Si", "Li15Si4"])["-2"], phase_label_names(["Si"])["1"]
+    ('crystalline, not indexed', 'Si')
+    """
+    names = {
+        str(LABEL_NOT_ANALYSED): "not analysed",
+        str(LABEL_NOT_INDEXED): "crystalline, not indexed",
+        str(LABEL_VACUUM): "vacuum",
+        str(LABEL_AMORPHOUS): "amorphous",
+    }
+    return names | {str(k + 1): str(name) for k, name in enumerate(phases)}
+
+
+def assign_phases(
+    results: Mapping[str, Any],
+    threshold: float,
+    peak_threshold: float | None = None,
+    *,
+    bragg_z: float | None = None,
+    min_spot_match: float | None = None,
+    vacuum: Any = None,
+) -> dict[str, Any]:
+    """Labels from matching results: vacuum, amorphous, a phase, or crystalline not indexed.
+
+    For each pattern whose status is OK:
+
+    1. **vacuum** (-1, status ``VACUUM``) where ``vacuum`` is True (decided from the
+       intensity scattered outside the direct beam, before any matching:
+       :func:`anodemap.diffraction.virtual.scattered_fraction`) and the pattern has no
+       Bragg spots (below: a faint crystal of light elements is specimen);
+    2. **crystalline** (Bragg spots) where ``pair_peak >= bragg_z`` (absolute: a Friedel
+       pair of spots far above the rings' own noise, whatever the rest of the scan), or by
+       the scan-relative routes ``spottiness >= threshold`` (the decoy test) or
+       ``pair_peak >= peak_threshold`` (the Friedel-pair null of the scan). A scan of
+       crystals alone has no amorphous null: the relative routes then call nothing, the
+       absolute one all its crystals. Otherwise **amorphous** (0);
+    3. a crystalline pattern is **its best phase** (``crystal_phase``, 1, 2, ...) unless
+       its spots and best template disagree, ``spot_match < min_spot_match`` (NaN, a
+       pattern without spots of ``spot_z``, never disagrees): then **crystalline, not
+       indexed** (-2, status ``NOT_INDEXED``).
+
+    Measured for ``min_spot_match`` (model choice 0.5, ``MatchParameters``): over the
+    3611 patterns with ``pair_peak >= bragg_z`` of six simulated electrodes (32 × 32 seeds
+    3, 0, 7; 48 × 48 seeds 0, 11; 64 × 64 seed 0; 1.5° libraries) the right phase agrees at
+    0.665 or more (Li15Si4; Si 0.764), the real zone axes of ``test1.blo`` (neither Si nor
+    Li15Si4) at 0.26-0.36, spots on rings that no template has at 0. Spots that fall within
+    ``spot_tolerance_px`` of a phase's reflections are explained by it: on 64-px patterns
+    (0.044 1/Å per px) grains of Cu or Li2O simulated in place of Si were mostly indexed as
+    Si (agreement 0.9), and random spot sets on the rings of a phase agree at 0.5-0.75.
+
+    Patterns whose status is not OK get -3 (not analysed) and keep their status.
+
+    Parameters
+    ----------
+    results : mapping
+        ``crystal_phase``, ``spottiness``, ``status`` and optionally ``pair_peak`` and
+        ``spot_match`` (as :func:`match_kernel` returns them).
+    threshold : float
+        Spottiness threshold (:func:`amorphous_threshold`).
+    peak_threshold : float, optional
+        Scan-relative pair-peak threshold (:func:`peak_threshold`).
+    bragg_z : float, optional
+        Absolute pair-peak threshold (``MatchParameters.bragg_z``).
+    min_spot_match : float, optional
+        ``MatchParameters.min_spot_match``; None: every crystalline pattern is indexed.
+    vacuum : array_like of bool, optional
+        Patterns of vacuum (same shape as the maps).
+
+    Returns
+    -------
+    dict
+        ``results`` with ``phase`` (int16 labels) and ``status`` replaced, and the
+        thresholds used.
 
     Examples
     --------
@@ -1746,16 +2045,44 @@ def assign_phases(
     [1, 0, 0]
     >>> assign_phases(r, 0.1, 6.0)["phase"].tolist()
     [1, 0, 2]
+    >>> out = assign_phases(r | {"spot_match": np.array([0.9, np.nan, 0.1])}, 0.1, 6.0,
+    ...                     bragg_z=8.0, min_spot_match=0.5, vacuum=[False, True, False])
+    >>> out["phase"].tolist(), [Status(v).name for v in out["status"]]
+    ([1, -1, -2], ['OK', 'VACUUM', 'NOT_INDEXED'])
     """
     cp = np.asarray(results["crystal_phase"])
     spot = np.asarray(results["spottiness"])
-    ok = np.asarray(results["status"]) == Status.OK
-    crystalline = spot >= threshold
+    status = np.array(results["status"], dtype=np.uint8, copy=True)
+    ok = status == Status.OK
+    pair = np.asarray(results["pair_peak"]) if "pair_peak" in results else None
+    bragg = np.zeros(ok.shape, bool)
+    if bragg_z is not None and pair is not None:
+        bragg = pair >= bragg_z
+    vac = np.zeros(ok.shape, bool)
+    if vacuum is not None:  # a pattern with Bragg spots is specimen, however faint
+        vac = ok & np.broadcast_to(np.asarray(vacuum, bool), ok.shape) & ~bragg
+    material = ok & ~vac
+    crystalline = (spot >= threshold) | bragg
     out = {**results, "amorphous_threshold": float(threshold)}
-    if peak_threshold is not None and "pair_peak" in results:
-        crystalline = crystalline | (np.asarray(results["pair_peak"]) >= peak_threshold)
+    if peak_threshold is not None and pair is not None:
+        crystalline = crystalline | (pair >= peak_threshold)
         out["peak_threshold"] = float(peak_threshold)
-    out["phase"] = np.where(ok & crystalline, cp, 0).astype(np.uint8)
+    if bragg_z is not None:
+        out["bragg_z"] = float(bragg_z)
+    unexplained = np.zeros(ok.shape, bool)
+    if min_spot_match is not None and "spot_match" in results:
+        # only patterns with Bragg spots far above the noise show enough of them to say
+        # that a template misses some (weak patterns show few of its spots anyway)
+        unexplained = bragg & (np.asarray(results["spot_match"]) < min_spot_match)
+        out["min_spot_match"] = float(min_spot_match)
+    phase = np.where(material & crystalline, cp, LABEL_AMORPHOUS).astype(np.int16)
+    phase[material & unexplained] = LABEL_NOT_INDEXED
+    phase[vac] = LABEL_VACUUM
+    phase[~ok] = LABEL_NOT_ANALYSED
+    status[vac] = Status.VACUUM
+    status[material & unexplained] = Status.NOT_INDEXED
+    out["phase"] = phase
+    out["status"] = status
     return out
 
 
@@ -1767,6 +2094,7 @@ def match_patterns(
     *,
     params: MatchParameters | None = None,
     matcher: Matcher | None = None,
+    vacuum: Any = None,
     rows_per_chunk: int | None = None,
     scheduler: str | None = None,
     client: Any = None,
@@ -1789,6 +2117,8 @@ def match_patterns(
         Keyword arguments override its fields (``n_azimuth=..., fdr=...``).
     matcher : Matcher, optional
         A prepared matcher (then ``libraries`` and ``scale`` are not re-binned).
+    vacuum : array_like of bool, shape ``patterns.shape[:-2]``, optional
+        Patterns of vacuum: labelled so, and left out of the scan-relative thresholds.
     rows_per_chunk, scheduler, client, progress
         Passed to :func:`anodemap._compute.map_pixels`.
 
@@ -1796,8 +2126,9 @@ def match_patterns(
     -------
     dict
         The maps of :func:`match_kernel` (shape ``patterns.shape[:-2]``), with ``phase``
-        decided by one threshold for all patterns (``amorphous_threshold``, returned too),
-        plus ``phase_names`` ({"0": "amorphous", "1": ...}) and ``matcher``.
+        and ``status`` decided by :func:`assign_phases` with one set of thresholds for all
+        patterns (``amorphous_threshold``, ``peak_threshold``, returned too), plus
+        ``phase_names`` (:func:`phase_label_names`) and ``matcher``.
     """
     shape = tuple(np.shape(patterns))
     if len(shape) < 2:
@@ -1808,6 +2139,10 @@ def match_patterns(
         raise AnodemapInputError(
             f"centres must have shape {nav + (2,)} (one (ky, kx) per pattern), got "
             f"{centres_a.shape}"
+        )
+    if vacuum is not None and np.shape(vacuum) != nav:
+        raise AnodemapInputError(
+            f"vacuum mask of shape {np.shape(vacuum)}: the patterns' scan is {nav}"
         )
     if matcher is None:
         matcher = prepare_matcher(libraries, scale, shape[-2:], params, **kwargs)
@@ -1827,23 +2162,43 @@ def match_patterns(
             client=client,
             progress=progress,
         )
-    thr, peak_thr = _thresholds(res, matcher.params)
-    out = assign_phases(res, thr, peak_thr)
-    out["phase_names"] = {"0": "amorphous"} | {
-        str(k + 1): name for k, name in enumerate(matcher.phase_names)
-    }
+    # the statuses of the matching itself, before the block kernels' own labels
+    ok = np.isin(np.asarray(res["status"]), [Status.OK, Status.VACUUM, Status.NOT_INDEXED])
+    res["status"] = np.where(ok, np.uint8(Status.OK), np.asarray(res["status"])).astype(np.uint8)
+    p = matcher.params
+    material = None if vacuum is None else ~np.asarray(vacuum, bool)
+    thr, peak_thr = _thresholds(res, p, material)
+    out = assign_phases(
+        res,
+        thr,
+        peak_thr,
+        bragg_z=p.bragg_z,
+        min_spot_match=p.min_spot_match,
+        vacuum=vacuum,
+    )
+    out["phase_names"] = phase_label_names(matcher.phase_names)
     out["matcher"] = matcher
     return out
 
 
 def _refine_kernel(
-    block: np.ndarray, centres: np.ndarray, phase: np.ndarray, *, refiners: Sequence[Matcher]
+    block: np.ndarray,
+    centres: np.ndarray,
+    phase: np.ndarray,
+    sample: np.ndarray,
+    *,
+    refiners: Sequence[Matcher],
+    others: Sequence[Sequence[Matcher]] = (),
 ) -> dict[str, np.ndarray]:
-    """Orientation and reliability of each pattern against its own phase's refiner."""
+    """Orientation and reliability of each pattern against its own phase's refiner; for
+    the patterns with ``sample`` set, also the best Q against each of ``others[k]`` (the
+    other candidates of phase k): ``candidate_q``, its first column ``refiners``' Q."""
     n = block.shape[0]
     euler = np.full((n, 3), np.nan)
     reliability = np.zeros(n)
     refined = np.zeros(n, np.bool_)
+    n_cand = 1 + (len(others[0]) if len(others) else 0)
+    cand_q = np.full((n, n_cand), np.nan)
     for k, matcher in enumerate(refiners):
         sel = np.flatnonzero(np.asarray(phase) == k + 1)
         if sel.size == 0 or not matcher.has_orientations:
@@ -1855,14 +2210,57 @@ def _refine_kernel(
         euler[sel[ok]] = res["euler"][ok]
         reliability[sel[ok]] = res["reliability"][ok]
         refined[sel[ok]] = True
-    return {"euler": euler, "reliability": reliability, "refined": refined}
+        if n_cand == 1:
+            continue
+        cand_q[sel[ok], 0] = res["correlation"][ok]
+        sub = np.flatnonzero(np.asarray(sample)[sel] != 0)
+        if sub.size == 0:
+            continue
+        for j, other in enumerate(others[k]):
+            r = _search(patterns[sub], cen[sub], other, 0)
+            good = np.asarray(r["status"]) == Status.OK
+            cand_q[sel[sub[good]], j + 1] = r["correlation"][good]
+    out = {"euler": euler, "reliability": reliability, "refined": refined}
+    if n_cand > 1:
+        out["candidate_q"] = np.where(np.asarray(sample)[:, None] != 0, cand_q, np.nan)
+    return out
+
+
+def _sample_pixels(phase: np.ndarray, n_phases: int, per_phase: int) -> np.ndarray:
+    """Up to ``per_phase`` pixels of each phase, evenly spaced in scan order (deterministic)."""
+    flat = np.asarray(phase).ravel()
+    keep = np.zeros(flat.size, np.bool_)
+    for k in range(1, n_phases + 1):
+        idx = np.flatnonzero(flat == k)
+        if idx.size > per_phase:
+            idx = idx[np.unique(np.rint(np.linspace(0, idx.size - 1, per_phase)).astype(np.int64))]
+        keep[idx] = True
+    return keep.reshape(np.shape(phase))
+
+
+def _choose_candidate(q: np.ndarray, phase: np.ndarray) -> int:
+    """Index of the candidate whose templates fit best: the largest mean over the phases of
+    each phase's mean Q.
+
+    ``q`` (n, n_cand): best Q of each sampled pattern per candidate (NaN: not compared).
+    Each phase counts once, whatever its number of patterns: the width is one property of
+    the specimen, and the patterns of a phase share that phase's peculiarities (a Si grain
+    whose patterns show one Friedel pair hardly fixes the width, yet its many pixels would
+    outvote the other phase's). The first of equal scores wins.
+    """
+    ok = np.all(np.isfinite(q), axis=1)
+    labels = np.unique(phase[ok])
+    if labels.size == 0:
+        return 0
+    score = np.mean([q[ok & (phase == k)].mean(axis=0) for k in labels], axis=0)
+    return int(np.argmax(score))
 
 
 def refine_orientations(
     patterns: Any,
     centres: Any,
     phase: Any,
-    refiners: Sequence[Matcher],
+    refiners: Sequence[Matcher] | Sequence[Sequence[Matcher]],
     euler: np.ndarray,
     reliability: np.ndarray,
     *,
@@ -1870,7 +2268,9 @@ def refine_orientations(
     scheduler: str | None = None,
     client: Any = None,
     progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
+    sample_per_phase: int = 128,
+    return_choice: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Orientations of crystalline patterns matched again, each against its own phase.
 
     The phase decision needs every phase's library and the decoys; an orientation needs
@@ -1879,22 +2279,41 @@ def refine_orientations(
     Euler angles and orientation reliability are replaced by that match's, the others
     (amorphous, failed) keep theirs.
 
+    ``refiners[k]`` may also be a sequence of candidate matchers, the same number for every
+    phase, candidate ``j`` of every phase made with the same model setting (in the pipeline:
+    the excitation-error width of the templates, a property of the specimen -- its
+    thickness -- rather than of the phase), the first the default. The candidate is then
+    chosen from the data: while every pattern is refined with the first, up to
+    ``sample_per_phase`` patterns of each phase (evenly spaced in scan order) are also
+    matched against the others, and the candidate with the largest mean over the phases of
+    each phase's mean best correlation index Q wins. If it is not the first, the patterns
+    are refined again with it (one more pass). See
+    ``anodemap.diffraction.templates.REFINEMENT_EXCITATION_ERROR_WIDTHS`` for what it was
+    measured to do.
+
     Parameters
     ----------
     patterns : ndarray or dask array, shape (*nav, ky, kx)
     centres : array_like, shape (*nav, 2)
     phase : array_like of int, shape nav
-        Labels as :func:`match_patterns` returns them (0 amorphous, k + 1 phase k).
-    refiners : sequence of Matcher
-        One per crystalline phase, in label order.
+        Labels as :func:`match_patterns` returns them (k + 1 for phase k; the others are
+        left alone).
+    refiners : sequence of Matcher, or sequence of sequences of Matcher
+        One per crystalline phase, in label order (or one list of candidates per phase).
     euler, reliability : ndarray
         The maps to update, shapes ``(*nav, 3)`` and ``nav`` (not modified in place).
     rows_per_chunk, scheduler, client, progress
         Passed to :func:`anodemap._compute.map_pixels`.
+    sample_per_phase : int
+        Patterns per phase on which the candidates are compared.
+    return_choice : bool
+        Also return the index of the candidate chosen (0 with a single one).
 
     Returns
     -------
     euler, reliability : ndarray
+    choice : int
+        Only with ``return_choice``.
 
     Examples
     --------
@@ -1905,23 +2324,53 @@ def refine_orientations(
     phase = np.asarray(phase)
     if phase.shape != nav:
         raise AnodemapInputError(f"phase map of shape {phase.shape}, patterns' scan is {nav}")
-    res = map_pixels(
-        _refine_kernel,
-        patterns,
-        sig_ndim=2,
-        outputs={
+    candidates = [list(r) if isinstance(r, Sequence) else [r] for r in refiners]
+    counts = {len(c) for c in candidates}
+    if len(counts) > 1 or 0 in counts:
+        raise AnodemapInputError(
+            "refine_orientations: give every phase the same number (>= 1) of candidate refiners"
+        )
+    n_cand = counts.pop() if counts else 1
+    centres = np.asarray(centres, dtype=np.float64)
+    phase16 = phase.astype(np.int16)
+
+    def run(choice: int, sample: np.ndarray | None) -> dict[str, Any]:
+        outputs = {
             "euler": OutputSpec((3,), np.float64),
             "reliability": OutputSpec((), np.float64),
             "refined": OutputSpec((), np.bool_),
-        },
-        extras=[np.asarray(centres, dtype=np.float64), phase.astype(np.int16)],
-        kwargs={"refiners": list(refiners)},
-        rows_per_chunk=rows_per_chunk,
-        scheduler=scheduler,
-        client=client,
-        progress=progress,
-    )
+        }
+        others: list[list[Matcher]] = []
+        if sample is not None:
+            outputs["candidate_q"] = OutputSpec((n_cand,), np.float64)
+            others = [c[1:] for c in candidates]
+        else:
+            sample = np.zeros(nav, np.bool_)
+        return map_pixels(
+            _refine_kernel,
+            patterns,
+            sig_ndim=2,
+            outputs=outputs,
+            extras=[centres, phase16, sample.astype(np.uint8)],
+            kwargs={"refiners": [c[choice] for c in candidates], "others": others},
+            rows_per_chunk=rows_per_chunk,
+            scheduler=scheduler,
+            client=client,
+            progress=progress,
+        )
+
+    choice = 0
+    if n_cand > 1:
+        res = run(0, _sample_pixels(phase, len(candidates), int(sample_per_phase)))
+        q = np.asarray(res["candidate_q"], dtype=np.float64).reshape(-1, n_cand)
+        choice = _choose_candidate(q, phase.ravel())
+        if choice != 0:
+            res = run(choice, None)
+    else:
+        res = run(0, None)
     done = np.asarray(res["refined"], bool)
     euler = np.where(done[..., None], res["euler"], euler)
     reliability = np.where(done, res["reliability"], reliability)
+    if return_choice:
+        return euler, reliability, choice
     return euler, reliability

@@ -20,8 +20,11 @@ from anodemap.io.results import map_dataset, write_json
 __all__ = [
     "averaged_patterns_figure",
     "compare_with_truth",
+    "label_colours",
+    "phase_map_figure",
     "phase_laue_classes",
     "to_crystal_map",
+    "truth_comparison_figure",
     "write_ang",
     "write_averaged_patterns",
     "write_diffraction_results",
@@ -29,23 +32,61 @@ __all__ = [
 
 # map name -> (file stem, title, units)
 _MAPS = {
-    "phase": ("phase", "Phase label (see summary.json phase_labels)", ""),
+    "phase": ("phase", "Label: vacuum, amorphous, a phase, ... (summary.json phase_labels)", ""),
     "correlation": ("correlation", "Correlation index Q", ""),
     "reliability": ("reliability", "Orientation reliability 100(1 - Q2/Q1)", "%"),
     "phase_reliability": ("phase_reliability", "Phase reliability 100(1 - Q2/Q1)", "%"),
     "amorphous_share": ("amorphous_share", "Amorphous share of the pattern intensity", ""),
     "virtual_bf": ("virtual_bf", "Virtual bright field", "counts"),
     "virtual_adf": ("virtual_adf", "Virtual annular dark field", "counts"),
-    "status": ("match_status", "Matching status (anodemap.status codes)", ""),
+    "spot_match": (
+        "spot_match",
+        "Agreement of the spots with the best template (crystalline: not indexed below "
+        "summary.json settings.labels.min_spot_match)",
+        "",
+    ),
+    "scattered_fraction": (
+        "scattered_fraction",
+        "Counts outside the direct beam per count in it (vacuum below "
+        "summary.json settings.labels.vacuum_scattered_fraction)",
+        "",
+    ),
+    "status": ("match_status", "Matching status (summary.json status_legend)", ""),
 }
 
-# Colours of the phase map: amorphous grey, then one colour per phase (model choice,
-# colour-blind-safe Okabe-Ito palette).
-_PHASE_COLOURS = ["#bbbbbb", "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"]
+# Colours of the phase map by label (model choice, the colour-blind-safe Okabe-Ito
+# palette): amorphous grey, then one colour per phase; vacuum black, crystalline not
+# indexed reddish purple (used by no phase); patterns not analysed show plotting's
+# no-value hatch.
+_PHASE_COLOURS = ["#bbbbbb", "#0072b2", "#d55e00", "#009e73", "#e69f00", "#56b4e9", "#f0e442"]
+_OTHER_COLOURS = {-2: "#cc79a7", -1: "#000000"}
+
+
+def label_colours(phase_labels: dict[str, str]) -> list[tuple[int, str, str | None]]:
+    """``(label, name, colour)`` for each label of a phase map, in label order.
+
+    Vacuum black, crystalline not indexed reddish purple, amorphous grey, the phases in
+    turn from the Okabe-Ito palette; ``None`` for "not analysed" (drawn with plotting's
+    no-value hatch).
+
+    Examples
+    --------
+    >>> [c for _, _, c in label_colours({"-1": "vacuum", "0": "amorphous", "1": "Si"})]
+    ['#000000', '#bbbbbb', '#0072b2']
+    """
+    out = []
+    for key, name in sorted(phase_labels.items(), key=lambda kv: int(kv[0])):
+        k = int(key)
+        if k >= 0:
+            colour: str | None = _PHASE_COLOURS[k % len(_PHASE_COLOURS)]
+        else:
+            colour = _OTHER_COLOURS.get(k)
+        out.append((k, name, colour))
+    return out
 
 
 def phase_laue_classes(result: Any) -> dict[str, str | None]:
-    """Laue class of each phase label (``None`` for amorphous and unknown phases).
+    """Laue class of each label (``None`` for the labels that are no phase, and unknown ones).
 
     Orientations from diffraction patterns are determined modulo the Laue class (Friedel's
     law), so that is the symmetry their IPF colours and misorientations use.
@@ -55,7 +96,7 @@ def phase_laue_classes(result: Any) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     names = getattr(result.parameters, "phases", ())
     for key, name in result.phase_labels.items():
-        if key == "0":
+        if int(key) <= 0:  # amorphous, vacuum, not indexed, not analysed
             out[key] = None
             continue
         source = next((p for p in names if Path(str(p)).stem == name or p == name), name)
@@ -69,8 +110,9 @@ def phase_laue_classes(result: Any) -> dict[str, str | None]:
 def to_crystal_map(result: Any):
     """The orientation map as an orix ``CrystalMap`` (orix must be installed).
 
-    Phase IDs are anodemap's labels (0 amorphous, 1.. crystalline, as ``phase_labels``);
-    pixels whose matching failed get orix's "not indexed" ID −1. Each crystalline phase
+    Phase IDs are anodemap's labels for amorphous (0) and the phases (1, 2, ...); vacuum,
+    crystalline-not-indexed and unanalysed pixels get orix's "not indexed" ID −1 (the
+    label map ``phase.hspy`` tells them apart). Each crystalline phase
     gets the point group of its Laue class (the symmetry the orientations are determined
     modulo); amorphous pixels carry the identity rotation. Properties: ``correlation``
     (Q), ``reliability``, ``phase_reliability``, ``amorphous_share``, ``virtual_bf``,
@@ -95,9 +137,11 @@ def to_crystal_map(result: Any):
     euler = np.radians(np.nan_to_num(np.asarray(result.maps["euler"], float).reshape(-1, 3)))
     crystalline = phase > 0
     euler[~crystalline] = 0.0
-    phase_id = np.where(status == 0, phase, -1)
+    phase_id = np.where((status == 0) & (phase >= 0), phase, -1)
     phases = {}
     for key, name in sorted(result.phase_labels.items(), key=lambda kv: int(kv[0])):
+        if int(key) < 0:
+            continue
         phases[int(key)] = Phase(name, point_group=laue[key]) if laue[key] else Phase(name)
     nav = result.nav_axes
     ny, nx = (nav[0].size, nav[1].size) if len(nav) == 2 else (1, nav[-1].size)
@@ -130,9 +174,10 @@ def write_ang(result: Any, path: str | os.PathLike) -> Path:
     """Write the orientation map as an EDAX/TSL .ang text file (orix and MTEX read it).
 
     Columns: φ1 Φ φ2 (radians, Bunge), x y (µm), image quality (virtual bright field),
-    confidence index (orientation reliability / 100), phase ID (0 for amorphous and
-    unindexed points, 1.. as in ``phase_labels``), detector signal (virtual ADF) and fit
-    (correlation index Q). Non-indexed points get zero angles and phase 0.
+    confidence index (orientation reliability / 100), phase ID (1.. as in
+    ``phase_labels``; 0 for every other label: amorphous, vacuum, crystalline not indexed,
+    not analysed), detector signal (virtual ADF) and fit (correlation index Q). Points
+    without a phase get zero angles and a confidence index of -1.
     """
     path = Path(path)
     phase = np.asarray(result.maps["phase"]).reshape(-1)
@@ -166,7 +211,7 @@ def write_ang(result: Any, path: str | os.PathLike) -> Path:
         "#",
     ]
     for key, name in sorted(result.phase_labels.items(), key=lambda kv: int(kv[0])):
-        if key == "0":
+        if int(key) <= 0:
             continue
         lines += [
             f"# Phase {key}",
@@ -203,9 +248,10 @@ def write_diffraction_results(
 ):
     """Write every map of a :class:`~anodemap.diffraction.pipeline.DiffractionResult`.
 
-    ``OUTDIR`` receives ``phase.hspy`` (integer labels), ``correlation.hspy``,
-    ``reliability.hspy``, ``phase_reliability.hspy``, ``amorphous_share.hspy``,
-    ``virtual_bf.hspy``, ``virtual_adf.hspy``, ``match_status.hspy``,
+    ``OUTDIR`` receives ``phase.hspy`` (integer labels: ``summary.json`` ``phase_labels``),
+    ``correlation.hspy``, ``reliability.hspy``, ``phase_reliability.hspy``,
+    ``amorphous_share.hspy``, ``virtual_bf.hspy``, ``virtual_adf.hspy``,
+    ``spot_match.hspy``, ``scattered_fraction.hspy``, ``match_status.hspy``,
     ``orientations.hspy`` (Bunge Euler angles in degrees per pixel) and
     ``orientations.ang``, PNG figures and ``summary.json`` (written last). With a
     :class:`~anodemap.plotting.FigureWorker` the map figures are drawn in its process
@@ -222,9 +268,16 @@ def write_diffraction_results(
         summary_path.unlink()
     written = []
     for key, (stem, title, units) in _MAPS.items():
+        if key not in result.maps:  # a result made before the map existed
+            continue
         ds = map_dataset(result.maps[key], result.nav_axes, title, units)
         if key == "phase":
             ds.set_meta("Signal.phase_labels", result.phase_labels)
+        if key == "status":
+            from anodemap.status import describe
+
+            codes = np.unique(np.asarray(result.maps[key])).tolist()
+            ds.set_meta("Signal.status_legend", {str(c): describe(c) for c in codes})
         save(ds, outdir / f"{stem}.hspy")
         written.append(f"{stem}.hspy")
     euler = Dataset(
@@ -410,10 +463,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    from anodemap.plotting import FigureWorker, add_scalebar, map_figure, map_png, save_figure
+    from anodemap.plotting import FigureWorker, map_png, save_figure
 
     ax_x = result.nav_axes[-1]
     size = ax_x.scale if ax_x.units else None
@@ -426,9 +476,16 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     rings = [
         (result.phase_labels[str(k + 1)], spec) for k, spec in enumerate(result.parameters.phases)
     ]
+    # the phases' averages: amorphous, the phases, crystalline not indexed, each in its
+    # phase-map colour
+    by_name = {name: c for _, name, c in label_colours(result.phase_labels)}
     for kind, avg in getattr(result, "averages", {}).items():
         if np.any(avg.n_patterns > 0):
-            colours = _PHASE_COLOURS if kind == "phases" else _REGION_COLOURS
+            colours = (
+                [by_name.get(name) or "0.3" for name in avg.names]
+                if kind == "phases"
+                else _REGION_COLOURS
+            )
             path = outdir / f"{_AVERAGE_STEMS[kind]}_patterns.png"
             jobs.append(worker.submit(averaged_patterns_png, avg, rings, colours, path))
     # the maps: the worker's three take about as long as this process's three with the
@@ -443,8 +500,12 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
             ("correlation", "viridis"),
             ("reliability", "magma"),
             ("phase_reliability", "magma"),
+            ("spot_match", "viridis"),
+            ("scattered_fraction", "cividis"),
         )
     ):
+        if key not in result.maps:
+            continue
         stem, title, unit = _MAPS[key]
         options = {"pixel_size": size, "units": units, "title": title, "label": unit}
         args = (np.asarray(result.maps[key]), outdir / f"{stem}.png")
@@ -452,28 +513,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
             jobs.append(worker.submit(map_png, *args, cmap=cmap_name, **options))
         else:
             names.append(map_png(*args, cmap=cmap_name, **options).name)
-    labels = sorted(result.phase_labels.items(), key=lambda kv: int(kv[0]))
-    colours = _PHASE_COLOURS[: len(labels)]
-    cmap = ListedColormap(colours)
-    norm = BoundaryNorm(np.arange(len(labels) + 1) - 0.5, cmap.N)
-    # the legend goes where a colour bar would be, beside the map rather than over it
-    fig, [(ax, cax)] = map_figure(result.maps["phase"].shape, cbar_label_inches=1.0)
-    cax.remove()
-    phase = np.ma.masked_where(result.maps["status"] != 0, result.maps["phase"])
-    ax.imshow(phase, cmap=cmap.with_extremes(bad="white"), norm=norm, interpolation="nearest")
-    ax.legend(
-        handles=[Patch(color=c, label=n) for c, (_, n) in zip(colours, labels, strict=True)],
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        borderaxespad=0.0,
-        fontsize=8,
-        frameon=False,
-    )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title("Phase map", fontsize=10)
-    if size:
-        add_scalebar(ax, size, units, phase.shape[1])
+    fig = phase_map_figure(result.maps["phase"], result.phase_labels, size, units)
     save_figure(fig, outdir / "phase.png")
     names.append("phase.png")
     ipf = _ipf_figure(result, size, units)
@@ -486,47 +526,142 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     return names
 
 
+def _draw_labels(ax: Any, phase: np.ndarray, phase_labels: dict[str, str]) -> list[Any]:
+    """Draw a label map on ``ax`` in :func:`label_colours`; legend handles of the labels
+    shown (every phase, and the other labels where they occur)."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    from anodemap.plotting import no_value_handle, show_no_value
+
+    phase = np.asarray(phase)
+    entries = label_colours(phase_labels)
+    codes = [k for k, _, c in entries if c is not None]
+    colours = [c for _, _, c in entries if c is not None]
+    index = np.full(phase.shape, -1, np.int64)
+    for j, k in enumerate(codes):
+        index[phase == k] = j
+    show_no_value(ax)  # not analysed (and any label without a colour): the hatch
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(len(colours) + 1) - 0.5, cmap.N)
+    ax.imshow(np.ma.masked_less(index, 0), cmap=cmap, norm=norm, interpolation="nearest")
+    handles = []
+    for k, name, c in entries:
+        present = bool(np.any(phase == k))
+        if c is None:
+            if present:
+                handles.append(no_value_handle(_wrap(f"{name} (see match_status)")))
+        elif k > 0 or present:
+            handles.append(Patch(facecolor=c, edgecolor="0.5", linewidth=0.5, label=_wrap(name)))
+    return handles
+
+
+def _wrap(text: str, width: int = 14) -> str:
+    """A legend label in lines of about ``width`` characters (legends sit beside maps)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _legend_beside(ax: Any, handles: list) -> None:
+    """A legend right of a map, where a colour bar would be (not over the map)."""
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        frameon=False,
+    )
+
+
+def phase_map_figure(
+    phase: np.ndarray, phase_labels: dict[str, str], size: float | None, units: str = "nm"
+):
+    """The label map (vacuum, amorphous, each phase, crystalline not indexed) with its
+    legend beside it and a scale bar (``size``: scan step in ``units``; None: no bar).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = {"-1": "vacuum", "0": "amorphous", "1": "Si"}
+    >>> fig = phase_map_figure(np.array([[-1, 0], [1, 1]]), labels, 5.0)
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['vacuum', 'amorphous', 'Si']
+    """
+    from anodemap.plotting import add_scalebar, map_figure
+
+    phase = np.asarray(phase)
+    # the legend goes where a colour bar would be, beside the map rather than over it
+    fig, [(ax, cax)] = map_figure(phase.shape, cbar_label_inches=1.3)
+    cax.remove()
+    handles = _draw_labels(ax, phase, phase_labels)
+    _legend_beside(ax, handles)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("Phase map", fontsize=10)
+    if size:
+        add_scalebar(ax, size, units, phase.shape[1])
+    return fig
+
+
 def _ipf_figure(result: Any, size: float | None, units: str):
     """Orientation map coloured by the IPF along the beam (sample Z), with its key.
 
     Crystalline pixels of a phase with an IPF key (Laue class m-3m) are coloured by
     orientation and shaded by their orientation reliability (full colour at >= 20 %,
-    darker below, as ASTAR overlays the reliability); amorphous pixels are light grey,
-    unindexed ones white, crystalline phases without a key dark grey.
+    darker below, as ASTAR overlays the reliability); crystalline phases without a key
+    dark grey. The other labels take their phase-map colours (amorphous light grey,
+    vacuum black, crystalline not indexed reddish purple; not analysed: the no-value
+    hatch), named in a legend under the key.
     """
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
     from anodemap.diffraction.ipf import (
         SUPPORTED_LAUE,
         draw_ipf_key,
         ipf_colours,
         sample_direction_in_crystal,
     )
-    from anodemap.plotting import add_scalebar, map_figure
+    from anodemap.plotting import add_scalebar, map_figure, no_value_handle, show_no_value
 
     phase = np.asarray(result.maps["phase"])
     if phase.ndim != 2:
         return None
     laue = phase_laue_classes(result)
     status = np.asarray(result.maps["status"])
-    rgb = np.ones(phase.shape + (3,))
-    rgb[(status == 0) & (phase == 0)] = 0.8
+    rgb = np.ones(phase.shape + (4,))
+    handles = []
+    for k, name, colour in label_colours(result.phase_labels):
+        here = phase == k
+        if k > 0 or not here.any():
+            continue
+        if colour is None:
+            rgb[here, 3] = 0.0  # the axes' no-value hatch shows through
+            handles.append(no_value_handle(name))
+            continue
+        rgb[here, :3] = 0.8 if k == 0 else to_rgb(colour)
+        handles.append(Patch(facecolor=rgb[here][0, :3], edgecolor="0.5", lw=0.5, label=name))
     coloured = np.zeros(phase.shape, bool)
     for key, group in laue.items():
         here = (status == 0) & (phase == int(key))
-        if key == "0" or not here.any():
+        if int(key) <= 0 or not here.any():
             continue
         if group not in SUPPORTED_LAUE:
-            rgb[here] = 0.35
+            rgb[here, :3] = 0.35
             continue
         d = sample_direction_in_crystal(np.asarray(result.maps["euler"], float)[here])
-        rgb[here] = np.nan_to_num(ipf_colours(d, group), nan=0.35)
+        rgb[here, :3] = np.nan_to_num(ipf_colours(d, group), nan=0.35)
         coloured |= here
     if not coloured.any():
         return None
     rel = np.nan_to_num(np.asarray(result.maps["reliability"], float))
     shade = np.clip(0.35 + 0.65 * rel / 20.0, 0.35, 1.0)
-    rgb[coloured] *= shade[coloured, None]
+    rgb[coloured, :3] *= shade[coloured, None]
     fig, [(ax, cax)] = map_figure(phase.shape, cbar_label_inches=0.7)
     cax.remove()
+    show_no_value(ax)
     ax.imshow(rgb, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -538,6 +673,15 @@ def _ipf_figure(result: Any, size: float | None, units: str):
         (box.x1 + 0.01, box.y1 - 0.32 * box.height, 0.2 * box.width, 0.3 * box.height)
     )
     draw_ipf_key(key_ax, "m-3m")
+    if handles:
+        key_ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.15),
+            borderaxespad=0.0,
+            fontsize=7,
+            frameon=False,
+        )
     return fig
 
 
@@ -550,10 +694,11 @@ def compare_with_truth(
     reliability_threshold: float = 10.0,
     phases: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Phases and orientations of a phase map against simulated ground truth.
+    """Labels and orientations of a phase map against simulated ground truth.
 
     Phases are matched by name (a truth label whose name the map does not have is never
-    right). Orientations are compared on crystalline pixels whose phase is right, as the
+    right); the truth's pores (negative labels: no material) are right where the map says
+    *vacuum*. Orientations are compared on crystalline pixels whose phase is right, as the
     misorientation modulo the phase's Laue class
     (:func:`~anodemap.diffraction.templates.misorientation_deg`), over all of them and
     over those whose orientation reliability reaches ``reliability_threshold``.
@@ -566,13 +711,15 @@ def compare_with_truth(
         :class:`~anodemap.diffraction.pipeline.DiffractionResult` ``.maps``, or as read
         back from ``phase.hspy``, ``orientations.hspy`` and ``reliability.hspy``.
     phase_labels : dict
-        Label (as a string) -> phase name of the map (``summary.json``'s ``phase_labels``).
+        Label (as a string) -> name of the map (``summary.json``'s ``phase_labels``;
+        ``"vacuum"`` names the label of vacuum).
     truth : dict
         ``phase`` (negative: pore, no material), ``euler_deg``; optionally
         ``amorphous_intensity_share``, as :func:`anodemap.synth.diffraction.simulate_diffraction`
         returns them.
     truth_labels : dict
-        Label -> name of the truth's phases.
+        Label -> name of the truth's phases (a negative label, if given, is a pore
+        whatever its name).
     reliability_threshold : float
         Orientation reliability (%) from which an orientation counts as reliable (model
         choice 10: the level at which the project's orientation target is tested).
@@ -584,22 +731,28 @@ def compare_with_truth(
     Returns
     -------
     dict
-        ``n_material_pixels``, ``phase_accuracy`` (over material pixels), ``recall`` and
-        ``precision`` per phase, ``confusion`` (truth name -> found name -> pixels),
-        ``pores_called_crystalline``, ``orientation`` (per phase: ``all_right_phase``
-        and ``reliable``, each with ``n``, ``median_deg``, ``within_2deg``) and, where the
-        truth has it, the mean amorphous share of the pixels found as each crystalline
-        phase against the simulated one.
+        ``n_pixels``, ``n_material_pixels``, ``n_pore_pixels``; ``phase_accuracy`` (over
+        material pixels: a material pixel called vacuum is wrong), ``label_accuracy`` (over
+        all pixels, pores right when vacuum); ``vacuum`` (``recall``: the share of the
+        pores called vacuum, ``precision``: the share of the pixels called vacuum that are
+        pores, ``n_called_vacuum``); ``recall`` and ``precision`` per phase over material
+        pixels; ``confusion`` (truth name -> found name -> pixels, pores as ``"pore"``);
+        ``pores_called_crystalline``, ``pores_called_amorphous``; ``orientation`` (per
+        phase: ``all_right_phase`` and ``reliable``, each with ``n``, ``median_deg``,
+        ``within_2deg``) and, where the truth has it, the mean amorphous share of the
+        pixels found as each crystalline phase against the simulated one.
 
     Examples
     --------
-    >>> labels = {"0": "amorphous", "1": "Si"}
+    >>> labels = {"-1": "vacuum", "0": "amorphous", "1": "Si"}
     >>> truth = {"phase": np.array([[0, 1], [1, -1]]), "euler_deg": np.zeros((2, 2, 3))}
-    >>> maps = {"phase": np.array([[0, 1], [0, 0]]), "euler": np.zeros((2, 2, 3)),
+    >>> maps = {"phase": np.array([[0, 1], [0, -1]]), "euler": np.zeros((2, 2, 3)),
     ...         "reliability": np.full((2, 2), 50.0)}
-    >>> cmp = compare_with_truth(maps, labels, truth, labels)
-    >>> round(cmp["phase_accuracy"], 3), cmp["recall"]["Si"], cmp["orientation"]["Si"]["reliable"]["n"]
-    (0.667, 0.5, 1)
+    >>> cmp = compare_with_truth(maps, labels, truth, {"0": "amorphous", "1": "Si"})
+    >>> round(cmp["phase_accuracy"], 3), cmp["recall"]["Si"], cmp["vacuum"]["recall"]
+    (0.667, 0.5, 1.0)
+    >>> cmp["orientation"]["Si"]["reliable"]["n"]
+    1
     """
     from anodemap.diffraction.templates import misorientation_deg
 
@@ -607,13 +760,18 @@ def compare_with_truth(
     true = np.asarray(truth["phase"]).astype(np.int64)
     if found.shape != true.shape:
         raise ValueError(f"phase map {found.shape} and truth {true.shape} differ in shape")
-    # the truth's labels in the map's numbering, by name; -2: a name the map has not
+    # the truth's labels in the map's numbering, by name; -99: a name the map has not
     by_name = {name: int(k) for k, name in phase_labels.items()}
-    names = {int(k): n for k, n in truth_labels.items()}
-    true_in_map = np.full(true.shape, -2, np.int64)
+    names = {int(k): n for k, n in truth_labels.items() if int(k) >= 0}
+    true_in_map = np.full(true.shape, -99, np.int64)
     for k, name in names.items():
-        true_in_map[true == k] = by_name.get(name, -2)
+        true_in_map[true == k] = by_name.get(name, -99)
     material = true >= 0
+    pore = ~material
+    vacuum_label = by_name.get("vacuum")
+    called_vacuum = (
+        (found == vacuum_label) if vacuum_label is not None else np.zeros(found.shape, bool)
+    )
     right = material & (found == true_in_map)
     found_names = {int(k): n for k, n in phase_labels.items()}
 
@@ -621,26 +779,40 @@ def compare_with_truth(
         n = int(den.sum())
         return float((num & den).sum() / n) if n else None
 
+    def counts(where: np.ndarray) -> dict[str, int]:
+        return {
+            found_names.get(int(f), str(int(f))): int(c)
+            for f, c in zip(*np.unique(found[where], return_counts=True), strict=True)
+        }
+
     recall, precision, confusion = {}, {}, {}
     for k, name in names.items():
         t = true == k
         recall[name] = frac(right, t)
-        confusion[name] = {
-            found_names.get(int(f), str(int(f))): int(c)
-            for f, c in zip(*np.unique(found[t], return_counts=True), strict=True)
-        }
+        confusion[name] = counts(t)
+    if pore.any():
+        confusion["pore"] = counts(pore)
     for f, name in found_names.items():
-        called = material & (found == f)
-        precision[name] = frac(right, called)
+        if f >= 0:
+            precision[name] = frac(right, material & (found == f))
     amorphous = [int(k) for k, n in phase_labels.items() if n == "amorphous"]
-    crystalline_call = ~np.isin(found, amorphous) & (found >= 0)
+    crystalline_call = found > 0
     out: dict[str, Any] = {
+        "n_pixels": int(true.size),
         "n_material_pixels": int(material.sum()),
+        "n_pore_pixels": int(pore.sum()),
         "phase_accuracy": frac(right, material),
+        "label_accuracy": frac(right | (pore & called_vacuum), np.ones(true.shape, bool)),
+        "vacuum": {
+            "recall": frac(called_vacuum, pore),
+            "precision": frac(pore, called_vacuum),
+            "n_called_vacuum": int(called_vacuum.sum()),
+        },
         "recall": recall,
         "precision": precision,
         "confusion": confusion,
-        "pores_called_crystalline": int((~material & crystalline_call).sum()),
+        "pores_called_crystalline": int((pore & crystalline_call).sum()),
+        "pores_called_amorphous": int((pore & np.isin(found, amorphous)).sum()),
         "orientation": {"reliability_threshold": float(reliability_threshold)},
     }
     euler_found = np.asarray(maps["euler"], dtype=np.float64)
@@ -661,7 +833,7 @@ def compare_with_truth(
 
     share = truth.get("amorphous_intensity_share")
     for k, name in names.items():
-        if name == "amorphous" or name not in by_name:
+        if name == "amorphous" or name not in by_name or by_name[name] <= 0:
             continue
         here = right & (true == k)
         out["orientation"][name] = {
@@ -674,3 +846,72 @@ def compare_with_truth(
                 "simulated_intensity_share_mean": float(np.mean(np.asarray(share)[here])),
             }
     return out
+
+
+def truth_comparison_figure(
+    maps: dict[str, np.ndarray],
+    phase_labels: dict[str, str],
+    truth: dict[str, np.ndarray],
+    truth_labels: dict[str, str],
+    pixel_size: float,
+    units: str = "nm",
+):
+    """Truth and found label maps side by side, and the misorientation of the found
+    orientations where the phase is right.
+
+    The truth's pores are drawn as vacuum, in the map's colours (:func:`label_colours`),
+    so a pore found as vacuum looks the same in both panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from anodemap.diffraction.templates import misorientation_deg
+    from anodemap.plotting import add_scalebar, map_figure, plot_map
+
+    by_name = {name: int(k) for k, name in phase_labels.items()}
+    true = np.asarray(truth["phase"]).astype(np.int64)
+    found = np.asarray(maps["phase"]).astype(np.int64)
+    # the truth in the map's labels: pores as vacuum, a name the map has not as not analysed
+    true_in_map = np.full(true.shape, by_name.get("vacuum", -3), np.int64)
+    for k, name in truth_labels.items():
+        if int(k) >= 0:
+            true_in_map[true == int(k)] = by_name.get(name, -3)
+    fig, panels = map_figure(true.shape, 1, 3)
+    handles: list[Any] = []
+    for (ax, cax), values, title in (
+        (panels[0], true_in_map, "Truth (pores as vacuum)"),
+        (panels[1], found, "Found"),
+    ):
+        cax.remove()
+        shown = _draw_labels(ax, values, phase_labels)
+        handles += [h for h in shown if h.get_label() not in {g.get_label() for g in handles}]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=10)
+        add_scalebar(ax, pixel_size, units, true.shape[1])
+    _legend_beside(panels[1][0], handles)
+    angle = np.full(true.shape, np.nan)
+    for k, name in truth_labels.items():
+        code = by_name.get(name)
+        if code is None or code <= 0:
+            continue
+        here = (true == int(k)) & (found == code)
+        if here.any():
+            angle[here] = misorientation_deg(
+                np.asarray(maps["euler"])[here], np.asarray(truth["euler_deg"])[here], name
+            )
+    plot_map(
+        angle,
+        pixel_size=pixel_size,
+        units=units,
+        title="Misorientation where the phase is right",
+        label="degrees (10 and above: top colour)",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=10.0,
+        ax=panels[2][0],
+        cax=panels[2][1],
+        no_value_label="phase not right, or no phase",
+    )
+    return fig

@@ -12,7 +12,13 @@ Geometry and conventions
   orientation matrix ``g`` maps sample coordinates to crystal Cartesian coordinates
   (a ∥ x, c* ∥ z, see :mod:`anodemap.diffraction.crystal`). ``quaternions`` follow orix
   (a ≥ 0). The beam travels along the sample +Z axis; its direction in the crystal frame is
-  ``g @ [0, 0, 1] = (sin φ2 sin Φ, cos φ2 sin Φ, cos Φ)``.
+  ``g @ [0, 0, 1] = (sin φ2 sin Φ, cos φ2 sin Φ, cos Φ)``. With the matcher's pattern
+  axes, X runs along the pattern columns (kx) and Y along the rows (ky).
+* Other programs' sample frames, measured on the same patterns
+  (``tests/test_orientation_independent.py``): diffsims' lab frame is (X, −Y, −Z) (its
+  Ewald sphere is centred at +z/λ: its beam travels along −z), so a grain of orientation
+  ``g`` here is diffsims' rotation ``g · diag(1, −1, −1)`` drawn with its y axis reversed;
+  pyxem 0.21's ``get_orientation`` reports ``g · diag(−1, 1, −1)`` for it.
 * Spot positions are the sample-frame (X, Y) components of the reciprocal vectors, in 1/Å
   (``s = 1/d``; the pattern is calibrated in angle/λ, so no gnomonic correction is made);
   ``azimuth = atan2(s_y, s_x)`` in radians, ``r = hypot(s_x, s_y)``.
@@ -80,6 +86,19 @@ __all__ = [
 
 #: default width σ (1/Å) of the excitation-error weight exp(-(s_g/σ)²) (model choice, see above)
 DEFAULT_EXCITATION_ERROR_WIDTH = 0.01
+#: candidate widths σ (1/Å) of the orientation refinement's templates; it takes the one
+#: whose templates fit the crystalline patterns best (the largest mean over the phases of
+#: each phase's mean Q; ties keep the first, the default; ``matching.refine_orientations``).
+#: The width stands for what widens the Bragg condition in the specimen (thickness,
+#: bending, beam convergence). Measured (2026-12-07, ``docs/diffraction.md``): on diffsims
+#: patterns (Lorentzian relrods with its default 0.01 1/Å cut-off) a fixed 0.01 found tilts
+#: off a zone axis about 1.5 times too large (2° at 3-4°); 0.007 is chosen there (12 of 12
+#: scans) and the median error near zone axes falls from 0.85-1.07° to 0.66-0.83°. On
+#: anodemap's own patterns made with 0.01, 0.01 is chosen (12 of 12 electrodes); made with
+#: 0.007, 0.007 in 3 of 5 (the choice leans to the default). A wider candidate (0.014) is
+#: not offered: Si patterns favoured it on patterns made with 0.01 (48 × 48 electrode seed
+#: 0: Si within 2° fell from 0.93 to 0.87).
+REFINEMENT_EXCITATION_ERROR_WIDTHS = (DEFAULT_EXCITATION_ERROR_WIDTH, 0.007)
 #: default largest s = 1/d (1/Å) when neither s_max nor a detector shape is given (model choice)
 DEFAULT_S_MAX = 1.5
 #: precession azimuths used to integrate the intensity over the precession circle (model choice)
@@ -579,7 +598,7 @@ def _simulate(
         reach = 3.0 / thickness_a
     for start in range(0, n, chunk):
         gm = g_mats[start : start + chunk]
-        gs = np.einsum("nj,cjk->cnk", G, gm)  # sample-frame components, (C, N, 3)
+        gs = G @ gm  # sample-frame components g^T h as rows, (C, N, 3)
         dev = np.abs(gs[..., 2] + s2 / (2 * k))
         cand = dev <= reach + np.sqrt(s2) * math.sin(precession) + 1e-12
         ci, ri = np.nonzero(cand)

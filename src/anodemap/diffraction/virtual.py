@@ -71,7 +71,12 @@ __all__ = [
     "find_direct_beam",
     "image_dataset",
     "mean_pattern",
+    "mask_pixels",
     "mean_patterns",
+    "ring_level",
+    "scattered_fraction",
+    "scattered_fraction_noise",
+    "scattering_masks",
     "virtual_adf",
     "virtual_bf",
     "virtual_image",
@@ -330,7 +335,9 @@ def _estimate_radius(data: Any) -> float:
     area = float(np.count_nonzero(labels == labels[peak]))
     if sm[peak] <= bg:
         raise AnodemapInputError(
-            "no direct beam found in the first patterns; pass radius=<beam radius in px>"
+            "no direct beam found in the first patterns (their mean has no maximum above "
+            "its median level); anodemap diffraction needs patterns with the direct beam on "
+            "the detector (in Python: find_direct_beam(..., radius=<beam radius in px>))"
         )
     return max(1.0, math.sqrt(area / math.pi))
 
@@ -646,6 +653,14 @@ def find_direct_beam(
         progress=progress,
     )
     center, beam_radius = res["center"], res["radius"]
+    if not np.any(res["status"] == Status.OK):
+        n = int(np.asarray(res["status"]).size)
+        raise AnodemapInputError(
+            f"no direct beam found in any of the {n} patterns (none shows a bright disk "
+            "standing out of its background: a dark or noise-only recording, a beam off the "
+            "detector, or not diffraction patterns); anodemap diffraction needs patterns "
+            "with the direct beam on the detector"
+        )
     moved = np.zeros(res["status"].shape, dtype=bool)
     if guess is None:  # with a guess the user has said where the beam is
         center, beam_radius, moved = _consistent_centres(
@@ -869,6 +884,247 @@ def virtual_images(
         scheduler=scheduler,
         progress=progress,
     )
+
+
+# The detector's outermost ring whose level is taken for the floor of scattered_fraction
+# (model choices: 3 px wide, the mean of its pixels between their 5th and 95th percentiles:
+# a Bragg spot or two on the ring do not move it, and unlike a median it keeps the mean of
+# skewed noise, such as read noise clipped at 0 by an unsigned integer type).
+_FLOOR_RING_PX = 3.0
+_FLOOR_TRIM = 0.05
+
+
+def scattering_masks(
+    beam_radius_px: float, centres: Any, pattern_shape: tuple[int, int]
+) -> dict[str, Disk | Annulus]:
+    """The three masks of :func:`scattered_fraction`.
+
+    ``"beam"``: the direct beam, a disk of ``beam_radius_px`` (the measured beam radius and
+    a pixel's margin); ``"scattered"``: the annulus from twice that radius (past the beam's
+    own tail) to the largest circle inside the detector around the median centre;
+    ``"floor"``: the outermost 3 px of that annulus, whose level (:func:`ring_level`) is
+    the detector's floor: the dark level, clipped read noise, and what little is
+    scattered that far out.
+
+    Examples
+    --------
+    >>> m = scattering_masks(3.0, [[31.5, 31.5]], (64, 64))
+    >>> m["beam"].radius, m["scattered"].inner, m["scattered"].outer, m["floor"].inner
+    (3.0, 6.0, 31.5, 28.5)
+    """
+    cy, cx = np.nanmedian(np.asarray(centres, dtype=float).reshape(-1, 2), axis=0)
+    edge = float(min(cy, cx, pattern_shape[0] - 1 - cy, pattern_shape[1] - 1 - cx))
+    r = float(beam_radius_px)
+    outer = max(2.0 * r + 1.0, edge)
+    return {
+        "beam": Disk(r),
+        "scattered": Annulus(2.0 * r, outer),
+        "floor": Annulus(max(2.0 * r, outer - _FLOOR_RING_PX), outer),
+    }
+
+
+def mask_pixels(spec: Disk | Annulus, center: Any, pattern_shape: tuple[int, int]) -> int:
+    """Number of detector pixels in a disk or annulus around ``center`` (the median of a
+    centre map), by the rule of :func:`virtual_images`.
+
+    Examples
+    --------
+    >>> mask_pixels(Disk(1.0), (2.0, 2.0), (5, 5))
+    5
+    """
+    c = np.nanmedian(np.asarray(center, dtype=float).reshape(-1, 2), axis=0)
+    yy, xx = np.mgrid[: pattern_shape[0], : pattern_shape[1]]
+    d2 = (yy - c[0]) ** 2 + (xx - c[1]) ** 2
+    return int(np.count_nonzero(_geometric_mask(spec, d2)))
+
+
+@numba.njit(parallel=True, cache=True)
+def _ring_level_kernel(patterns, centres, inner, outer, trim, level, spread):
+    """Mean and standard deviation of the pixels of each pattern with
+    ``inner <= d <= outer`` from its centre, between their ``trim`` and ``1 - trim``
+    quantiles (NaN for an empty ring)."""
+    n, h, w = patterns.shape
+    for i in numba.prange(n):
+        buf = np.empty(h * w, np.float64)
+        k = 0
+        for y in range(h):
+            dy = y - centres[i, 0]
+            for x in range(w):
+                dx = x - centres[i, 1]
+                d2 = dy * dy + dx * dx
+                if inner * inner <= d2 <= outer * outer:
+                    buf[k] = patterns[i, y, x]
+                    k += 1
+        if k == 0:
+            level[i] = np.nan
+            spread[i] = np.nan
+            continue
+        v = np.sort(buf[:k])
+        lo = int(trim * k)
+        hi = max(lo + 1, k - lo)
+        level[i] = v[lo:hi].mean()
+        spread[i] = v[lo:hi].std()
+
+
+def _trimmed_std_factor(trim: float) -> float:
+    """Standard deviation of a normal sample over that of its middle ``1 - 2 trim`` (the
+    truncated normal's variance is ``1 - 2 a φ(a) / (1 - 2 trim)``, ``a`` its quantile)."""
+    if trim <= 0:
+        return 1.0
+    from scipy.stats import norm
+
+    a = float(norm.ppf(1.0 - trim))
+    return 1.0 / math.sqrt(1.0 - 2.0 * a * float(norm.pdf(a)) / (1.0 - 2.0 * trim))
+
+
+def _ring_level_block(block: np.ndarray, centres: np.ndarray, *, ring: Annulus, trim: float):
+    level = np.empty(block.shape[0], np.float64)
+    spread = np.empty(block.shape[0], np.float64)
+    data = np.ascontiguousarray(block, dtype=np.float32)
+    c = np.ascontiguousarray(centres, dtype=np.float64)
+    _ring_level_kernel(data, c, float(ring.inner), float(ring.outer), float(trim), level, spread)
+    return {"level": level, "spread": spread}
+
+
+def ring_level(
+    data: Any,
+    ring: Annulus,
+    *,
+    center: Any = None,
+    trim: float = _FLOOR_TRIM,
+    spread: bool = False,
+    rows_per_chunk: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Level of each pattern on a ring: the mean of its pixels there, the highest and the
+    lowest ``trim`` of them left out.
+
+    A few Bragg spots on the ring do not move it; on the detector's outermost ring it
+    measures the floor of :func:`scattered_fraction`.
+
+    Parameters
+    ----------
+    data : Dataset or array, shape (ny, nx, ky, kx)
+    ring : Annulus
+        Radii in px around each pattern's centre (``inner <= d <= outer``).
+    center : None, (cy, cx), ndarray (ny, nx, 2) or DirectBeam
+        As :func:`virtual_images`.
+    trim : float
+        Share of the ring's pixels left out at each end (model choice 0.05).
+    spread : bool
+        Also return the pixels' standard deviation there (from the same middle share,
+        scaled to a normal distribution's): the noise per pixel where nothing scatters.
+    rows_per_chunk, client, scheduler, progress
+        Execution, as :func:`anodemap._compute.map_pixels`.
+
+    Returns
+    -------
+    ndarray (ny, nx), or (level, spread)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.full((1, 2, 16, 16), 2.0)
+    >>> data[0, 0, 7, 2] = 500.0                    # a spot on the ring
+    >>> ring_level(data, Annulus(4.5, 6.5), center=(7.5, 7.5)).tolist()
+    [[2.0, 2.0]]
+    """
+    shape = require_4d(data)
+    arr = _array(data)
+    sig = (shape[2], shape[3])
+    if not (0 <= ring.inner <= ring.outer) or not 0 <= trim < 0.5:
+        raise AnodemapInputError(f"ring {ring}, trim {trim}: need 0 <= inner <= outer, trim < 0.5")
+    fixed, cmap = _resolve_center(center, shape[:2], sig)
+    if cmap is None:
+        cmap = np.broadcast_to(np.asarray(fixed, float), tuple(shape[:2]) + (2,))
+    res = map_pixels(
+        _ring_level_block,
+        arr,
+        sig_ndim=2,
+        outputs={"level": OutputSpec(), "spread": OutputSpec()},
+        extras=(np.ascontiguousarray(cmap, dtype=np.float64),),
+        kwargs={"ring": ring, "trim": float(trim)},
+        rows_per_chunk=_rows(arr, rows_per_chunk),
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    level = np.asarray(res["level"])
+    if not spread:
+        return level
+    return level, np.asarray(res["spread"]) * _trimmed_std_factor(trim)
+
+
+def scattered_fraction(
+    beam: Any,
+    scattered: Any,
+    floor: Any = None,
+    pixels: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Counts scattered outside the direct beam per count in it, pattern by pattern.
+
+    ``beam`` and ``scattered`` are the virtual images of the masks of
+    :func:`scattering_masks`, ``pixels`` their numbers of pixels (:func:`mask_pixels`),
+    ``floor`` the level of its floor ring (:func:`ring_level`), taken off every pixel
+    first::
+
+        f = (S - F n_S) / (B - F n_B)
+
+    so that a detector offset or clipped read noise (a count or so per pixel over
+    thousands of pixels) does not pass for scattering. A specimen scatters a share of the
+    electrons that grows with its thickness, most of it near the beam; vacuum leaves the
+    beam alone. Where the beam holds no counts the fraction is ``inf`` (the beam is
+    blocked or absent: no vacuum). A saturated beam makes the fraction too large.
+
+    Examples
+    --------
+    >>> scattered_fraction([1000.0, 1000.0, 0.0], [2.0, 300.0, 5.0]).tolist()
+    [0.002, 0.3, inf]
+    >>> # an offset of one count per pixel on 50 beam and 1000 annulus pixels
+    >>> float(scattered_fraction(1050.0, 1002.0, 1.0, (50, 1000))[()])
+    0.002
+    """
+    b = np.asarray(beam, dtype=np.float64)
+    s = np.asarray(scattered, dtype=np.float64)
+    if floor is not None:
+        if pixels is None:
+            raise AnodemapInputError("scattered_fraction: give the masks' pixel numbers")
+        level = np.nan_to_num(np.asarray(floor, dtype=np.float64))
+        b = b - level * float(pixels[0])
+        s = s - level * float(pixels[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, s / np.where(b > 0, b, 1.0), np.inf)
+
+
+def scattered_fraction_noise(
+    beam: Any, floor: Any, spread: Any, pixels: tuple[int, int, int]
+) -> np.ndarray:
+    """Standard deviation of :func:`scattered_fraction` from the detector's noise.
+
+    ``spread`` is the noise per pixel measured on the floor ring (:func:`ring_level` with
+    ``spread=True``), ``pixels`` the numbers of pixels of the beam, the annulus and the
+    floor ring. The annulus sum carries ``n_S`` pixels of noise, the floor taken off it
+    ``n_S`` times the error of a mean over the ring's middle 90 %::
+
+        σ_f = σ sqrt(n_S (1 + n_S / (0.9 n_F))) / (B - F n_B)
+
+    On the floor ring of a pattern with a specimen ``σ`` also holds what it scatters
+    there, which errs on the side of a larger noise.
+
+    Examples
+    --------
+    >>> round(float(scattered_fraction_noise(1e5, 0.0, 1.0, (50, 3000, 500))[()]), 4)
+    0.0015
+    """
+    b = np.asarray(beam, dtype=np.float64) - np.nan_to_num(
+        np.asarray(floor, dtype=np.float64)
+    ) * float(pixels[0])
+    n_s, n_f = float(pixels[1]), max(1.0, 0.9 * float(pixels[2]))
+    sigma = np.asarray(spread, dtype=np.float64) * math.sqrt(n_s * (1.0 + n_s / n_f))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, sigma / np.where(b > 0, b, 1.0), np.inf)
 
 
 def virtual_bf(
@@ -1245,7 +1501,8 @@ def averaged_patterns(
     labels : ndarray of int (ny, nx)
         Region of each scan position: ``0 .. n_labels - 1``; negative: in none.
     n_labels : int, optional
-        Number of regions (default: the largest label + 1).
+        Number of regions (default: the largest label + 1). Given, a label map that
+        selects no position gives NaN averages and zero counts, without reading the data.
     center : ndarray (ny, nx, 2) or DirectBeam
         Each pattern's beam centre (pixels).
     calibration : ReciprocalCalibration or float, optional
@@ -1292,6 +1549,14 @@ def averaged_patterns(
     if not top > 0:
         raise AnodemapInputError("the centres lie on or outside the detector edge")
     n_bins = int(math.floor(top / width)) + 1
+    if n_labels is not None and lab.shape == nav and not np.any((lab >= 0) & (lab < n_labels)):
+        # no pattern in any group (a scan of vacuum): nothing to read
+        k = int(n_labels)
+        return (
+            np.full((k, *sig), np.nan),
+            np.zeros(k, np.int64),
+            AzimuthalProfile(np.arange(n_bins) * width, np.full((k, n_bins), np.nan), cal),
+        )
     means, n_patterns, num, den = _grouped(
         data,
         labels,
