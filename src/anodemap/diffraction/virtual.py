@@ -938,13 +938,16 @@ def mask_pixels(spec: Disk | Annulus, center: Any, pattern_shape: tuple[int, int
     return int(np.count_nonzero(_geometric_mask(spec, d2)))
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True, nogil=True)
 def _ring_level_kernel(patterns, centres, inner, outer, trim, level, spread):
     """Mean and standard deviation of the pixels of each pattern with
     ``inner <= d <= outer`` from its centre, between their ``trim`` and ``1 - trim``
-    quantiles (NaN for an empty ring)."""
+    quantiles (NaN for an empty ring).
+
+    Serial: :func:`ring_level` runs chunks of rows on every core already, and a parallel
+    loop around the sort took 4-5 s to compile on the first run."""
     n, h, w = patterns.shape
-    for i in numba.prange(n):
+    for i in range(n):
         buf = np.empty(h * w, np.float64)
         k = 0
         for y in range(h):
