@@ -76,7 +76,9 @@ def add_scalebar(ax: Any, pixel_size: float, units: str, n_pixels_x: int, color:
         frameon=True,
         sep=4,
         borderpad=0.3,
-        size_vertical=max(n_pixels_x / 100, 0.5),
+        # a fixed share of the map's width: the same thickness on a 3 x 2 scan as on a
+        # 256 x 256 one (a floor in pixels made a block of a tiny map)
+        size_vertical=n_pixels_x / 80,
         fontproperties=FontProperties(size=9, weight="bold"),
     )
     bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")

@@ -33,26 +33,35 @@ __all__ = [
 # map name -> (file stem, title, units)
 _MAPS = {
     "phase": ("phase", "Label: vacuum, amorphous, a phase, ... (summary.json phase_labels)", ""),
-    "correlation": ("correlation", "Correlation index Q", ""),
+    "correlation": ("correlation", "Correlation index Q", "Q (0 to 1)"),
     "reliability": ("reliability", "Orientation reliability 100(1 - Q2/Q1)", "%"),
     "phase_reliability": ("phase_reliability", "Phase reliability 100(1 - Q2/Q1)", "%"),
-    "amorphous_share": ("amorphous_share", "Amorphous share of the pattern intensity", ""),
+    "amorphous_share": (
+        "amorphous_share",
+        "Amorphous share of the pattern intensity",
+        "share of the intensity (0 to 1)",
+    ),
     "virtual_bf": ("virtual_bf", "Virtual bright field", "counts"),
     "virtual_adf": ("virtual_adf", "Virtual annular dark field", "counts"),
     "spot_match": (
         "spot_match",
         "Agreement of the spots with the best template (crystalline: not indexed below "
         "summary.json settings.labels.min_spot_match)",
-        "",
+        "agreement (0 to 1)",
     ),
     "scattered_fraction": (
         "scattered_fraction",
         "Counts outside the direct beam per count in it (vacuum below "
         "summary.json settings.labels.vacuum_scattered_fraction)",
-        "",
+        "counts outside / counts in the beam",
     ),
     "status": ("match_status", "Matching status (summary.json status_legend)", ""),
 }
+
+# Maps drawn over material patterns only (vacuum and patterns not analysed: no value)
+_MATERIAL_ONLY = frozenset(
+    {"correlation", "reliability", "phase_reliability", "amorphous_share", "spot_match"}
+)
 
 # Colours of the phase map by label (model choice, the colour-blind-safe Okabe-Ito
 # palette): amorphous grey, then one colour per phase; vacuum black, crystalline not
@@ -492,6 +501,11 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     # phase and orientation maps (measured: one averaged-pattern figure about 0.3 s, a
     # map 0.05-0.09 s)
     names = []
+    # values of the matching mean nothing where there is no specimen or no pattern
+    from anodemap.diffraction.matching import LABEL_NOT_ANALYSED, LABEL_VACUUM
+
+    phase_map = np.asarray(result.maps["phase"])
+    material = (phase_map != LABEL_VACUUM) & (phase_map != LABEL_NOT_ANALYSED)
     for k, (key, cmap_name) in enumerate(
         (
             ("virtual_bf", "gray"),
@@ -508,6 +522,8 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
             continue
         stem, title, unit = _MAPS[key]
         options = {"pixel_size": size, "units": units, "title": title, "label": unit}
+        if key in _MATERIAL_ONLY:
+            options |= {"valid": material, "no_value_label": "vacuum, not analysed"}
         args = (np.asarray(result.maps[key]), outdir / f"{stem}.png")
         if k < 3:
             jobs.append(worker.submit(map_png, *args, cmap=cmap_name, **options))
@@ -605,6 +621,12 @@ def phase_map_figure(
     return fig
 
 
+# Orientation reliability from which the IPF map shows full colour (model choice, as
+# ASTAR overlays the reliability; 10 is where orientations are trusted, see
+# compare_with_truth)
+_IPF_FULL_RELIABILITY = 20.0
+
+
 def _ipf_figure(result: Any, size: float | None, units: str):
     """Orientation map coloured by the IPF along the beam (sample Z), with its key.
 
@@ -657,7 +679,7 @@ def _ipf_figure(result: Any, size: float | None, units: str):
     if not coloured.any():
         return None
     rel = np.nan_to_num(np.asarray(result.maps["reliability"], float))
-    shade = np.clip(0.35 + 0.65 * rel / 20.0, 0.35, 1.0)
+    shade = np.clip(0.35 + 0.65 * rel / _IPF_FULL_RELIABILITY, 0.35, 1.0)
     rgb[coloured, :3] *= shade[coloured, None]
     fig, [(ax, cax)] = map_figure(phase.shape, cbar_label_inches=0.7)
     cax.remove()
@@ -665,7 +687,11 @@ def _ipf_figure(result: Any, size: float | None, units: str):
     ax.imshow(rgb, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title("Orientation, IPF along the beam (Z)", fontsize=10)
+    ax.set_title(
+        "Orientation, IPF along the beam (Z); darker where the\n"
+        f"orientation reliability is below {_IPF_FULL_RELIABILITY:g} (35 % brightness at 0)",
+        fontsize=8,
+    )
     if size:
         add_scalebar(ax, size, units, phase.shape[1])
     box = ax.get_position()
@@ -673,6 +699,8 @@ def _ipf_figure(result: Any, size: float | None, units: str):
         (box.x1 + 0.01, box.y1 - 0.32 * box.height, 0.2 * box.width, 0.3 * box.height)
     )
     draw_ipf_key(key_ax, "m-3m")
+    keyed = [result.phase_labels[k] for k, g in laue.items() if int(k) > 0 and g == "m-3m"]
+    key_ax.set_title(f"IPF-Z, m-3m\n({', '.join(keyed)})", fontsize=8)
     if handles:
         key_ax.legend(
             handles=handles,

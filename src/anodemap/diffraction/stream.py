@@ -1737,7 +1737,7 @@ def write_blo(
     if step is None:
         notes.append("scan step not calibrated (1 nm written)")
         warnings.warn(
-            f"{path}: the scan step is unknown; 1 nm per pixel is written (pass scan_step)",
+            f"{path}: the scan step is unknown; 1 nm per pixel is written (pass --scan-step NM; scan_step= in Python)",
             stacklevel=2,
         )
     tem = dataset.get_meta("Acquisition_instrument.TEM", {}) or {}
