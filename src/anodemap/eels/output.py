@@ -90,6 +90,10 @@ _STATUS_COLOURS = {
     Status.BACKGROUND_NO_COUNTS: "#EE7733",  # orange
     Status.BACKGROUND_EXPONENT: "#332288",  # indigo
     Status.TOO_THICK: "#DDCC77",  # sand (never in a map with yellow)
+    # the diffraction codes never occur in an EELS map; coloured so that any status map
+    # can be drawn
+    Status.VACUUM: "#111111",  # near black
+    Status.NOT_INDEXED: "#CC79A7",  # reddish purple, as the diffraction phase map
 }
 
 
