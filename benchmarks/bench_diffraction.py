@@ -217,7 +217,15 @@ def _pyxem_maps(om, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     index = data[..., 0, 0].astype(int)
     pred = np.searchsorted(np.cumsum(sizes), index, side="right") + 1
     rot = om.to_rotation()
-    euler = np.rad2deg(rot.to_euler()).reshape(*index.shape, -1, 3)[..., 0, :]
+    # pyxem 0.21 reports, for patterns drawn in anodemap's sample frame (X along kx, Y
+    # along ky, beam along +Z), the rotation g diag(-1, 1, -1) where anodemap reports g
+    # (tests/test_orientation_independent.py checks it): brought into anodemap's frame
+    # before it is compared with the truth
+    g = rot.to_matrix().reshape(-1, 3, 3) @ np.diag([-1.0, 1.0, -1.0])
+    from orix.quaternion import Rotation
+
+    euler = np.rad2deg(Rotation.from_matrix(g).to_euler())
+    euler = euler.reshape(*index.shape, -1, 3)[..., 0, :]
     return pred, euler
 
 
