@@ -353,6 +353,11 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
 
         regions = load_regions(args.regions, ds.nav_shape)
         _log(f"regions: {len(np.unique(regions[regions > 0]))} from {args.regions}")
+    preload = None
+    if not args.no_figures:
+        from anodemap.plotting import import_in_background
+
+        preload = import_in_background()  # for this process's share of the figures
     client = _client(args.scheduler)
     try:
         result = analyse_diffraction(
@@ -361,6 +366,8 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
     finally:
         if client is not None:
             client.close()
+    if preload is not None:
+        preload.join()
     summary = write_diffraction_results(
         result, args.output, figures=not args.no_figures, worker=worker
     )

@@ -58,6 +58,9 @@ _MAPS = {
     "status": ("match_status", "Matching status (summary.json status_legend)", ""),
 }
 
+# How many of the map figures the figure worker draws (the rest: this process)
+_WORKER_MAPS = 5
+
 # Maps drawn over material patterns only (vacuum and patterns not analysed: no value)
 _MATERIAL_ONLY = frozenset(
     {"correlation", "reliability", "phase_reliability", "amorphous_share", "spot_match"}
@@ -497,9 +500,10 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
             )
             path = outdir / f"{_AVERAGE_STEMS[kind]}_patterns.png"
             jobs.append(worker.submit(averaged_patterns_png, avg, rings, colours, path))
-    # the maps: the worker's three take about as long as this process's three with the
-    # phase and orientation maps (measured: one averaged-pattern figure about 0.3 s, a
-    # map 0.05-0.09 s)
+    # the maps: the worker's first five (after the averaged patterns) take about as long
+    # as this process's three with the phase and orientation maps (measured: one
+    # averaged-pattern figure about 0.3 s, a map 0.1-0.2 s, the phase and IPF maps about
+    # 0.3 s each)
     names = []
     # values of the matching mean nothing where there is no specimen or no pattern
     from anodemap.diffraction.matching import LABEL_NOT_ANALYSED, LABEL_VACUUM
@@ -525,7 +529,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
         if key in _MATERIAL_ONLY:
             options |= {"valid": material, "no_value_label": "vacuum, not analysed"}
         args = (np.asarray(result.maps[key]), outdir / f"{stem}.png")
-        if k < 3:
+        if k < _WORKER_MAPS:
             jobs.append(worker.submit(map_png, *args, cmap=cmap_name, **options))
         else:
             names.append(map_png(*args, cmap=cmap_name, **options).name)

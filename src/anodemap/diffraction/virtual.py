@@ -974,10 +974,11 @@ def _trimmed_std_factor(trim: float) -> float:
     truncated normal's variance is ``1 - 2 a φ(a) / (1 - 2 trim)``, ``a`` its quantile)."""
     if trim <= 0:
         return 1.0
-    from scipy.stats import norm
+    from statistics import NormalDist  # the standard library's: scipy.stats costs 0.4 s
 
-    a = float(norm.ppf(1.0 - trim))
-    return 1.0 / math.sqrt(1.0 - 2.0 * a * float(norm.pdf(a)) / (1.0 - 2.0 * trim))
+    a = NormalDist().inv_cdf(1.0 - trim)
+    pdf = math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    return 1.0 / math.sqrt(1.0 - 2.0 * a * pdf / (1.0 - 2.0 * trim))
 
 
 def _ring_level_block(block: np.ndarray, centres: np.ndarray, *, ring: Annulus, trim: float):
