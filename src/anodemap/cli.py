@@ -10,8 +10,10 @@ $ anodemap demo -o demo_out/
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- eels
 def _parameters(args: argparse.Namespace):
     from anodemap.eels.pipeline import EELSParameters
+    from anodemap.errors import AnodemapInputError
 
     p = EELSParameters(deconvolve=args.deconvolve, rl_iterations=args.iterations, model=args.model)
     if args.window is not None:
@@ -191,32 +194,52 @@ def _parameters(args: argparse.Namespace):
             except ValueError:
                 words = []
         if not isinstance(p.window, str) and len(words) != 2:
-            raise AnodemapError(
+            raise AnodemapInputError(
                 f"--window {' '.join(args.window)}: give two energies in eV (--window 24 40) "
                 "or --window auto"
             )
+        if not isinstance(p.window, str):
+            lo, hi = p.window
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+                raise AnodemapInputError(
+                    f"--window {' '.join(args.window)}: give two finite energies in eV, "
+                    "0 < LO < HI (e.g. --window 8 25), or --window auto"
+                )
     return p
 
 
-def _client(address: str | None):
+def _client(address: str | None, *inputs: Any):
+    """A client of the dask scheduler at ``address`` (``--scheduler``; None: run here).
+
+    Fails within seconds, with what to do, when the scheduler cannot be reached or has no
+    workers, or when its workers cannot read ``inputs`` at their absolute paths.
+    """
     if not address:
         return None
-    from distributed import Client
+    from anodemap._compute import connect_cluster
 
     _log(f"connecting to the dask scheduler at {address}")
-    return Client(address, set_as_default=False)
+    return connect_cluster(address, reads=inputs)
 
 
 def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
+    from anodemap.eels.output import output_names
+    from anodemap.io.outdir import command_line, output_folder
     from anodemap.plotting import FigureWorker
 
-    # started first, the figure process imports matplotlib while this one imports the
-    # analysis, reads and computes
-    worker = FigureWorker(processes=0 if args.no_figures else 1)
-    try:
-        return _analyse_and_write_eels(input_path, outdir, args, worker)
-    finally:
-        worker.close()
+    # the folder is checked and held before anything is read (anodemap.io.outdir); its
+    # summary.json names the input
+    inputs = [input_path, getattr(args, "calibration", None)]
+    with output_folder(
+        outdir, inputs=inputs, writes=output_names(), command_line=command_line(args), log=_log
+    ):
+        # started first, the figure process imports matplotlib while this one imports the
+        # analysis, reads and computes
+        worker = FigureWorker(processes=0 if args.no_figures else 1)
+        try:
+            return _analyse_and_write_eels(input_path, outdir, args, worker)
+        finally:
+            worker.close()
 
 
 def _analyse_and_write_eels(
@@ -248,7 +271,7 @@ def _analyse_and_write_eels(
         from anodemap.plotting import import_in_background
 
         preload = import_in_background()  # for this process's share of the figures
-    client = _client(args.scheduler)
+    client = _client(args.scheduler, input_path)
     try:
         result = analyse_eels(
             ds, params, calibration=cal, client=client, progress=not args.no_progress
@@ -311,11 +334,22 @@ def cmd_eels(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------- diffraction
 def cmd_diffraction(args: argparse.Namespace) -> int:
+    from anodemap.diffraction.output import output_names
+    from anodemap.io.outdir import command_line, output_folder
     from anodemap.plotting import FigureWorker
 
-    # started first, the figure process imports matplotlib while this one works
-    with FigureWorker(processes=0 if args.no_figures else 1) as worker:
-        return _diffraction(args, worker)
+    # the folder is checked and held before anything is read (anodemap.io.outdir); its
+    # summary.json names the input
+    with output_folder(
+        args.output,
+        inputs=[args.input, args.regions],
+        writes=output_names(),
+        command_line=command_line(args),
+        log=_log,
+    ):
+        # started first, the figure process imports matplotlib while this one works
+        with FigureWorker(processes=0 if args.no_figures else 1) as worker:
+            return _diffraction(args, worker)
 
 
 def _diffraction(args: argparse.Namespace, worker: Any) -> int:
@@ -358,7 +392,7 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         from anodemap.plotting import import_in_background
 
         preload = import_in_background()  # for this process's share of the figures
-    client = _client(args.scheduler)
+    client = _client(args.scheduler, args.input)
     try:
         result = analyse_diffraction(
             ds, p, client=client, progress=not args.no_progress, regions=regions
@@ -411,44 +445,64 @@ def _with_scan_step(ds: Any, step: float) -> Any:
 # -------------------------------------------------------------------- stream
 def cmd_stream(args: argparse.Namespace) -> int:
     from anodemap.diffraction.stream import stream_to_file
+    from anodemap.io.outdir import command_line, output_files
     from anodemap.io.results import write_json
 
-    outs = [Path(o) for o in args.output]
-    _log(f"reading the recording {args.input}")
-    plan = stream_to_file(
-        args.input,
-        outs,
-        tuple(args.scan_shape) if args.scan_shape else None,
-        first_frame=args.first_frame,
-        last_frame=args.last_frame,
-        serpentine=args.serpentine,
-        hysteresis=args.hysteresis,
-        use_headers=not args.no_headers,
-        scan_step=args.scan_step,
-        reciprocal_pixel_size=args.reciprocal_pixel_size,
-        beam_energy=args.beam_energy,
-        camera_length=args.camera_length,
-        intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
-        allow_truncated=args.allow_truncated,
-        progress=not args.no_progress,
-        single_pass=not args.two_pass,
-    )
-    if args.no_progress:  # with progress, the library has said it before writing
-        print(plan.summary(), file=sys.stderr)
-    sp = plan.scores.get("single_pass")
-    if sp:
-        _log(
-            f"{sp['written_while_reading']} of {sp['blocks']} blocks of rows written while "
-            f"reading, {sp['written_after']} after"
+    # the outputs are checked and held before the recording is read (anodemap.io.outdir)
+    held = output_files(args.output, inputs=[args.input], command_line=command_line(args), log=_log)
+    with held as outs:
+        _log(f"reading the recording {args.input}")
+        plan = stream_to_file(
+            args.input,
+            outs,
+            tuple(args.scan_shape) if args.scan_shape else None,
+            first_frame=args.first_frame,
+            last_frame=args.last_frame,
+            serpentine=args.serpentine,
+            hysteresis=args.hysteresis,
+            use_headers=not args.no_headers,
+            scan_step=args.scan_step,
+            reciprocal_pixel_size=args.reciprocal_pixel_size,
+            beam_energy=args.beam_energy,
+            camera_length=args.camera_length,
+            intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
+            allow_truncated=args.allow_truncated,
+            progress=not args.no_progress,
+            single_pass=not args.two_pass,
         )
-    for out in outs:
-        report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
-        _log(f"wrote {out} and the scan report {report}")
-    return 0
+        if args.no_progress:  # with progress, the library has said it before writing
+            print(plan.summary(), file=sys.stderr)
+        sp = plan.scores.get("single_pass")
+        if sp:
+            _log(
+                f"{sp['written_while_reading']} of {sp['blocks']} blocks of rows written while "
+                f"reading, {sp['written_after']} after"
+            )
+        for out in outs:
+            report = write_json(plan.as_dict(), out.with_name(out.name + ".scan.json"))
+            _log(f"wrote {out} and the scan report {report}")
+        return 0
 
 
 # ---------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
+    from anodemap.eels.output import output_names
+    from anodemap.io.outdir import command_line, output_folder
+
+    comparison = ["truth_comparison.json", "truth_comparison.png"]
+    with output_folder(
+        args.output,
+        writes=[*output_names(), *comparison],
+        command_line=command_line(args),
+        log=_log,
+    ) as folder:
+        # an earlier run's comparison must not sit beside this run's maps until rewritten
+        folder.discard(comparison)
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``anodemap demo`` in its held output folder (:func:`cmd_demo`)."""
     import numpy as np
 
     from anodemap.eels.output import compare_with_truth
@@ -509,14 +563,8 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     and the maps written are compared with the truth
     (``diffraction/truth_comparison.json``, ``diffraction/truth_comparison.png``).
     """
-    import json
-
-    import numpy as np
-
-    from anodemap.diffraction.output import compare_with_truth
-    from anodemap.io import load
-    from anodemap.io.results import write_json
-    from anodemap.synth.tvips import compare_scan_with_truth
+    from anodemap.diffraction.output import output_names
+    from anodemap.io.outdir import output_folder
 
     shape = tuple(args.shape)
     precession = 0.4  # degrees: the paper's SPED (Methods), as `anodemap simulate diffraction`
@@ -530,6 +578,27 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         tvips=True,
     )
     dout = out / "diffraction"
+    comparison = ["truth_comparison.json", "truth_comparison.png"]
+    with output_folder(dout, writes=[*output_names(), *comparison], log=_log) as folder:
+        # held from the stream to the comparison; an earlier run's comparison must not
+        # sit beside this run's maps until rewritten
+        folder.discard(comparison)
+        return _demo_diffraction_in(dout, sim, precession, args)
+
+
+def _demo_diffraction_in(
+    dout: Path, sim: dict[str, Any], precession: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """:func:`_demo_diffraction` once its output folder is held."""
+    import json
+
+    import numpy as np
+
+    from anodemap.diffraction.output import compare_with_truth
+    from anodemap.io import load
+    from anodemap.io.results import write_json
+    from anodemap.synth.tvips import compare_scan_with_truth
+
     scan = dout / "scan.zspy"
     quiet = ["--no-progress"] if args.no_progress else []
     stream_argv = [
@@ -553,6 +622,7 @@ def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     for argv in (stream_argv, maps_argv):
         _log("$ anodemap " + " ".join(argv))
         sub = parser.parse_args(argv)
+        sub.argv = argv  # recorded in the summary as the command it is
         sub.func(sub)
 
     truth_dir = sim["truth_dir"]
@@ -665,10 +735,99 @@ def _truth_figure(result: Any, truth: dict, path: Path) -> None:
 
 
 # -------------------------------------------------------------------- parser
+def _number(
+    kind: type = float, *, above: float | None = None, least: float | None = None, unit: str = ""
+) -> Any:
+    """An argparse ``type=`` that parses a finite number and checks its range.
+
+    A value out of range raises :class:`argparse.ArgumentTypeError`, which argparse turns
+    into ``anodemap CMD: error: argument --OPTION: ...`` and exit code 2, before anything
+    is read or computed.
+
+    Parameters
+    ----------
+    kind : {float, int}
+        Parse as a real or a whole number.
+    above : float, optional
+        The value must be greater than this.
+    least : float, optional
+        The value must be at least this.
+    unit : str
+        Named in the message after the bound (``" eV"``, ``" nm"``, ...).
+
+    Examples
+    --------
+    >>> _number(int, least=1)("3")
+    3
+    >>> _number(above=0, unit=" keV")("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be greater than 0 keV, not 0
+    """
+    whole = kind is int
+
+    def parse(text: str) -> Any:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole number' if whole else 'number'}"
+            ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+        if above is not None and not value > above:
+            raise argparse.ArgumentTypeError(f"must be greater than {above:g}{unit}, not {text}")
+        if least is not None and not value >= least:
+            raise argparse.ArgumentTypeError(f"must be at least {least:g}{unit}, not {text}")
+        return value
+
+    parse.__name__ = "whole number" if whole else "number"  # argparse's fallback wording
+    return parse
+
+
+# the ranges of the command line's numbers (what a value outside would do: a negative
+# count or an empty scan cannot run; a zero beam energy or length has no wavelength or
+# calibration; a zero step would never end)
+_COUNT = _number(int, least=1)
+_INDEX = _number(int, least=0)
+_NON_NEGATIVE = _number(least=0)
+_KEV = _number(above=0, unit=" keV")
+_MM = _number(above=0, unit=" mm")
+_NM = _number(above=0, unit=" nm")
+_PER_A = _number(above=0, unit=" 1/Å per pixel")
+_DEG = _number(least=0, unit=" degrees")
+_STEP_DEG = _number(above=0, unit=" degrees")
+_GB = _number(least=0, unit=" GB")
+# patterns smaller than this cannot hold a direct beam and rings (anodemap.io.kinds)
+_PATTERN_PX = _number(int, least=16, unit=" pixels")
+# the simulated electrode's phantom needs this many pixels a side (anodemap.synth.phantom)
+_PHANTOM_PX = _number(int, least=8, unit=" x 8 pixels")
+
+
+class _WindowAction(argparse.Action):
+    """``--window LO HI | auto`` checked where it is parsed: two finite energies in eV,
+    0 < LO < HI, or the word auto (exit code 2 with the option named, as for numbers)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        words = list(values)
+        if [w.lower() for w in words] != ["auto"]:
+            try:
+                lo, hi = (float(w) for w in words)
+            except ValueError:
+                lo = hi = math.nan
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+                parser.error(
+                    f"argument {option_string}: give two finite energies in eV, 0 < LO < HI "
+                    f"(e.g. --window 8 25), or --window auto, not {' '.join(words)}"
+                )
+        setattr(namespace, self.dest, words)
+
+
 def _add_eels_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--window",
         nargs="+",
+        action=_WindowAction,
         metavar="LO HI | auto",
         help=(
             "plasmon fit window in eV (default 8 25), or 'auto': around the strongest loss "
@@ -686,7 +845,9 @@ def _add_eels_options(p: argparse.ArgumentParser) -> None:
         default="rl",
         help="zero-loss deconvolution before fitting (default rl: Richardson-Lucy)",
     )
-    p.add_argument("--iterations", type=int, default=15, help="Richardson-Lucy iterations")
+    p.add_argument(
+        "--iterations", type=_COUNT, default=15, help="Richardson-Lucy iterations (at least 1)"
+    )
     p.add_argument(
         "--model",
         choices=["lorentzian", "drude"],
@@ -722,15 +883,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="write a simulated electrode dataset with its truth")
     p.add_argument("modality", choices=["eels", "diffraction"], help="what to simulate")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--shape", nargs=2, type=int, default=[64, 64], metavar=("NY", "NX"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pixel-size", type=float, default=5.0, help="scan step in nm")
+    p.add_argument("--shape", nargs=2, type=_PHANTOM_PX, default=[64, 64], metavar=("NY", "NX"))
+    p.add_argument("--seed", type=_INDEX, default=0)
+    p.add_argument("--pixel-size", type=_NM, default=5.0, help="scan step in nm")
     p.add_argument(
-        "--pattern-size", type=int, default=64, help="diffraction: pattern size in pixels (square)"
+        "--pattern-size",
+        type=_PATTERN_PX,
+        default=64,
+        help="diffraction: pattern size in pixels (square)",
     )
     p.add_argument(
         "--precession",
-        type=float,
+        type=_DEG,
         default=0.4,
         help="diffraction: precession semi-angle in degrees (0: nano-beam)",
     )
@@ -760,10 +924,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=["Si", "Li15Si4"],
         help="phase names (Si, Li15Si4) or CIF files (default: Si Li15Si4)",
     )
-    p.add_argument("--step", type=float, default=1.5, help="template step in degrees")
+    p.add_argument("--step", type=_STEP_DEG, default=1.5, help="template step in degrees")
     p.add_argument(
         "--refine-step",
-        type=float,
+        type=_DEG,
         default=1.0,
         metavar="DEG",
         help="step in degrees of the orientation refinement: crystalline patterns matched "
@@ -771,7 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--decoys",
-        type=int,
+        type=_COUNT,
         default=2,
         metavar="N",
         help="decoys per pattern for the amorphous criterion (default 2; each costs "
@@ -779,21 +943,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--calibration",
-        type=float,
+        type=_PER_A,
         metavar="PER_A",
         help="detector calibration in 1/Å per pixel (default: from the file)",
     )
     p.add_argument(
         "--scan-step",
-        type=float,
+        type=_NM,
         metavar="NM",
         help="scan step in nm of the maps (default: from the file)",
     )
-    p.add_argument("--beam-energy", type=float, metavar="KEV", help="beam energy in keV")
-    p.add_argument("--camera-length", type=float, metavar="MM", help="camera length in mm")
+    p.add_argument("--beam-energy", type=_KEV, metavar="KEV", help="beam energy in keV")
+    p.add_argument("--camera-length", type=_MM, metavar="MM", help="camera length in mm")
     p.add_argument(
         "--precession",
-        type=float,
+        type=_DEG,
         metavar="DEG",
         help="precession semi-angle in degrees (default: from the file, else 0)",
     )
@@ -810,11 +974,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--in-memory-gb",
-        type=float,
+        type=_GB,
         default=2.0,
         metavar="GB",
-        help="read an input of up to this size into memory once (default 2); a larger "
-        "one is read chunk by chunk in every pass (0: always)",
+        help="read an input of up to this size into memory once (default 2) when the run "
+        "fits in the memory this process may use (available memory, container limit, "
+        "ulimit -v); else it is read chunk by chunk in every pass (0: always)",
     )
     p.add_argument(
         "--regions",
@@ -840,33 +1005,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scan-shape",
         nargs=2,
-        type=int,
+        type=_COUNT,
         metavar=("NY", "NX"),
         help="scan shape (default: found from the frame headers and content)",
     )
-    p.add_argument("--first-frame", type=int, help="index of the first frame of the scan")
-    p.add_argument("--last-frame", type=int, help="index of the last frame of the scan")
+    p.add_argument("--first-frame", type=_INDEX, help="index of the first frame of the scan")
+    p.add_argument("--last-frame", type=_INDEX, help="index of the last frame of the scan")
     p.add_argument(
         "--serpentine",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="serpentine scan (default: found from the content)",
     )
-    p.add_argument("--hysteresis", type=int, help="line-to-line offset in frames")
+    p.add_argument("--hysteresis", type=_number(int), help="line-to-line offset in frames")
     p.add_argument(
         "--no-headers",
         action="store_true",
         help="ignore the frame headers' rotator index; use the content only",
     )
-    p.add_argument("--scan-step", type=float, metavar="NM", help="scan step in nm")
+    p.add_argument("--scan-step", type=_NM, metavar="NM", help="scan step in nm")
     p.add_argument(
         "--reciprocal-pixel-size",
-        type=float,
+        type=_PER_A,
         metavar="PER_A",
         help="detector calibration in 1/Å per pixel",
     )
-    p.add_argument("--beam-energy", type=float, metavar="KEV", help="beam energy in keV")
-    p.add_argument("--camera-length", type=float, metavar="MM", help="camera length in mm")
+    p.add_argument("--beam-energy", type=_KEV, metavar="KEV", help="beam energy in keV")
+    p.add_argument("--camera-length", type=_MM, metavar="MM", help="camera length in mm")
     p.add_argument(
         "--two-pass",
         action="store_true",
@@ -876,7 +1041,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--intensity-range",
         nargs=2,
-        type=float,
+        type=_NON_NEGATIVE,
         metavar=("LO", "HI"),
         help="counts mapped to 0 and 255 in a .blo (default 0 and the level 0.1 %% of the pixels "
         "outside the direct beam exceed)",
@@ -891,9 +1056,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate an electrode and analyse it, with truth comparison")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--shape", nargs=2, type=int, default=[64, 64], metavar=("NY", "NX"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pixel-size", type=float, default=5.0, help="scan step in nm")
+    p.add_argument("--shape", nargs=2, type=_PHANTOM_PX, default=[64, 64], metavar=("NY", "NX"))
+    p.add_argument("--seed", type=_INDEX, default=0)
+    p.add_argument("--pixel-size", type=_NM, default=5.0, help="scan step in nm")
     p.add_argument(
         "--no-diffraction",
         action="store_true",
@@ -905,8 +1070,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``anodemap`` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``anodemap`` command: its exit code (2: a clear error)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # argparse has printed the usage error (2) or the help (0)
+        return done.code if isinstance(done.code, int) else 2
     import dask
 
     from anodemap._compile_notice import compile_notice
@@ -916,17 +1084,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         # dask work that names no scheduler (rosettasciio's writers, small reads) runs on
         # local threads: without a named scheduler dask imports dask.distributed (0.2 s)
         # to look for a client; a --scheduler cluster is always passed explicitly
-        with dask.config.set(scheduler=local_scheduler()), compile_notice(_log):
+        with (
+            dask.config.set(scheduler=local_scheduler()),
+            compile_notice(_log),
+            warnings.catch_warnings(),
+        ):
+            # a warning is a line of the log, not a source location and a line of code
+            warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except (AnodemapError, FileNotFoundError) as err:
         print(f"anodemap: error: {_naming_input(str(err), args)}", file=sys.stderr)
         return 2
+    except MemoryError as err:
+        print(
+            f"anodemap: error: out of memory ({err or 'MemoryError'}); close other programs, "
+            "run on a machine with more memory, or (anodemap diffraction) read the input "
+            "chunk by chunk with --in-memory-gb 0",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as err:  # a case anodemap does not know: one clear line, not a traceback
+        import os
+
+        if os.environ.get("ANODEMAP_DEBUG"):
+            raise
+        print(
+            f"anodemap: error: unexpected {type(err).__name__}: {_naming_input(str(err), args)}"
+            " (anodemap does not know this case: please report it with the command line; "
+            "ANODEMAP_DEBUG=1 shows where it arose)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as a line of the command's log (``warnings.showwarning``)."""
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    _log(f"WARNING{kind}: {message}")
 
 
 def _naming_input(message: str, args: argparse.Namespace) -> str:
     """The message with the input file in front, where it does not name it already."""
     source = getattr(args, "input", None)
     if not source or str(source) in message or Path(str(source)).name in message:
+        return message
+    head = message.split(": ", 1)[0]
+    if len(head) < 4096 and Path(head).exists():  # names a file of its own (a part, -o)
         return message
     return f"{source}: {message}"
 

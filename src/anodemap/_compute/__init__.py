@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,13 +37,30 @@ import numpy as np
 from dask.callbacks import Callback
 
 from anodemap._platform import usable_cores
-from anodemap.errors import AnodemapInputError
+from anodemap.errors import AnodemapInputError, AnodemapIOError
 
-__all__ = ["OutputSpec", "map_pixels", "default_rows_per_chunk", "progress_label", "usable_cores"]
+__all__ = [
+    "OutputSpec",
+    "cluster_result",
+    "connect_cluster",
+    "default_rows_per_chunk",
+    "map_pixels",
+    "progress_label",
+    "usable_cores",
+]
 
 # Target size of one input chunk (model choice: large enough that per-task
 # overhead is negligible, small enough that a few chunks per core fit in memory).
 _TARGET_CHUNK_BYTES = 64 * 2**20
+# Seconds to wait for a --scheduler to answer, then for its first worker (model choice: a
+# scheduler answers within milliseconds on a network, within a second through a tunnel;
+# dask's own default, 30 s, leaves a user with a wrong address waiting for nothing).
+CONNECT_TIMEOUT_S = 5.0
+# A cluster computation checks every this many seconds that the cluster still has workers,
+# and gives up after this long without any (model choice: a worker restarted by its nanny
+# rejoins within seconds; a minute without one is a cluster that has gone).
+_POLL_S = 2.0
+_NO_WORKER_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,48 @@ def _chunks_fit(data: Any, nav_ndim: int) -> bool:
     return _TARGET_CHUNK_BYTES / 8 <= first and largest <= 2 * _TARGET_CHUNK_BYTES
 
 
+def chunked_view(data: Any, chunks: Any) -> Any:
+    """A dask array over ``data`` in ``chunks``: for a numpy array, its chunks are views.
+
+    ``dask.array.from_array`` copies a numpy array whole before cutting it (a guard
+    against later changes to it): for the patterns of a diffraction run read into memory,
+    one more copy of the input for every pass over them, which made the run's peak
+    memory about 2.7 times its input. The chunks here are views of ``data``, which must
+    not change until the computation is done. Other arrays go to ``from_array``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(12.0).reshape(4, 3)
+    >>> d = chunked_view(x, (2, 3))
+    >>> d.chunks, float(d.sum().compute(scheduler="synchronous"))
+    (((2, 2), (3,)), 66.0)
+    """
+    import itertools
+    import uuid
+
+    import dask.array as da
+    from dask.array.core import normalize_chunks, slices_from_chunks
+
+    if type(data) is not np.ndarray:
+        return da.from_array(data, chunks=chunks)
+    chunks = normalize_chunks(chunks, data.shape, dtype=data.dtype)
+    name = f"anodemap-view-{uuid.uuid4().hex}"  # not a hash of the data: no pass over it
+    keys = itertools.product([name], *(range(len(c)) for c in chunks))
+    graph = {key: data[sl] for key, sl in zip(keys, slices_from_chunks(chunks), strict=True)}
+    meta = np.empty((0,) * data.ndim, dtype=data.dtype)
+    return da.Array(graph, name, chunks, meta=meta, dtype=data.dtype)
+
+
+def _single_block(x: Any) -> Any:
+    """The one block inside blockwise's nested lists (one level per contracted axis)."""
+    while isinstance(x, list | tuple):
+        if len(x) != 1:
+            raise ValueError(f"expected one block along an axis that is not a scan axis: {x!r}")
+        x = x[0]
+    return x
+
+
 def _block_kernel(
     block: np.ndarray,
     *extras: np.ndarray,
@@ -100,7 +160,15 @@ def _block_kernel(
     outputs: Mapping[str, OutputSpec],
     kwargs: Mapping[str, Any],
 ) -> np.ndarray:
-    """Flatten a chunk's scan axes, run the kernel, pack the named results."""
+    """Flatten a chunk's scan axes, run the kernel, pack the named results.
+
+    The chunk and the side inputs come as blockwise gives them without concatenation: in
+    one list per axis that is not a scan axis, each of one block (those axes are whole
+    in every chunk). Concatenating them instead (``concatenate=True``) made dask copy
+    every chunk before the kernel saw it.
+    """
+    block = _single_block(block)
+    extras = tuple(_single_block(e) for e in extras)
     nav_shape = block.shape[:nav_ndim]
     n = int(math.prod(nav_shape))
     flat = np.asarray(block).reshape((n,) + block.shape[nav_ndim:])
@@ -198,7 +266,7 @@ def map_pixels(
         # dask.distributed to look for a client (it would choose "p2p" with one)
         darr = data.rechunk(chunks, method=None if client is not None else "tasks")
     else:
-        darr = da.from_array(data, chunks=chunks)
+        darr = chunked_view(data, chunks)
     nav_chunks = darr.chunks[:nav_ndim]
     dextras = []
     for e in extras:
@@ -223,7 +291,7 @@ def map_pixels(
         nav_idx + ("out",),
         *args,
         new_axes={"out": total},
-        concatenate=True,
+        concatenate=False,  # the blocks as they are: concatenating one block copies it
         dtype=np.float64,
         meta=np.empty((0,) * (nav_ndim + 1), dtype=np.float64),
         kernel=kernel,
@@ -267,9 +335,156 @@ def local_scheduler(name: str | None = None) -> Any:
     else:
         raise ValueError(
             f"scheduler must be threads, synchronous or processes, not {name!r}; "
-            "for a cluster pass client="
+            "a dask.distributed cluster is passed as client= (--scheduler ADDRESS on the "
+            "command line)"
         )
     return get
+
+
+def connect_cluster(
+    address: str, *, reads: Sequence[Any] = (), timeout: float = CONNECT_TIMEOUT_S
+) -> Any:
+    """A ``dask.distributed`` client of the scheduler at ``address``, checked for use.
+
+    Fails within about ``timeout`` seconds, with a message that names the address and
+    ``--scheduler`` and says what to do, when the scheduler cannot be reached, when it
+    has no worker, or when a worker cannot read one of ``reads`` (the input files, which
+    the workers open themselves, by their absolute paths).
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, e.g. ``tcp://host:8786``.
+    reads : sequence of path-like
+        Files the workers will read.
+    timeout : float
+        Seconds to wait for the scheduler, then for a first worker.
+
+    Returns
+    -------
+    distributed.Client
+
+    Raises
+    ------
+    AnodemapIOError
+        The scheduler or its workers cannot be used (the message says why).
+    """
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise AnodemapInputError(
+            f"--scheduler {address}: running on a dask cluster needs the Python package "
+            "'distributed', which is not installed (pip install distributed); leave out "
+            "--scheduler to run on this machine"
+        ) from err
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except ValueError as err:
+        raise AnodemapInputError(
+            f"--scheduler {address}: not an address of a dask scheduler ({err}); give it as "
+            "dask scheduler prints it, e.g. tcp://10.0.0.5:8786"
+        ) from err
+    except Exception as err:  # OSError (timed out), garbage replies from another service
+        raise AnodemapIOError(
+            f"--scheduler {address}: the dask scheduler at {address} could not be reached "
+            f"within {timeout:g} s ({type(err).__name__}: {err}); check that it is running "
+            "('dask scheduler' prints its address, e.g. tcp://HOST:8786) and reachable from "
+            "this machine, or leave out --scheduler to run here"
+        ) from err
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except Exception as err:
+            raise AnodemapIOError(
+                f"--scheduler {address}: the dask scheduler at {address} has no worker "
+                f"(none joined within {timeout:g} s); start some ('dask worker {address}') "
+                "or leave out --scheduler to run here"
+            ) from err
+        paths = [os.path.abspath(os.fspath(p)) for p in reads]
+        if paths:
+            answers = client.run(_unreadable, paths)
+            for worker, bad in sorted(answers.items()):
+                if bad:
+                    raise AnodemapIOError(
+                        f"--scheduler {address}: the worker {worker} cannot read "
+                        f"{', '.join(bad)}; the workers open the input themselves, at the same "
+                        "absolute path: put it on a file system that every worker mounts "
+                        "there, or leave out --scheduler to run here"
+                    )
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _unreadable(paths: Sequence[str]) -> list[str]:
+    """The paths of ``paths`` this process cannot read (run on each worker)."""
+    return [p for p in paths if not os.access(p, os.R_OK)]
+
+
+def cluster_result(client: Any, future: Any) -> Any:
+    """The result of a ``dask.distributed`` future, or a clear error when the cluster is lost.
+
+    A scheduler that goes away cancels the future (``FutureCancelledError``); workers that
+    all go away leave it waiting for ever. Both become an :class:`AnodemapIOError` that
+    names the scheduler's address and ``--scheduler``, the second after
+    ``_NO_WORKER_WAIT_S`` seconds without a worker.
+    """
+    import asyncio
+    import concurrent.futures
+    import time
+
+    from anodemap.errors import AnodemapError
+
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "(unknown)"
+    lost: tuple[type[BaseException], ...] = (
+        asyncio.CancelledError,
+        concurrent.futures.CancelledError,
+    )
+    with contextlib.suppress(ImportError):
+        from distributed.comm.core import CommClosedError
+
+        lost += (CommClosedError,)
+    since = None
+    while True:
+        try:
+            return future.result(timeout=_POLL_S)
+        except TimeoutError:
+            pass
+        except AnodemapError:  # raised by a task (a damaged file): already clear
+            raise
+        except lost as err:
+            raise AnodemapIOError(
+                f"--scheduler {address}: the dask cluster was lost during the computation "
+                f"({type(err).__name__}: {err or 'cancelled'}); check the scheduler and its "
+                "workers and run the command again, or leave out --scheduler to run here"
+            ) from err
+        except Exception as err:
+            if type(err).__name__ != "KilledWorker" and not isinstance(err, OSError):
+                raise  # a task's own error: as it would be raised here
+            raise AnodemapIOError(
+                f"--scheduler {address}: a worker of the dask cluster failed "
+                f"({type(err).__name__}: {err}); a worker killed while running a task is "
+                "often out of memory; check the workers' logs, or leave out --scheduler to "
+                "run here"
+            ) from err
+        try:
+            n_workers = len(client.scheduler_info().get("workers", {}))
+        except Exception:  # the scheduler gone: the next result() says so
+            continue
+        if n_workers:
+            since = None
+            continue
+        since = since if since is not None else time.monotonic()
+        if time.monotonic() - since > _NO_WORKER_WAIT_S:
+            with contextlib.suppress(Exception):
+                future.cancel()
+            raise AnodemapIOError(
+                f"--scheduler {address}: the dask cluster has had no worker for "
+                f"{_NO_WORKER_WAIT_S:g} s, so the computation cannot go on; start workers "
+                f"('dask worker {address}') and run the command again, or leave out "
+                "--scheduler to run here"
+            )
 
 
 def _compute(
@@ -282,7 +497,7 @@ def _compute(
 
             with contextlib.suppress(Exception):
                 dprogress(future, notebook=False)
-        return np.asarray(future.result())
+        return np.asarray(cluster_result(client, future))
     with progress_context(progress):
         return np.asarray(
             packed.compute(scheduler=local_scheduler(scheduler), num_workers=num_workers)

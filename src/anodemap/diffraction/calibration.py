@@ -114,8 +114,9 @@ def electron_wavelength(beam_energy_kev: float) -> float:
     energy = float(beam_energy_kev)
     if not math.isfinite(energy) or energy <= 0:
         raise AnodemapInputError(
-            f"beam energy {beam_energy_kev!r} keV is not a positive number; pass "
-            "beam_energy_kev (e.g. 200 for a 200 kV microscope)"
+            f"beam energy {beam_energy_kev!r} keV is not a positive number; give the beam "
+            "energy in keV with --beam-energy KEV (beam_energy_kev), e.g. 200 for a 200 kV "
+            "microscope"
         )
     e_joule = energy * 1e3 * ELEMENTARY_CHARGE
     m0 = ELECTRON_MASS
@@ -164,7 +165,8 @@ class ReciprocalCalibration:
         if abs(sy - sx) > _ISOTROPY_RTOL * max(abs(sy), abs(sx)):
             raise AnodemapInputError(
                 f"the detector calibration differs between ky ({sy:g} 1/Å/px) and kx "
-                f"({sx:g} 1/Å/px); correct the elliptical distortion first or pass one scale"
+                f"({sx:g} 1/Å/px); correct the elliptical distortion first, or give one "
+                "calibration with --calibration PER_A (scale= in Python)"
             )
         return 0.5 * (sy + sx)
 
@@ -204,8 +206,8 @@ def require_4d(data: Any, what: str = "data") -> tuple[int, int, int, int]:
             raise AnodemapInputError(
                 f"{what}: expected a 4D-STEM dataset with 2 scan and 2 diffraction axes, "
                 f"got scan shape {data.nav_shape} and signal shape {data.sig_shape}; a "
-                "pattern stack needs its scan shape (reshape to (ny, nx, ky, kx), or load "
-                "the recording with scan_shape=...)"
+                "pattern stack needs its scan shape (reshape to (ny, nx, ky, kx); convert a "
+                "TVIPS recording with anodemap stream --scan-shape NY NX)"
             )
         return tuple(int(n) for n in data.data.shape)  # type: ignore[return-value]
     shape = tuple(int(n) for n in getattr(data, "shape", ()))
@@ -304,7 +306,9 @@ def reciprocal_calibration(
     if scale is not None:
         sc = np.broadcast_to(np.asarray(scale, dtype=float), (2,))
         if not np.all(np.isfinite(sc)) or np.any(sc <= 0):
-            raise AnodemapInputError(f"scale={scale!r}: must be positive (1/Å per pixel)")
+            raise AnodemapInputError(
+                f"--calibration {scale!r} (scale= in Python): must be positive (1/Å per pixel)"
+            )
         return ReciprocalCalibration((float(sc[0]), float(sc[1])), "given (scale=, 1/Å per px)")
     units = {_norm_units(a.units) for a in sig}
     names = ", ".join(f"{a.name!r} [{a.units!r}]" for a in sig)
@@ -316,9 +320,9 @@ def reciprocal_calibration(
     px = [abs(float(a.scale)) for a in sig]
     if unit in _UNCALIBRATED:
         raise AnodemapInputError(
-            f"the diffraction pattern is not calibrated (axes {names}); pass "
-            "scale=<1/Å per pixel> measured on a standard (command line: --calibration "
-            "PER_A), or calibrate the file's signal axes in 1/Å, 1/nm or mrad"
+            f"the diffraction pattern is not calibrated (axes {names}); give the "
+            "calibration measured on a standard with --calibration PER_A (1/Å per pixel; "
+            "scale= in Python), or calibrate the file's signal axes in 1/Å, 1/nm or mrad"
         )
     if unit in _RECIPROCAL:
         f = _RECIPROCAL[unit]
@@ -328,8 +332,8 @@ def reciprocal_calibration(
         if energy is None:
             raise AnodemapInputError(
                 f"the diffraction axes {names} are in {sig[0].units}; converting to 1/Å "
-                "needs the beam energy: pass beam_energy_kev=... (--beam-energy KEV), or "
-                "scale=<1/Å per pixel> (--calibration PER_A)"
+                "needs the beam energy: pass --beam-energy KEV (beam_energy_kev), or the "
+                "calibration --calibration PER_A (1/Å per pixel; scale= in Python)"
             )
         lam = electron_wavelength(energy)
         if unit in _ANGLE:
@@ -343,14 +347,15 @@ def reciprocal_calibration(
         if length is None:
             raise AnodemapInputError(
                 f"the diffraction axes {names} are lengths on the camera plane; converting "
-                "to 1/Å needs the camera length: pass camera_length_mm=... (--camera-length "
-                "MM) or scale=<1/Å per pixel> measured on a standard (--calibration PER_A)"
+                "to 1/Å needs the camera length: pass --camera-length MM (camera_length_mm) "
+                "or the calibration measured on a standard, --calibration PER_A (1/Å per "
+                "pixel; scale= in Python)"
             )
         if not math.isfinite(length) or length < _MIN_CAMERA_LENGTH_MM:
             raise AnodemapInputError(
                 f"camera length {length:g} mm ({l_src}) is not plausible; pass "
-                "camera_length_mm=... (--camera-length MM) or scale=<1/Å per pixel> "
-                "(--calibration PER_A)"
+                "--camera-length MM (camera_length_mm) or --calibration PER_A (1/Å per "
+                "pixel; scale= in Python)"
             )
         f = _LENGTH[unit] / length / lam
         return ReciprocalCalibration(
@@ -363,8 +368,8 @@ def reciprocal_calibration(
         )
     raise AnodemapInputError(
         f"the diffraction axes {names} have units that are not a reciprocal length, an "
-        "angle or a camera-plane length; pass scale=<1/Å per pixel> (command line: "
-        "--calibration PER_A)"
+        "angle or a camera-plane length; give the calibration with --calibration PER_A "
+        "(1/Å per pixel; scale= in Python)"
     )
 
 

@@ -245,14 +245,31 @@ def write_ang(result: Any, path: str | os.PathLike) -> Path:
         "#",
     ]
     table = np.column_stack(cols)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w") as fh:
+    fmt = ["%.5f"] * 3 + ["%.5f"] * 2 + ["%.3f", "%.3f", "%d", "%.3f", "%.4f"]
+
+    def write(fh: Any) -> None:
         fh.write("\n".join(lines) + "\n")
-        np.savetxt(
-            fh, table, fmt=["%.5f"] * 3 + ["%.5f"] * 2 + ["%.3f", "%.3f", "%d", "%.3f", "%.4f"]
-        )
-    os.replace(tmp, path)
+        np.savetxt(fh, table, fmt=fmt)
+
+    _write_text_atomically(path, write)
     return path
+
+
+def _write_text_atomically(path: Path, write: Any) -> None:
+    """Call ``write(fh)`` on a temporary file unique to this process and call, then
+    rename it to ``path`` (recorded as this run's in an output folder this process
+    holds: :func:`anodemap.io.outdir.claim`)."""
+    from anodemap.io.outdir import claim, temporary_path
+
+    claim(path)
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_diffraction_results(
@@ -272,46 +289,78 @@ def write_diffraction_results(
     ``mean_patterns.hspy`` and their azimuthal averages I(s) to ``mean_profiles.hspy``
     and ``mean_profiles.csv`` (``region_*`` for the regions, with ``regions.hspy``);
     ``mean_patterns.png`` (``region_patterns.png``) shows them.
-    """
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    summary_path = outdir / "summary.json"
-    if summary_path.exists():
-        summary_path.unlink()
-    written = []
-    for key, (stem, title, units) in _MAPS.items():
-        if key not in result.maps:  # a result made before the map existed
-            continue
-        ds = map_dataset(result.maps[key], result.nav_axes, title, units)
-        if key == "phase":
-            ds.set_meta("Signal.phase_labels", result.phase_labels)
-        if key == "status":
-            from anodemap.status import describe
 
-            codes = np.unique(np.asarray(result.maps[key])).tolist()
-            ds.set_meta("Signal.status_legend", {str(c): describe(c) for c in codes})
-        save(ds, outdir / f"{stem}.hspy")
-        written.append(f"{stem}.hspy")
-    euler = Dataset(
-        np.asarray(result.maps["euler"], dtype=float),
-        [*result.nav_axes, Axis("Euler angle (phi1, Phi, phi2)", 3, navigate=False)],
-    )
-    euler.set_meta("General.title", "Orientation, Bunge Euler angles (degrees), as orix")
-    save(euler, outdir / "orientations.hspy")
-    write_ang(result, outdir / "orientations.ang")
-    written += ["orientations.hspy", "orientations.ang"]
-    if result.regions is not None:
-        regions = map_dataset(result.regions, result.nav_axes, "Regions (0: in none)", "")
-        save(regions, outdir / "regions.hspy")
-        written.append("regions.hspy")
-    for kind, avg in getattr(result, "averages", {}).items():
-        written += write_averaged_patterns(avg, outdir, _AVERAGE_STEMS[kind])
-    if figures and len(result.nav_axes) == 2:
-        written += _figures(result, outdir, worker)
-    summary = result.summary()
-    summary["files"] = written
-    write_json(summary, summary_path)
+    The folder is held as one run's (:func:`anodemap.io.outdir.output_folder`; the
+    command line holds it for its whole run): files of an earlier run that this one does
+    not write are moved to ``OUTDIR/.previous-run/`` before ``summary.json`` is written,
+    and the summary starts with ``input`` (path, size and SHA-256 of the input the
+    command read; None from Python), ``anodemap_version`` and ``command_line``.
+    """
+    from anodemap.io.outdir import claim, output_folder
+
+    outdir = Path(outdir)
+    with output_folder(outdir) as folder:
+        summary_path = outdir / "summary.json"
+        folder.claim(["summary.json"])
+        if summary_path.exists():
+            summary_path.unlink()
+        written = []
+        for key, (stem, title, units) in _MAPS.items():
+            if key not in result.maps:  # a result made before the map existed
+                continue
+            ds = map_dataset(result.maps[key], result.nav_axes, title, units)
+            if key == "phase":
+                ds.set_meta("Signal.phase_labels", result.phase_labels)
+            if key == "status":
+                from anodemap.status import describe
+
+                codes = np.unique(np.asarray(result.maps[key])).tolist()
+                ds.set_meta("Signal.status_legend", {str(c): describe(c) for c in codes})
+            claim(outdir / f"{stem}.hspy")
+            save(ds, outdir / f"{stem}.hspy")
+            written.append(f"{stem}.hspy")
+        euler = Dataset(
+            np.asarray(result.maps["euler"], dtype=float),
+            [*result.nav_axes, Axis("Euler angle (phi1, Phi, phi2)", 3, navigate=False)],
+        )
+        euler.set_meta("General.title", "Orientation, Bunge Euler angles (degrees), as orix")
+        claim(outdir / "orientations.hspy")
+        save(euler, outdir / "orientations.hspy")
+        write_ang(result, outdir / "orientations.ang")
+        written += ["orientations.hspy", "orientations.ang"]
+        if result.regions is not None:
+            regions = map_dataset(result.regions, result.nav_axes, "Regions (0: in none)", "")
+            claim(outdir / "regions.hspy")
+            save(regions, outdir / "regions.hspy")
+            written.append("regions.hspy")
+        for kind, avg in getattr(result, "averages", {}).items():
+            written += write_averaged_patterns(avg, outdir, _AVERAGE_STEMS[kind])
+        if figures and len(result.nav_axes) == 2:
+            written += _figures(result, outdir, worker)
+        folder.retire_previous()
+        summary = {**folder.provenance(), **result.summary()}
+        summary["files"] = written
+        write_json(summary, summary_path)
     return summary
+
+
+def output_names() -> list[str]:
+    """Every name :func:`write_diffraction_results` may write in its folder (for the
+    checks before a run: an input of one of these names there would be replaced).
+
+    Examples
+    --------
+    >>> names = output_names()
+    >>> "phase.hspy" in names and "orientations.ang" in names and "summary.json" in names
+    True
+    """
+    names = [f"{stem}{ext}" for stem, _, _ in _MAPS.values() for ext in (".hspy", ".png")]
+    names += ["orientations.hspy", "orientations.ang", "regions.hspy", "phase.png"]
+    names += ["orientation_ipf_z.png", "summary.json"]
+    for stem in _AVERAGE_STEMS.values():
+        names += [f"{stem}_patterns.hspy", f"{stem}_profiles.hspy", f"{stem}_profiles.csv"]
+        names.append(f"{stem}_patterns.png")
+    return names
 
 
 # Curves of regions: dark colours unlike the phases' ring marks (model choice, from Paul
@@ -358,24 +407,27 @@ def write_averaged_patterns(avg: Any, outdir: str | os.PathLike, stem: str = "me
         ds.set_meta("Signal.quantity", "mean counts per pixel")
         ds.set_meta("Signal.group_names", list(avg.names))
         ds.set_meta("Signal.n_patterns", [int(v) for v in avg.n_patterns])
+    from anodemap.io.outdir import claim
+
+    claim(outdir, [f"{stem}_patterns.hspy", f"{stem}_profiles.hspy"])
     save(patterns, outdir / f"{stem}_patterns.hspy")
     save(profiles, outdir / f"{stem}_profiles.hspy")
     csv = outdir / f"{stem}_profiles.csv"
-    tmp = csv.with_name(f".{csv.name}.partial")
     header = "# " + ", ".join(
         f"{name}: {int(k)} patterns" for name, k in zip(avg.names, avg.n_patterns, strict=True)
     )
     columns = ",".join(["s (1/Å)", *[f'"{name}"' for name in avg.names]])
-    np.savetxt(
-        tmp,
-        np.column_stack([avg.s, np.asarray(avg.profiles).T]),
-        delimiter=",",
-        header=header[2:] + "\n" + columns,
-        comments="",
-        fmt="%.7g",
-        encoding="utf-8",
+    _write_text_atomically(
+        csv,
+        lambda fh: np.savetxt(
+            fh,
+            np.column_stack([avg.s, np.asarray(avg.profiles).T]),
+            delimiter=",",
+            header=header[2:] + "\n" + columns,
+            comments="",
+            fmt="%.7g",
+        ),
     )
-    os.replace(tmp, csv)
     return [f"{stem}_patterns.hspy", f"{stem}_profiles.hspy", f"{stem}_profiles.csv"]
 
 
@@ -475,6 +527,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    from anodemap.io.outdir import claim
     from anodemap.plotting import FigureWorker, map_png, save_figure
 
     ax_x = result.nav_axes[-1]
@@ -499,6 +552,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
                 else _REGION_COLOURS
             )
             path = outdir / f"{_AVERAGE_STEMS[kind]}_patterns.png"
+            claim(path)  # here: the helper process that draws it records nothing
             jobs.append(worker.submit(averaged_patterns_png, avg, rings, colours, path))
     # the maps: the worker's first five (after the averaged patterns) take about as long
     # as this process's three with the phase and orientation maps (measured: one
@@ -530,6 +584,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
             options |= {"valid": material, "no_value_label": "vacuum, not analysed"}
         args = (np.asarray(result.maps[key]), outdir / f"{stem}.png")
         if k < _WORKER_MAPS:
+            claim(args[1])
             jobs.append(worker.submit(map_png, *args, cmap=cmap_name, **options))
         else:
             names.append(map_png(*args, cmap=cmap_name, **options).name)

@@ -19,7 +19,10 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from anodemap._compute import progress_label
-from anodemap.errors import AnodemapInputError
+from anodemap._platform import describe_budget, memory_budget, usable_cores
+from anodemap.errors import AnodemapInputError, AnodemapIOError
 from anodemap.io import Axis, Dataset
 
 __all__ = [
@@ -98,9 +102,11 @@ class DiffractionParameters:
     in_memory_gb : float
         A lazy dataset up to this size (GB of its array) is read into memory once at the
         start instead of once per pass (centres, virtual images, matching, refinement,
-        averaged patterns); a larger one, or any with a ``client``, stays out of core
-        (model choice 2 GB: a few times that fits on a workstation with the kernels'
-        working memory; 0: always out of core).
+        averaged patterns) when the run fits in the memory this process may use (the
+        input, plus about 0.4 GB and 0.25 GB per core for the kernels; measured in
+        docs/diffraction.md, "Memory"); a larger one, one that does not fit, or any
+        with a ``client``, stays out of core (model choice 2 GB: a few times that fits
+        on a workstation with the kernels' working memory; 0: always out of core).
     """
 
     phases: tuple[str, ...] = ("Si", "Li15Si4")
@@ -297,9 +303,13 @@ def analyse_diffraction(
     ----------
     dataset : Dataset
         Shape (ny, nx, ky, kx) (or a line scan (n, ky, kx)), calibrated or with
-        ``parameters.scale`` given. Lazy data larger than ``parameters.in_memory_gb``
-        (or with a ``client``) stay lazy and are read chunk by chunk in every pass;
-        smaller ones are read into memory once.
+        ``parameters.scale`` given. Lazy data are read into memory once when they are
+        at most ``parameters.in_memory_gb`` and the run fits in the memory this process
+        may use (:func:`anodemap._platform.memory_budget`: available memory, cgroup
+        limit, ``RLIMIT_AS``); else, and always with a ``client``, they stay lazy and
+        are read chunk by chunk in every pass. A run that reads into memory and runs
+        out of memory all the same is run again out of core. The maps are the same
+        either way, bit for bit.
     parameters : DiffractionParameters, optional
     client : dask.distributed.Client, optional
     progress : bool
@@ -310,7 +320,81 @@ def analyse_diffraction(
     Returns
     -------
     DiffractionResult
+
+    Raises
+    ------
+    AnodemapError
+        Also when the memory runs out (numpy's ``MemoryError``, a decompression filter
+        that cannot allocate) out of core: the message says how much memory the process
+        may use and what to do.
     """
+    kwargs = {"client": client, "progress": progress, "regions": regions}
+    reading = {"allow_in_memory": True, "in_memory": False}
+    try:
+        return _analyse_diffraction(dataset, parameters, reading=reading, **kwargs)
+    except MemoryError as err:
+        if not reading["in_memory"]:
+            raise _out_of_memory(err, dataset, reading) from err
+    except OSError as err:
+        if not _memory_filter_failure(err):
+            raise
+        if not reading["in_memory"]:
+            raise _out_of_memory(err, dataset, reading) from err
+    # out of memory with the patterns in memory: they are freed with the exception (a
+    # new try, outside the handler that held it) and the run done again out of core
+    _note(
+        "ran out of memory with the patterns in memory; running again, reading them chunk "
+        "by chunk in every pass (--in-memory-gb 0 does so from the start)",
+        progress,
+    )
+    reading = {"allow_in_memory": False, "in_memory": False}
+    try:
+        return _analyse_diffraction(dataset, parameters, reading=reading, **kwargs)
+    except MemoryError as err:
+        raise _out_of_memory(err, dataset, reading) from err
+    except OSError as err:
+        if not _memory_filter_failure(err):
+            raise
+        raise _out_of_memory(err, dataset, reading) from err
+
+
+def _memory_filter_failure(err: OSError) -> bool:
+    """An HDF5 read whose decompression filter failed: under a memory limit, the filter
+    could not allocate its buffer (a damaged chunk fails the same way)."""
+    return "filter returned failure" in str(err)
+
+
+def _out_of_memory(err: BaseException, dataset: Dataset, reading: dict) -> Exception:
+    """The clear error of a run that ran out of memory out of core: what ran out, how much
+    the process may use, and what to do on the command line."""
+    from anodemap.errors import AnodemapError
+
+    what = (
+        "a compressed chunk of the input could not be decoded (HDF5: filter returned "
+        "failure during read): the memory ran out, or the chunk is damaged"
+        if isinstance(err, OSError)
+        else f"out of memory ({err})"
+    )
+    return AnodemapError(
+        f"{what}; the patterns were read chunk by chunk, and the kernels' working memory "
+        f"on {usable_cores()} cores did not fit: {describe_budget()}. Give the process "
+        "more memory (raise ulimit -v or the container's limit, close other programs) or "
+        "run it on fewer cores (taskset -c 0 anodemap diffraction ...: less working "
+        "memory, same maps)"
+    )
+
+
+def _analyse_diffraction(
+    dataset: Dataset,
+    parameters: DiffractionParameters | None,
+    *,
+    client: Any,
+    progress: bool,
+    regions: np.ndarray | None,
+    reading: dict,
+) -> DiffractionResult:
+    """:func:`analyse_diffraction`; ``reading`` says whether the patterns may be read into
+    memory (``allow_in_memory``) and, once they are, that they were (``in_memory``)."""
     from anodemap.diffraction.calibration import reciprocal_calibration
     from anodemap.diffraction.crystal import load_phase
     from anodemap.diffraction.matching import match_patterns, prepare_matcher
@@ -337,18 +421,33 @@ def analyse_diffraction(
             f"expected a 4D diffraction dataset (scan axes, then two pattern axes), got "
             f"scan shape {dataset.nav_shape} and signal shape {dataset.sig_shape}"
         )
+    _check_parameters(p)
     if regions is not None:
         regions = _check_regions(regions, tuple(int(v) for v in dataset.nav_shape))
-    energy = p.beam_energy_kev or _meta_float(dataset, _BEAM_ENERGY_KEYS)
+    # a value given is the one used (and recorded), whatever the file says; a file's 0 or
+    # negative beam energy is no beam energy
+    energy = p.beam_energy_kev
+    if energy is None:
+        energy = _meta_float(dataset, _BEAM_ENERGY_KEYS)
+        energy = energy if energy is not None and energy > 0 else None
     cal = reciprocal_calibration(
         dataset, scale=p.scale, beam_energy_kev=energy, camera_length_mm=p.camera_length_mm
     )
-    energy = energy or cal.beam_energy_kev
+    if energy is None:
+        energy = cal.beam_energy_kev
     if energy is None:
         raise AnodemapInputError(
             "the beam energy is not in the file's metadata; pass it (--beam-energy KEV), "
             "the templates need the wavelength"
         )
+    # a value given and not used is said, not dropped without a word
+    unused = {}
+    if p.camera_length_mm is not None and cal.camera_length_mm is None:
+        unused["camera_length_mm"] = (
+            f"--camera-length {p.camera_length_mm:g} is not used: the calibration "
+            f"({cal.source}) needs no camera length"
+        )
+        warnings.warn(unused["camera_length_mm"], stacklevel=2)
     precession = p.precession_angle_deg
     if precession is None:
         precession = _meta_float(dataset, _PRECESSION_KEYS) or 0.0
@@ -372,8 +471,12 @@ def analyse_diffraction(
     from anodemap.diffraction.matching import MatchParameters
 
     # what the libraries are made from, besides the code (anodemap.diffraction._cache)
+    try:
+        structures = tuple(_structure_key(load_phase(name)) for name in p.phases)
+    except (AnodemapInputError, AnodemapIOError) as err:  # named as the command line has it
+        raise type(err)(f"--phases {' '.join(map(str, p.phases))}: {err}") from err
     made_of = (
-        tuple(_structure_key(load_phase(name)) for name in p.phases),
+        structures,
         float(energy),
         float(scale),
         float(precession),
@@ -393,9 +496,7 @@ def analyse_diffraction(
             f"vacuum_scattered_fraction={p.vacuum_scattered_fraction}: must be >= 0 (0: no "
             "pattern is taken for vacuum)"
         )
-    refine = p.refine_step_deg
-    if refine is not None and not refine >= 0:
-        raise AnodemapInputError(f"refine_step_deg={refine}: must be positive (or 0: none)")
+    refine = p.refine_step_deg  # None or 0: no refinement (checked by _check_parameters)
 
     def build_refiners():
         # per phase, one library at the finer step for each candidate excitation-error
@@ -421,7 +522,7 @@ def analyse_diffraction(
     with ThreadPoolExecutor(max_workers=1) as pool:
         templates = pool.submit(build_matcher)
         refiners = pool.submit(build_refiners) if refine else None
-        data = _in_memory(data, p.in_memory_gb, client, progress)
+        data = _in_memory(data, p.in_memory_gb, client, progress, reading)
         with progress_label("direct-beam centres"):
             beam = find_direct_beam(data, client=client, progress=progress)
         centres = beam.filled()
@@ -578,6 +679,8 @@ def analyse_diffraction(
         "orientation_refinement_excitation_error_width": refine_width,
         "euler_convention": "Bunge (phi1, Phi, phi2) in degrees, passive, as orix",
     }
+    if unused:
+        settings["parameters_not_used"] = unused
     return DiffractionResult(
         maps,
         list(dataset.nav_axes),
@@ -589,6 +692,68 @@ def analyse_diffraction(
         averages=averages,
         regions=regions,
     )
+
+
+# Each parameter's command-line option, named in messages with the Python name.
+_OPTIONS = {
+    "step_deg": "--step",
+    "scale": "--calibration",
+    "beam_energy_kev": "--beam-energy",
+    "camera_length_mm": "--camera-length",
+    "precession_angle_deg": "--precession",
+    "n_decoys": "--decoys",
+    "refine_step_deg": "--refine-step",
+    "in_memory_gb": "--in-memory-gb",
+}
+
+
+def _check_parameters(p: DiffractionParameters) -> None:
+    """Refuse parameters out of range, naming the command-line option (and the Python name).
+
+    Raises
+    ------
+    AnodemapInputError
+        A number that is not finite or out of its range, or no phase.
+    """
+
+    def refuse(name: str, value: Any, rule: str) -> None:
+        option = _OPTIONS.get(name)
+        given = f"{option} {value} ({name})" if option else f"{name}={value!r}"
+        raise AnodemapInputError(f"{given}: {rule}")
+
+    def number(name: str, value: Any, *, above: float | None = None, least: float | None = None):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            refuse(name, value, "must be a number")
+        if not math.isfinite(v):
+            refuse(name, value, "must be a finite number")
+        if above is not None and not v > above:
+            refuse(name, value, f"must be greater than {above:g}")
+        if least is not None and not v >= least:
+            refuse(name, value, f"must be at least {least:g}")
+
+    if not p.phases:
+        raise AnodemapInputError("no phase given: name at least one with --phases (phases)")
+    number("step_deg", p.step_deg, above=0)
+    for name in ("scale", "beam_energy_kev", "camera_length_mm", "bf_radius_px"):
+        if getattr(p, name) is not None:
+            number(name, getattr(p, name), above=0)
+    for name in ("precession_angle_deg", "refine_step_deg"):
+        if getattr(p, name) is not None:
+            number(name, getattr(p, name), least=0)
+    if p.in_memory_gb is not None:
+        number("in_memory_gb", p.in_memory_gb, least=0)
+    try:
+        whole = float(p.n_decoys) == int(p.n_decoys) >= 1
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        refuse("n_decoys", p.n_decoys, "must be a whole number, at least 1")
+    if p.adf_range_px is not None:
+        lo, hi = (float(v) for v in p.adf_range_px)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+            refuse("adf_range_px", p.adf_range_px, "must be (inner, outer) px, 0 <= inner < outer")
 
 
 def _finite(value: float) -> float | None:
@@ -608,21 +773,91 @@ def _saturated_patterns(data: Any) -> int | None:
     return int(np.count_nonzero(np.asarray(peak) >= top))
 
 
-def _in_memory(data: Any, limit_gb: float, client: Any, progress: bool) -> Any:
-    """``data`` read into memory when it is lazy, local and at most ``limit_gb`` GB."""
+# Reading into memory: what a run needs beyond the input itself, whichever way it reads
+# (bytes of address space, the budget's unit under RLIMIT_AS, which resident memory never
+# exceeds): the kernels' working arrays on every core (chunks of about 64 MiB, one per
+# thread), the compiled matching kernels and the address space that threads and their
+# malloc arenas reserve after the read. Measured on 2 cores (docs/diffraction.md,
+# "Memory"): a run's largest address space less the address space held when the choice
+# is made, less the input, was 0.68-0.76 GB for inputs of 0.27-1.07 GB. Model choice:
+# 0.4 GB plus 0.25 GB per core (0.9 GB on 2 cores), and the input plus a tenth.
+_RUN_RESERVE_BYTES = int(0.4e9)
+_RUN_RESERVE_PER_CORE = int(0.25e9)
+_INPUT_MARGIN = 1.1
+
+
+def _in_memory_need(nbytes: int) -> int:
+    """Bytes (of address space) a run that reads ``nbytes`` into memory needs beyond what
+    the process holds when it decides."""
+    return int(_INPUT_MARGIN * nbytes + _RUN_RESERVE_BYTES + _RUN_RESERVE_PER_CORE * usable_cores())
+
+
+def _note(message: str, progress: bool) -> None:
+    """One line for the user: on stderr as the command line's own (when ``progress``),
+    and to the ``anodemap`` logger."""
+    logging.getLogger("anodemap").info(message)
+    if progress:
+        print(f"[anodemap] {message}", file=sys.stderr, flush=True)
+
+
+def _in_memory(
+    data: Any, limit_gb: float, client: Any, progress: bool, reading: dict | None = None
+) -> Any:
+    """``data`` read into memory when it is lazy, local, at most ``limit_gb`` GB and fits
+    in the memory the process may use (:func:`anodemap._platform.memory_budget`); else
+    ``data`` itself, read chunk by chunk in every pass. Says which.
+
+    The patterns are written chunk by chunk into one array allocated first, so the read
+    holds the input once (plus a chunk per thread), not once in chunks and once joined.
+    Where the allocation or the read runs out of memory all the same, the run goes on
+    out of core. ``reading["allow_in_memory"]`` False keeps them out of core;
+    ``reading["in_memory"]`` is set True once they are read into memory.
+    """
     import dask.array as da
 
+    reading = reading if reading is not None else {}
     if not isinstance(data, da.Array) or client is not None:
         return data
+    if not reading.get("allow_in_memory", True):
+        return data
+    size = f"{data.nbytes / 1e9:.2f} GB"
     if not data.nbytes <= limit_gb * 1e9:
+        _note(
+            f"reading the patterns chunk by chunk in every pass: the input ({size}) is larger "
+            f"than --in-memory-gb {limit_gb:g}",
+            progress,
+        )
+        return data
+    budget = memory_budget()
+    need = _in_memory_need(data.nbytes)
+    if budget.bytes is not None and need > budget.bytes:
+        _note(
+            f"reading the patterns chunk by chunk in every pass: in memory this input "
+            f"({size}) would need about {need / 1e9:.1f} GB, and {describe_budget(budget)}",
+            progress,
+        )
         return data
     from anodemap._compute import local_scheduler, progress_context
 
     # one file chunk: read in this thread, where the codec may use its own threads
     # (measured 2x faster on a one-chunk .zspy than in a dask worker thread)
     scheduler = local_scheduler("synchronous" if data.npartitions == 1 else "threads")
-    with progress_label("reading into memory"), progress_context(progress):
-        return np.asarray(data.compute(scheduler=scheduler))
+    _note(f"reading the patterns ({size}) into memory once", progress)
+    out = None
+    try:
+        out = np.empty(data.shape, dtype=data.dtype)
+        with progress_label("reading into memory"), progress_context(progress):
+            da.store(data, out, lock=False, scheduler=scheduler)
+    except MemoryError:
+        out = None
+        _note(
+            "the patterns did not fit in memory after all: reading them chunk by chunk in "
+            "every pass instead",
+            progress,
+        )
+        return data
+    reading["in_memory"] = True
+    return out
 
 
 def load_regions(path: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
@@ -644,11 +879,9 @@ def load_regions(path: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
     """
     from pathlib import Path
 
-    from anodemap.errors import AnodemapIOError
-
     path = Path(path)
     if not path.is_file():
-        raise AnodemapIOError(f"{path}: region file not found")
+        raise AnodemapIOError(f"{path}: region file not found (--regions FILE)")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":

@@ -249,6 +249,9 @@ class TvipsRecording:
         self.record_dtype = np.dtype(fields)
         self.offsets: list[int] = []
         self.frames_per_part: list[int] = []
+        # the parts cut short (allow_truncated): the scan plan then says the recording is
+        # incomplete, and does not take the frames left for a whole scan
+        self.truncated: list[str] = []
         rsize = self.record_dtype.itemsize
         for i, p in enumerate(self.parts):
             off = self.header["size"] if i == 0 else 0
@@ -261,10 +264,12 @@ class TvipsRecording:
                 )
                 if not allow_truncated:
                     raise AnodemapIOError(
-                        msg
-                        + "; pass --allow-truncated (allow_truncated=True) to skip the incomplete frame"
+                        msg + "; pass --allow-truncated (allow_truncated in Python) to use the "
+                        "complete frames (a scan cut short is then found from what is left, "
+                        "and said so)"
                     )
                 warnings.warn(msg + "; the incomplete frame is skipped", stacklevel=2)
+                self.truncated.append(str(p))
             self.offsets.append(off)
             self.frames_per_part.append(n)
         self._starts = np.concatenate([[0], np.cumsum(self.frames_per_part)]).astype(np.int64)
@@ -1174,6 +1179,10 @@ def _plan_from_features(
     found: dict[str, str] = {}
     notes: list[str] = []
     idle: dict[str, int] = {}  # frames taken for the parked beam (content only)
+    # a recording cut short (allow_truncated): the positions left are not a whole scan, so
+    # the shape is not taken from their count, and the positions not recorded are filled
+    cut = [Path(p).name for p in getattr(rec, "truncated", None) or []]
+    truncated = bool(cut) and not prefix
     lo = int(first_frame) if first_frame is not None else 0
     hi = int(last_frame) if last_frame is not None else n_total - 1
     if hi < lo:
@@ -1240,7 +1249,7 @@ def _plan_from_features(
         n_pos = int(steps[-1]) + 1
         pos_frame = -np.ones(n_pos, np.int64)
         pos_frame[steps] = frames
-        if scan_shape is not None and not prefix:
+        if scan_shape is not None and not prefix and not truncated:
             need = scan_shape[0] * scan_shape[1]
             if need > n_pos and lo + need - 1 >= n_total:
                 raise AnodemapInputError(
@@ -1262,7 +1271,13 @@ def _plan_from_features(
     scores: dict[str, Any] = {}
     if scan_shape is not None:
         ny, nx = scan_shape
-        if ny * nx != n_pos and not prefix:
+        if truncated and ny * nx > n_pos:
+            notes.append(
+                f"the recording is truncated ({', '.join(cut)}): {ny * nx - n_pos} of the "
+                f"{ny * nx} positions of the given scan shape {ny} x {nx} were not recorded; "
+                "they are filled with zeros and listed as missing"
+            )
+        elif ny * nx != n_pos and not prefix:
             if has_rot:
                 raise AnodemapInputError(
                     f"--scan-shape {ny} {nx} has {ny * nx} positions, but the rotator index of "
@@ -1280,13 +1295,18 @@ def _plan_from_features(
             h = int(hysteresis) if (hysteresis is not None and serp) else 0
         scores["line_pair_correlation"] = s
     else:
-        exact = has_rot and not prefix
+        exact = has_rot and not prefix and not truncated
         if exact:
             cands = [d for d in range(2, n_pos // 2 + 1) if n_pos % d == 0]
             if len(cands) > 200:  # many divisors: keep those near the content's peaks
                 ac = _autocorr_candidates(z, 16)
                 near = {c + k for c in ac for k in (-2, -1, 0, 1, 2)}
                 cands = [c for c in cands if c in near] or cands[:200]
+        elif truncated:
+            # no count to divide: every length near the content's strongest peaks (a scan
+            # cut short has weaker peaks; the line-pair correlation decides among them)
+            ac = _autocorr_candidates(z, 16)
+            cands = sorted({c + k for c in ac for k in (-2, -1, 0, 1, 2) if c + k >= 2})
         else:
             cands = _autocorr_candidates(z)
         best, others = _find_line_length(
@@ -1298,7 +1318,9 @@ def _plan_from_features(
                 "give the scan shape: --scan-shape NY NX"
             )
         s, prom, nx, serp, h = best
-        ny = n_pos // nx
+        # a truncated recording: every line begun is a line of the scan (its missing end
+        # filled); lines never begun cannot be counted
+        ny = -(-n_pos // nx) if truncated else n_pos // nx
         found["line_length"] = "content"
         scores["line_pair_correlation"] = s
         scores["peak_prominence"] = prom
@@ -1309,9 +1331,31 @@ def _plan_from_features(
         if s < 0.3 or prom <= 0:  # model choice: weak evidence
             notes.append(
                 f"line length {nx} found with weak evidence (correlation {s:.2f}, prominence "
-                f"{prom:.2f}); check it and pass scan_shape if wrong"
+                f"{prom:.2f}); check it, and give the scan shape with --scan-shape NY NX "
+                "(scan_shape) if it is wrong"
             )
-        if not exact and n_pos % nx:
+        if truncated:
+            second = (
+                f"; next best line length {others[0][2]} (correlation {others[0][0]:.2f})"
+                if others
+                else ""
+            )
+            notes.append(
+                f"the recording is truncated ({', '.join(cut)}): the scan shape {ny} x {nx} "
+                f"is found from the {n_pos} positions recorded before the cut, not from the "
+                f"scan that was set up: the line length {nx} from the content (line-pair "
+                f"correlation {s:.2f}, peak prominence {prom:.2f}{second}), {ny} lines begun"
+                + (
+                    f", the last {ny * nx - n_pos} position(s) of the last line filled with "
+                    "zeros and listed as missing"
+                    if ny * nx > n_pos
+                    else ""
+                )
+                + "; the scan may have had more lines: if you know its shape, give it with "
+                "--scan-shape NY NX"
+            )
+            scores["truncated"] = {"parts": cut, "positions_recorded": int(n_pos)}
+        elif not exact and n_pos % nx:
             notes.append(
                 f"{n_pos} scan frames are not a whole number of lines of {nx}; the last "
                 f"{n_pos % nx} frame(s) are not used"
@@ -1324,8 +1368,8 @@ def _plan_from_features(
             notes.append(
                 f"{k} frames {end} the scan are alike and were taken for the parked beam; "
                 f"they are {k // nx} line(s) or more of {nx}: if the scan's {which} line "
-                f"looks like the parked beam, pass {which}_frame (--{which}-frame) or "
-                "scan_shape (--scan-shape)"
+                f"looks like the parked beam, pass --{which}-frame N ({which}_frame) or "
+                "--scan-shape NY NX (scan_shape)"
             )
     if idle:
         scores["idle_frames"] = dict(idle)
@@ -1676,7 +1720,7 @@ def write_blo(
 
     path = Path(path)
     if path.exists() and not overwrite:
-        raise AnodemapIOError(f"{path}: exists; pass overwrite=True to replace it")
+        raise AnodemapIOError(f"{path}: exists, and is kept (overwrite=False)")
     data = dataset.data
     if data.ndim != 4:
         raise AnodemapInputError(
@@ -1707,7 +1751,8 @@ def write_blo(
             lo, hi = (float(v) for v in intensity_range)
         if not hi > lo:
             raise AnodemapInputError(
-                f"intensity_range=({lo}, {hi}) for {path}: the upper limit must exceed the lower"
+                f"--intensity-range {lo:g} {hi:g} (intensity_range) for {path}: the upper limit "
+                "must exceed the lower"
             )
         u8 = data.map_blocks(_to_uint8, lo, hi, dtype=np.uint8)
         rule = f"uint8 = clip(round(255*(I - {lo:g})/({hi:g} - {lo:g})), 0, 255)"
@@ -1737,7 +1782,8 @@ def write_blo(
     if step is None:
         notes.append("scan step not calibrated (1 nm written)")
         warnings.warn(
-            f"{path}: the scan step is unknown; 1 nm per pixel is written (pass --scan-step NM; scan_step= in Python)",
+            f"{path}: the scan step is unknown; 1 nm per pixel is written (pass --scan-step NM; "
+            "scan_step in Python)",
             stacklevel=2,
         )
     tem = dataset.get_meta("Acquisition_instrument.TEM", {}) or {}
@@ -1758,7 +1804,8 @@ def write_blo(
         if not 1 <= sdp <= 65535:
             raise AnodemapInputError(
                 f"{path}: reciprocal pixel size {s} 1/Å at camera length {cl_mm} mm gives a "
-                f"blockfile SDP of {sdp}, outside 1..65535; pass another camera_length"
+                f"blockfile SDP of {sdp}, outside 1..65535; pass another camera length with "
+                "--camera-length MM (camera_length)"
             )
         notes.append(f"reciprocal pixel size {s:.6g} 1/A")
     else:
@@ -1996,6 +2043,7 @@ def stream_to_file(
     >>> plan = stream_to_file("scan_000.tvips", "scan.zspy")  # doctest: +SKIP
     >>> print(plan.summary())  # doctest: +SKIP
     """
+    _check_numbers(scan_step, reciprocal_pixel_size, beam_energy, camera_length, intensity_range)
     outs = _output_paths(output_path, overwrite)
     plan_kw = dict(
         first_frame=first_frame,
@@ -2047,6 +2095,26 @@ def stream_to_file(
     return plan
 
 
+def _check_numbers(scan_step, reciprocal_pixel_size, beam_energy, camera_length, intensity_range):
+    """Refuse calibrations and an intensity range out of range before anything is read,
+    naming the command-line option (and the Python name)."""
+    for option, name, value in (
+        ("--scan-step", "scan_step", scan_step),
+        ("--reciprocal-pixel-size", "reciprocal_pixel_size", reciprocal_pixel_size),
+        ("--beam-energy", "beam_energy", beam_energy),
+        ("--camera-length", "camera_length", camera_length),
+    ):
+        if value is not None and not (math.isfinite(float(value)) and float(value) > 0):
+            raise AnodemapInputError(f"{option} {value} ({name}): must be a positive number")
+    if intensity_range is not None:
+        lo, hi = (float(v) for v in intensity_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise AnodemapInputError(
+                f"--intensity-range {lo:g} {hi:g} (intensity_range): give two finite counts, "
+                "LO < HI"
+            )
+
+
 def _output_paths(output_path: Any, overwrite: bool) -> list[Path]:
     """The outputs of :func:`stream_to_file`, checked before anything is read; a
     ``.zspy`` first (it can be written while the recording is read)."""
@@ -2060,7 +2128,7 @@ def _output_paths(output_path: Any, overwrite: bool) -> list[Path]:
                 f"{out}: output must be .zspy, .hspy or .blo (the format follows the extension)"
             )
         if out.exists() and not overwrite:
-            raise AnodemapIOError(f"{out}: exists; pass overwrite=True to replace it")
+            raise AnodemapIOError(f"{out}: exists, and is kept (overwrite=False)")
     resolved = [p.resolve() for p in outs]
     if len(set(resolved)) < len(resolved):
         raise AnodemapInputError(

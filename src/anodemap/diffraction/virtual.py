@@ -46,6 +46,8 @@ from scipy import ndimage as ndi
 
 from anodemap._compute import (
     OutputSpec,
+    chunked_view,
+    cluster_result,
     default_rows_per_chunk,
     local_scheduler,
     map_pixels,
@@ -95,6 +97,9 @@ _MIN_BEAM_SNR = 3.0
 # Rows of a lazy dataset used to estimate the beam radius when none is given (model
 # choice: enough patterns to beat noise, few enough to read one chunk at most).
 _RADIUS_SAMPLE = 4
+# ... and, where those show no beam, the positions per scan axis of the sample spread over
+# the whole scan (model choice: 8 x 8 = 64 patterns, a few rows of chunks to read).
+_RADIUS_SPREAD = 8
 # Direct beam outshone by a Bragg disk: besides the brightest disk, this many further
 # maxima of a pattern are refined as candidates when they reach this fraction of the
 # brightest (model choice: on the 48 x 48 benchmark electrode the second maximum is below
@@ -223,7 +228,7 @@ def _batch(n_pixels: int) -> int:
 
 def _compute_array(arr: Any, client: Any, scheduler: str | None, progress: bool) -> np.ndarray:
     if client is not None:
-        return np.asarray(client.compute(arr).result())
+        return np.asarray(cluster_result(client, client.compute(arr)))
     with progress_context(progress):
         return np.asarray(arr.compute(scheduler=local_scheduler(scheduler)))
 
@@ -319,27 +324,59 @@ def _descan_plane(center: np.ndarray, ok: np.ndarray, n_sigma: float, n_rounds: 
 
 
 def _estimate_radius(data: Any) -> float:
-    """Beam radius (px) from the mean of a few patterns: half-contrast area of the beam."""
+    """Beam radius (px): the half-contrast area of the beam in a mean of valid patterns.
+
+    The mean is over the valid patterns (finite, not constant) of the first
+    ``_RADIUS_SAMPLE`` × ``_RADIUS_SAMPLE`` scan positions; where those hold no valid
+    pattern or show no beam (a damaged or dark start of the scan), over the valid ones of
+    up to ``_RADIUS_SPREAD`` × ``_RADIUS_SPREAD`` positions spread over the whole scan. A
+    bad pattern anywhere is then flagged by the per-pattern search, never fatal here.
+    """
     a = _array(data)
     ny, nx = a.shape[:2]
-    sample = a[: min(ny, _RADIUS_SAMPLE), : min(nx, _RADIUS_SAMPLE)]
+    radius, n_valid = _radius_of_mean(a[: min(ny, _RADIUS_SAMPLE), : min(nx, _RADIUS_SAMPLE)])
+    if radius is None:
+        iy = np.unique(np.linspace(0, ny - 1, min(ny, _RADIUS_SPREAD)).astype(int))
+        ix = np.unique(np.linspace(0, nx - 1, min(nx, _RADIUS_SPREAD)).astype(int))
+        radius, n_valid = _radius_of_mean(a[iy][:, ix])
+    if radius is None:
+        found = (
+            f"the mean of the {n_valid} valid patterns sampled over the scan has no maximum "
+            "above its median level"
+            if n_valid
+            else "none of the patterns sampled over the scan is valid (finite and not constant)"
+        )
+        raise AnodemapInputError(
+            f"no direct beam found: {found}; anodemap diffraction needs patterns with the "
+            "direct beam on the detector"
+        )
+    return radius
+
+
+def _radius_of_mean(sample: Any) -> tuple[float | None, int]:
+    """(Half-contrast beam radius of the mean of the valid patterns of ``sample``, or None
+    where it shows no beam; the number of valid patterns)."""
     if hasattr(sample, "compute"):
         sample = sample.compute(scheduler=local_scheduler())
-    sample = np.asarray(sample, dtype=float)
-    mean = np.nan_to_num(sample.reshape((-1,) + sample.shape[-2:]).mean(axis=0))
+    stack = np.asarray(sample, dtype=float)
+    stack = stack.reshape((-1,) + stack.shape[-2:])
+    flat = stack.reshape(stack.shape[0], -1)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(flat).all(axis=1) & (flat.max(axis=1) > flat.min(axis=1))
+    if not valid.any():
+        return None, 0
+    if not valid.all():  # (all valid: the same array and sum as before this check existed)
+        stack = stack[valid]
+    mean = np.nan_to_num(stack.mean(axis=0))
     sm = ndi.uniform_filter(mean, size=3)
     peak = np.unravel_index(int(np.argmax(sm)), sm.shape)
     bg = float(np.median(mean))
+    if sm[peak] <= bg:
+        return None, int(valid.sum())
     half = bg + 0.5 * (float(sm[peak]) - bg)
     labels, _ = ndi.label(sm >= half)
     area = float(np.count_nonzero(labels == labels[peak]))
-    if sm[peak] <= bg:
-        raise AnodemapInputError(
-            "no direct beam found in the first patterns (their mean has no maximum above "
-            "its median level); anodemap diffraction needs patterns with the direct beam on "
-            "the detector (in Python: find_direct_beam(..., radius=<beam radius in px>))"
-        )
-    return max(1.0, math.sqrt(area / math.pi))
+    return max(1.0, math.sqrt(area / math.pi)), int(valid.sum())
 
 
 def _refine_beam(
@@ -589,7 +626,8 @@ def find_direct_beam(
     data : Dataset or array, shape (ny, nx, ky, kx)
         numpy or dask (lazy) data.
     radius : float, optional
-        Beam radius in px (default: half-contrast area of the mean of the first patterns).
+        Beam radius in px (default: half-contrast area of the mean of the valid patterns
+        among the first ones, or else among patterns spread over the scan).
     guess : (float, float), optional
         Approximate beam position; with ``max_shift`` (px), the beam is looked for only
         within that distance of it (for patterns whose Bragg disks outshine the beam).
@@ -1325,7 +1363,7 @@ def _grouped(
     darr = (
         arr.rechunk((rows, nav[1]) + sig)
         if isinstance(arr, da.Array)
-        else da.from_array(arr, chunks=(rows, nav[1]) + sig)
+        else chunked_view(arr, (rows, nav[1]) + sig)  # views: from_array copies it whole
     )
     dl = da.from_array(labels, chunks=(rows, nav[1]))
     args: list[Any] = [darr, ("n0", "n1", "s0", "s1"), dl, ("n0", "n1")]

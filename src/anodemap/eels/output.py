@@ -21,6 +21,7 @@ from anodemap.status import Status, describe, legend
 
 __all__ = [
     "map_dataset",
+    "output_names",
     "write_eels_results",
     "write_json",
     "compare_with_truth",
@@ -106,6 +107,21 @@ def _pixel_size(nav_axes: list[Axis]) -> tuple[float | None, str]:
     return None, ""
 
 
+def output_names() -> list[str]:
+    """Every name :func:`write_eels_results` may write in its folder (for the checks
+    before a run: an input of one of these names there would be replaced).
+
+    Examples
+    --------
+    >>> names = output_names()
+    >>> "li_si_ratio.hspy" in names and "overview.png" in names and "summary.json" in names
+    True
+    """
+    figures = [f"{_FILES[k]}.png" for k in (*_FIGURES, *_STATUS_MAPS)]
+    extra = ["overview.png", "calibration.png", "example_fits.png", "summary.json"]
+    return [*(f"{f}.hspy" for f in _FILES.values()), *figures, *extra]
+
+
 def write_eels_results(
     result: Any,
     outdir: str | os.PathLike,
@@ -135,26 +151,39 @@ def write_eels_results(
     Returns
     -------
     dict
-        The summary written to summary.json.
+        The summary written to summary.json: with ``input`` (path, size and SHA-256 of
+        the input the command read; None from Python), ``anodemap_version`` and
+        ``command_line`` first (:meth:`anodemap.io.outdir.OutputFolder.provenance`).
+
+    Notes
+    -----
+    The folder is held as one run's (:func:`anodemap.io.outdir.output_folder`; the
+    command line holds it for its whole run): files of an earlier run that this one does
+    not write are moved to ``OUTDIR/.previous-run/`` before ``summary.json`` is written.
     """
+    from anodemap.io.outdir import output_folder
+
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    summary_path = outdir / "summary.json"
-    if summary_path.exists():  # a stale summary must not vouch for new, partial files
-        summary_path.unlink()
-    for key, fname in _FILES.items():
-        title, units = result.titles.get(key, (key, ""))
-        ds = map_dataset(result.maps[key], result.nav_axes, title, units)
-        if key in _STATUS_MAPS:
-            ds.set_meta("Signal.status_legend", legend())
-        ds.set_meta("General.source", result.source)
-        save(ds, outdir / f"{fname}.hspy")
-    written = sorted(f"{f}.hspy" for f in _FILES.values())
-    if figures:
-        written += _write_figures(result, outdir, worker, dataset)
-    summary = result.summary()
-    summary["files"] = written
-    write_json(summary, summary_path)
+    with output_folder(outdir) as folder:
+        summary_path = outdir / "summary.json"
+        hspy = [f"{f}.hspy" for f in _FILES.values()]
+        folder.claim([*hspy, "summary.json"])
+        if summary_path.exists():  # a stale summary must not vouch for new, partial files
+            summary_path.unlink()
+        for key, fname in _FILES.items():
+            title, units = result.titles.get(key, (key, ""))
+            ds = map_dataset(result.maps[key], result.nav_axes, title, units)
+            if key in _STATUS_MAPS:
+                ds.set_meta("Signal.status_legend", legend())
+            ds.set_meta("General.source", result.source)
+            save(ds, outdir / f"{fname}.hspy")
+        written = sorted(hspy)
+        if figures:
+            written += _write_figures(result, outdir, worker, dataset)
+        folder.retire_previous()
+        summary = {**folder.provenance(), **result.summary()}
+        summary["files"] = written
+        write_json(summary, summary_path)
     return summary
 
 
@@ -166,6 +195,7 @@ def _write_figures(result: Any, outdir: Path, worker: Any = None, dataset: Any =
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
+    from anodemap.io.outdir import claim
     from anodemap.plotting import FigureWorker, map_png, save_figure
 
     if result.maps["fit_status"].ndim == 0:
@@ -180,8 +210,10 @@ def _write_figures(result: Any, outdir: Path, worker: Any = None, dataset: Any =
         options = _map_options(key, np.asarray(result.maps[key]), title, unit, cmap, masks[shown])
         options.update(pixel_size=size, units=units or "nm")
         path = outdir / f"{_FILES[key]}.png"
+        claim(path)  # here: the helper process that draws it records nothing
         jobs.append(worker.submit(map_png, np.asarray(result.maps[key]), path, **options))
     for key in _STATUS_MAPS:
+        claim(outdir / f"{_FILES[key]}.png")
         jobs.append(
             worker.submit(
                 _status_png,

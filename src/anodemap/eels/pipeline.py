@@ -28,8 +28,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -205,7 +207,8 @@ def energy_axis(dataset: Dataset) -> np.ndarray:
     """The calibrated energy axis of a spectrum dataset in eV, validated.
 
     Raises a clear error for a missing, uncalibrated or non-uniform energy axis, for
-    data that are not spectra, and for an axis without the zero-loss region.
+    data that are not spectra, and for an axis without the zero-loss region. An axis in
+    keV or meV is converted to eV (the same values as the axis recorded in eV).
     """
     if len(dataset.sig_axes) != 1:
         raise AnodemapInputError(
@@ -228,7 +231,31 @@ def energy_axis(dataset: Dataset) -> np.ndarray:
         raise AnodemapInputError(f"the energy axis has only {ax.size} channels")
     if ax.scale <= 0:
         raise AnodemapInputError(f"the energy axis scale is {ax.scale}; it must be positive")
-    return ax.values * _ENERGY_UNITS[units]
+    factor = _ENERGY_UNITS[units]
+    if factor == 1.0:
+        return ax.values
+    # keV or meV: the axis converted to eV before its points are computed, so that the
+    # points (and the channels inside an energy window's inclusive edges) are those of the
+    # same axis recorded in eV, to the last bit
+    ev = dataclasses.replace(
+        ax, scale=_in_ev(ax.scale, factor), offset=_in_ev(ax.offset, factor), units="eV"
+    )
+    return ev.values
+
+
+def _in_ev(value: float, factor: float) -> float:
+    """An axis scale or offset converted to eV, rounded to 12 significant digits.
+
+    Rounding undoes the binary error of the unit conversion (0.05 eV written as 5e-05 keV
+    is 5.000000000000001e-05 keV, and times 1000 not 0.05): 12 digits are far more than
+    any energy calibration has, and far fewer than the 16 of a float64.
+
+    Examples
+    --------
+    >>> _in_ev(0.05 / 1000, 1e3), _in_ev(-0.005, 1e3)
+    (0.05, -5.0)
+    """
+    return float(f"{float(value) * factor:.12g}")
 
 
 def eels_dataset(
@@ -693,6 +720,7 @@ def analyse_eels(
     EELSResult
     """
     p = parameters or EELSParameters()
+    _check_parameters(p)
     cal = calibration or default_calibration()
     energy = energy_axis(dataset)
     if not energy[0] < 0 < energy[-1]:
@@ -701,9 +729,17 @@ def analyse_eels(
             "spectra have no zero-loss peak to align, deconvolve and measure thickness with"
         )
     if isinstance(p.window, str) and p.window != "auto":
-        raise AnodemapInputError(f"window must be (LO, HI) in eV or 'auto', not {p.window!r}")
+        raise AnodemapInputError(
+            f"window={p.window!r}: give the plasmon fit window as (LO, HI) in eV (--window LO "
+            "HI) or 'auto' (--window auto)"
+        )
     if not isinstance(p.window, str):
-        _win.check_window(energy, *_fixed_window(p.window), what="plasmon fit window")
+        try:
+            _win.check_window(energy, *_fixed_window(p.window), what="plasmon fit window")
+        except AnodemapInputError as err:
+            raise AnodemapInputError(
+                f"{err} (--window LO HI, or --window auto; window in Python)"
+            ) from err
     scale = float(energy[1] - energy[0])
     taper_ev = _LI_K_TAPER_CHANNELS * max(1, int(math.floor(_LI_K_BIN_EV / scale + 1e-9))) * scale
     for name in ("li2o_window", "li_k_window", "li_k_background"):
@@ -714,7 +750,8 @@ def analyse_eels(
                 f"{name} [{lo:g}, {hi:g}] eV lies beyond the end of the energy axis "
                 f"({energy[-1]:g} eV"
                 + (f", less the {taper_ev:g} eV tapered by Fourier-log" if end < energy[-1] else "")
-                + "); record to higher energy or change the window"
+                + f"); record the spectra to higher energy (the command line has no option "
+                f"for this window; {name} in Python)"
             )
     window_auto = None
     if p.window == "auto":
@@ -728,7 +765,7 @@ def analyse_eels(
         p = dataclasses.replace(p, window=(lo, hi))
     if p.deconvolve not in ("rl", "fourier-log", "none"):
         raise AnodemapInputError(
-            f"deconvolve must be rl, fourier-log or none, not {p.deconvolve!r}"
+            f"--deconvolve {p.deconvolve} (deconvolve): must be rl, fourier-log or none"
         )
     if rows_per_chunk is None and dataset.nav_shape:
         row_bytes = 8 * math.prod(dataset.data.shape[1:])
@@ -739,7 +776,7 @@ def analyse_eels(
     if hasattr(first, "compute"):
         first = first.compute(scheduler=local_scheduler())
     process_spectra(np.asarray(first)[None], energy, p)
-    with progress_label("spectra"):
+    with progress_label("spectra"), _memory_errors(dataset):
         out = map_pixels(
             _eels_kernel,
             dataset.data,
@@ -785,6 +822,63 @@ def analyse_eels(
         titles=titles,
         window_auto=window_auto,
     )
+
+
+@contextlib.contextmanager
+def _memory_errors(dataset: Dataset) -> Iterator[None]:
+    """Running out of memory inside the block as a clear error that says what to do.
+
+    numpy's ``MemoryError`` ("Unable to allocate ...") and an HDF5 decompression filter
+    that could not allocate its buffer ("filter returned failure during read", which a
+    damaged chunk also gives) become an :class:`AnodemapError` that says how much memory
+    the process may use (:func:`anodemap._platform.memory_budget`) and what to do.
+    """
+    from anodemap._platform import describe_budget, usable_cores
+    from anodemap.errors import AnodemapError
+
+    try:
+        yield
+    except (MemoryError, OSError) as err:
+        if isinstance(err, OSError) and "filter returned failure" not in str(err):
+            raise
+        what = (
+            "a compressed chunk of the input could not be decoded (HDF5: filter returned "
+            "failure during read): the memory ran out, or the chunk is damaged"
+            if isinstance(err, OSError)
+            else f"out of memory ({err})"
+        )
+        how = (
+            "the spectra were read chunk by chunk"
+            if dataset.is_lazy
+            else "the input was read whole (its format cannot be read chunk by chunk)"
+        )
+        raise AnodemapError(
+            f"{what}; {how}, with the kernels' working memory on {usable_cores()} cores: "
+            f"{describe_budget()}. Give the process more memory (raise ulimit -v or the "
+            "container's limit, close other programs) or run it on fewer cores (taskset -c 0 "
+            "anodemap eels ...: less working memory, same maps)"
+        ) from err
+
+
+def _check_parameters(p: EELSParameters) -> None:
+    """Refuse parameters out of range, naming the command-line option (and Python name).
+
+    Raises
+    ------
+    AnodemapInputError
+    """
+    it = p.rl_iterations
+    if isinstance(it, bool) or not isinstance(it, int | np.integer) or it < 1:
+        raise AnodemapInputError(
+            f"--iterations {it} (rl_iterations): the Richardson-Lucy iterations must be a "
+            "whole number, at least 1"
+        )
+    if p.model not in ("lorentzian", "drude"):
+        raise AnodemapInputError(f"--model {p.model} (model): must be lorentzian or drude")
+    for name in ("li_k_max_thickness", "threshold_fwhm", "min_thickness"):
+        value = getattr(p, name)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise AnodemapInputError(f"{name}={value!r}: must be a finite number >= 0")
 
 
 def _find_auto_window(

@@ -30,6 +30,7 @@ from typing import Any
 
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 from anodemap.io._contiguous import is_unchunked_error, read_contiguous_hspy
+from anodemap.io._damaged import check_blockfile, check_zspy, read_zspy_lazy
 from anodemap.io._hyperspy_rules import dataset_from_reader
 from anodemap.io.dataset import Dataset
 from anodemap.io.kinds import Kind, describe
@@ -103,7 +104,11 @@ def _missing_package(err: ImportError) -> str:
     return name.split(".")[0]
 
 
-def _read(plugin: dict[str, Any], path: Path, lazy: bool, kwargs: dict[str, Any]) -> list:
+def _read(
+    plugin: dict[str, Any], path: Path, lazy: bool, kwargs: dict[str, Any], shown: str = ""
+) -> list:
+    if lazy and plugin["name"] == "ZSPY" and path.is_dir() and not kwargs:
+        return read_zspy_lazy(path, shown)  # a damaged chunk reported as such when read
     reader = importlib.import_module(plugin["api"]).file_reader
     try:
         return reader(str(path), lazy=lazy, **kwargs)
@@ -145,20 +150,30 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
     FileNotFoundError
         The file does not exist.
     AnodemapIOError
-        The format is unknown, a package its reader needs is not installed (named), or
-        the file is truncated or unreadable.
+        The format is unknown, a package its reader needs is not installed (named), the
+        file cannot be read (permissions), or it is damaged: truncated, or a ``.zspy`` with
+        chunks missing or cut short (:mod:`anodemap.io._damaged`; zarr would read a
+        missing chunk as zeros). Lazy data read later report a chunk that cannot be
+        decoded with the same kind of message.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     plugins = _plugins_for(path)
+    if not os.access(path, os.R_OK):
+        raise AnodemapIOError(f"{path}: cannot be read (permission denied)")
     if path.is_file() and path.stat().st_size == 0:
         raise AnodemapIOError(f"{path}: the file is empty")
+    # read by its absolute path: lazy data keep it, and a dask cluster's workers, whose
+    # working folder is not the caller's, open it again from there
+    where = Path(os.path.abspath(path))
+    if any(p["name"] == "ZSPY" for p in plugins):
+        check_zspy(path)  # before reading: an eager read would fail in the codec
     failures = []
     dicts = None
     for plugin in plugins:
         try:
-            dicts = _read(plugin, path, lazy, reader_kwargs)
+            dicts = _read(plugin, where, lazy, reader_kwargs, str(path))
             break
         except ImportError as err:
             name = _missing_package(err)
@@ -167,6 +182,8 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
                 f"package '{name}', which is not installed; install it (pip install "
                 f"{_PIP_NAMES.get(name, name)}) and run the command again"
             ) from err
+        except AnodemapIOError:
+            raise
         except Exception as err:  # readers raise anything from struct.error to KeyError
             failures.append((plugin, err))
     if dicts is None:
@@ -182,6 +199,8 @@ def load_all(path: str | os.PathLike, *, lazy: bool = False, **reader_kwargs: An
         ) from err
     if not dicts:
         raise AnodemapIOError(f"{path}: the {plugin['name']} reader found no data in the file")
+    if plugin["name"] == "Blockfile":
+        check_blockfile(path, dicts)
     out = []
     for d in dicts:
         try:
@@ -340,7 +359,7 @@ def save(
     path = Path(path)
     plugin = _plugin_for(path, write=True)
     if path.exists() and not overwrite:
-        raise AnodemapIOError(f"{path}: exists; pass overwrite=True to replace it")
+        raise AnodemapIOError(f"{path}: exists, and is kept (overwrite=False)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
     writer = importlib.import_module(plugin["api"]).file_writer

@@ -24,11 +24,31 @@ __all__ = ["map_dataset", "write_json"]
 
 
 def write_json(data: Any, path: str | os.PathLike) -> Path:
-    """Write JSON atomically (temporary name, then rename)."""
+    """Write JSON atomically: under a temporary name unique to this process and call,
+    then renamed, so that two writers never rename each other's files.
+
+    In an output folder that this process holds (:func:`anodemap.io.outdir.output_folder`)
+    the file is recorded as this run's.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> p = write_json({"n": np.int64(3)}, pathlib.Path(tempfile.mkdtemp()) / "s.json")
+    >>> json.loads(p.read_text())
+    {'n': 3}
+    """
+    from anodemap.io.outdir import claim, temporary_path
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    claim(path)
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
