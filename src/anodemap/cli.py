@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -222,109 +221,35 @@ def _client(address: str | None, *inputs: Any):
     return connect_cluster(address, reads=inputs)
 
 
-def _run_eels(input_path: Path, outdir: Path, args: argparse.Namespace) -> Any:
-    from anodemap.eels.output import output_names
-    from anodemap.io.outdir import command_line, output_folder
-    from anodemap.plotting import FigureWorker
+def _context(args: argparse.Namespace) -> Any:
+    """The analyses' context from the shared options (--scheduler, --no-progress, ...)."""
+    from anodemap.analysis import Context
+    from anodemap.io.outdir import command_line
 
-    # the folder is checked and held before anything is read (anodemap.io.outdir); its
-    # summary.json names the input
-    inputs = [input_path, getattr(args, "calibration", None)]
-    with output_folder(
-        outdir, inputs=inputs, writes=output_names(), command_line=command_line(args), log=_log
-    ):
-        # started first, the figure process imports matplotlib while this one imports the
-        # analysis, reads and computes
-        worker = FigureWorker(processes=0 if args.no_figures else 1)
-        try:
-            return _analyse_and_write_eels(input_path, outdir, args, worker)
-        finally:
-            worker.close()
+    return Context(
+        scheduler=getattr(args, "scheduler", None),
+        progress=not args.no_progress,
+        figures=not args.no_figures,
+        log=_log,
+        command_line=command_line(args),
+    )
 
 
-def _analyse_and_write_eels(
-    input_path: Path, outdir: Path, args: argparse.Namespace, worker: Any
+def _run_eels(
+    input_path: Path, outdir: Path, args: argparse.Namespace, truth: Path | None = None
 ) -> Any:
-    from anodemap.eels.calibration import Calibration, default_calibration
-    from anodemap.eels.output import write_eels_results
-    from anodemap.eels.pipeline import analyse_eels
-    from anodemap.io import kinds, load
+    """``anodemap eels``: the EELS analysis of ``input_path`` into ``outdir``."""
+    from anodemap.analysis import get_analysis
 
-    cal = Calibration.from_csv(args.calibration) if args.calibration else default_calibration()
-    _log(f"reading {input_path}")
-    ds = load(
+    return get_analysis("eels").run(
         input_path,
-        lazy=True,
+        outdir,
+        _parameters(args),
+        _context(args),
+        files={"calibration": getattr(args, "calibration", None)},
         signal=getattr(args, "signal", None),  # the demo has no --signal
-        kind=kinds.lowloss_eels,
-        signal_type="EELS",
+        truth=truth,
     )
-    params = _parameters(args)
-    window_text = "auto" if params.window == "auto" else f"{params.window} eV"
-    _log(
-        f"spectra: scan {ds.nav_shape or '(single spectrum)'}, {ds.sig_shape[0]} channels; "
-        f"deconvolution {args.deconvolve}, fit window {window_text}"
-    )
-    t0 = time.perf_counter()
-    preload = None
-    if not args.no_figures:
-        from anodemap.plotting import import_in_background
-
-        preload = import_in_background()  # for this process's share of the figures
-    client = _client(args.scheduler, input_path)
-    try:
-        result = analyse_eels(
-            ds, params, calibration=cal, client=client, progress=not args.no_progress
-        )
-    finally:
-        if client is not None:
-            client.close()
-    dt = time.perf_counter() - t0
-    _log(f"analysed {result.maps['fit_status'].size} pixels in {dt:.1f} s")
-    if result.window_auto is not None:
-        w = result.window_auto
-        _log(
-            f"fit window (auto): {w['window_eV'][0]:.2f}-{w['window_eV'][1]:.2f} eV around the "
-            f"strongest loss peak at {w['strongest_peak_eV']:.2f} eV"
-        )
-    if preload is not None:
-        preload.join()
-    summary = write_eels_results(
-        result, outdir, figures=not args.no_figures, worker=worker, dataset=ds
-    )
-    e, f = summary["plasmon_energy_eV"], summary["plasmon_fwhm_eV"]
-    if e["mean"] is not None:
-        _log(
-            f"plasmon over {summary['n_plasmon_converged']} converged fits "
-            f"({100 * summary['fraction_converged']:.1f} %): energy mean {e['mean']:.2f} eV "
-            f"(std {e['std']:.2f}), FWHM mean {f['mean']:.2f} eV"
-        )
-    else:
-        _log("no plasmon fit converged; see fit_status.hspy and summary.json")
-    if summary["window_warning"] is not None:
-        _log("WARNING: " + summary["window_warning"]["message"])
-    s = summary["li_si_ratio"]
-    if s["mean"] is not None:
-        _log(
-            f"Li/Si over {summary['n_valid']} pixels within the calibration: mean "
-            f"{s['mean']:.2f}, std {s['std']:.2f}"
-        )
-    else:
-        why = ", ".join(
-            f"{n} {name.replace('_', ' ')}"
-            for name, n in summary["li_si_status_counts"].items()
-            if n and name != "ok"
-        )
-        _log(f"no pixel gave a Li/Si value ({why}); see li_si_status.hspy and summary.json")
-    k = summary["li_k_status_counts"]
-    n_k = summary["li_k_counts"]["n"]
-    _log(
-        f"Li-K map: {n_k} pixel{'s' if n_k != 1 else ''} with a value, "
-        f"{summary['n_pixels'] - n_k - k['no_signal']} flagged (li_k_status.hspy), "
-        f"{k['no_signal']} without signal"
-    )
-    _log(f"results in {outdir}")
-    return result
 
 
 def cmd_eels(args: argparse.Namespace) -> int:
@@ -334,34 +259,16 @@ def cmd_eels(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------- diffraction
 def cmd_diffraction(args: argparse.Namespace) -> int:
-    from anodemap.diffraction.output import output_names
-    from anodemap.io.outdir import command_line, output_folder
-    from anodemap.plotting import FigureWorker
-
-    # the folder is checked and held before anything is read (anodemap.io.outdir); its
-    # summary.json names the input
-    with output_folder(
-        args.output,
-        inputs=[args.input, args.regions],
-        writes=output_names(),
-        command_line=command_line(args),
-        log=_log,
-    ):
-        # started first, the figure process imports matplotlib while this one works
-        with FigureWorker(processes=0 if args.no_figures else 1) as worker:
-            return _diffraction(args, worker)
+    _run_diffraction(args)
+    return 0
 
 
-def _diffraction(args: argparse.Namespace, worker: Any) -> int:
-    from anodemap.diffraction.output import write_diffraction_results
-    from anodemap.diffraction.pipeline import DiffractionParameters, analyse_diffraction
-    from anodemap.io import kinds, load
+def _run_diffraction(args: argparse.Namespace, truth: Path | None = None) -> Any:
+    """``anodemap diffraction``: the diffraction analysis of ``args.input``."""
+    from anodemap.analysis import get_analysis
+    from anodemap.diffraction.pipeline import DiffractionParameters
 
-    _log(f"reading {args.input}")
-    ds = load(args.input, lazy=True, signal=args.signal, kind=kinds.diffraction_scan)
-    ds = ds.as_scan_2d()  # a line scan or a stack of patterns: maps of one row
-    if args.scan_step is not None:
-        ds = _with_scan_step(ds, args.scan_step)
+    analysis = get_analysis("diffraction")
     p = DiffractionParameters(
         phases=tuple(args.phases),
         step_deg=args.step,
@@ -374,57 +281,17 @@ def _diffraction(args: argparse.Namespace, worker: Any) -> int:
         template_cache=not args.no_template_cache,
         in_memory_gb=args.in_memory_gb,
     )
-    _log(
-        f"patterns: scan {ds.nav_shape}, {ds.sig_shape[0]} x {ds.sig_shape[-1]} px; "
-        f"phases {', '.join(p.phases)}; templates every {p.step_deg} degrees"
-        + (f", orientations refined at {p.refine_step_deg}" if p.refine_step_deg else "")
+    step = args.scan_step
+    return analysis.run(
+        args.input,
+        args.output,
+        p,
+        _context(args),
+        files={"regions": args.regions},
+        signal=args.signal,
+        truth=truth,
+        prepare=None if step is None else (lambda ds: _with_scan_step(ds, step)),
     )
-    regions = None
-    if args.regions:
-        import numpy as np
-
-        from anodemap.diffraction.pipeline import load_regions
-
-        regions = load_regions(args.regions, ds.nav_shape)
-        _log(f"regions: {len(np.unique(regions[regions > 0]))} from {args.regions}")
-    preload = None
-    if not args.no_figures:
-        from anodemap.plotting import import_in_background
-
-        preload = import_in_background()  # for this process's share of the figures
-    client = _client(args.scheduler, args.input)
-    try:
-        result = analyse_diffraction(
-            ds, p, client=client, progress=not args.no_progress, regions=regions
-        )
-    finally:
-        if client is not None:
-            client.close()
-    if preload is not None:
-        preload.join()
-    summary = write_diffraction_results(
-        result, args.output, figures=not args.no_figures, worker=worker
-    )
-    fractions = ", ".join(
-        f"{name} {100 * f:.1f} %" for name, f in summary["phase_fractions"].items() if f is not None
-    )
-    others = f"{summary['n_vacuum']} vacuum"
-    if summary["n_not_analysed"]:
-        others += f", {summary['n_not_analysed']} not analysed (match_status says why)"
-    _log(
-        f"phase fractions over the {summary['n_material']} material patterns of "
-        f"{summary['n_patterns']} (vacuum excluded; {others}): {fractions or 'none'}"
-    )
-    for reg in summary.get("regions") or []:
-        inside = ", ".join(
-            f"{name} {100 * f:.1f} %" for name, f in reg["phase_fractions"].items() if f is not None
-        )
-        _log(
-            f"region {reg['region']} ({reg['n_patterns']} patterns, {reg['n_vacuum']} vacuum): "
-            f"{inside or 'no material'}"
-        )
-    _log(f"results in {args.output}")
-    return 0
 
 
 def _with_scan_step(ds: Any, step: float) -> Any:
@@ -484,6 +351,28 @@ def cmd_stream(args: argparse.Namespace) -> int:
         return 0
 
 
+# ----------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    """``anodemap run STUDY.toml -o OUT``: exit code 1 when an analysis failed."""
+    from anodemap.study import read_study, run_study
+
+    study = read_study(args.study)  # every check before any work
+    n = sum(len(s.datasets) for s in study.states)
+    _log(f"study {study.name!r}: {len(study.states)} states, {n} datasets ({args.study})")
+    run = run_study(study, Path(args.output), _context(args), force=args.force, report=_report)
+    return 1 if run["counts"]["failed"] else 0
+
+
+def _report(out: Path) -> None:
+    """Build the report of a run folder, if this anodemap has the report."""
+    try:
+        from anodemap.report import build_report
+    except ImportError:  # (the report package is being built)
+        return
+    html, _ = build_report(out)
+    _log(f"report: {html}")
+
+
 # ---------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from anodemap.eels.output import output_names
@@ -503,50 +392,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """``anodemap demo`` in its held output folder (:func:`cmd_demo`)."""
-    import numpy as np
-
-    from anodemap.eels.output import compare_with_truth
-    from anodemap.io import load
-    from anodemap.io.results import write_json
-
     out = Path(args.output)
     sim_path = _simulate_eels(out / "simulated", tuple(args.shape), args.seed, args.pixel_size)
-    result = _run_eels(sim_path, out, args)
-    truth_dir = out / "simulated" / "truth"
-    truth = {
-        k: np.asarray(load(truth_dir / f"{k}.hspy").data)
-        for k in (
-            "plasmon_peak_eV",
-            "li_per_si",
-            "t_over_lambda",
-            "t_over_lambda_in_window",
-            "oxide_fraction",
-            "labels",
-            "li_k_counts",
-            "li_k_fraction",
-        )
-        if (truth_dir / f"{k}.hspy").exists()
-    }
-    comparison = compare_with_truth(result, truth)
-    write_json(comparison, out / "truth_comparison.json")
-    if not args.no_figures:
-        _truth_figure(result, truth, out / "truth_comparison.png")
-    e = comparison["plasmon_energy_error_eV"]["median_abs"]
-    x = comparison["li_si_error"]["median_abs"]
-    if e is not None:
-        _log(
-            f"against the truth: median |ΔE_p| = {e:.4f} eV, median |ΔLi/Si| = {x:.3f} "
-            f"over {comparison['n_compared']} pixels (truth_comparison.json)"
-        )
-    k = comparison["li_k"]
-    rho = k["li_k"]["spearman_vs_li_si_all_material_flagged_as_failures"]
-    rho_f = k["li_k_fraction"]["spearman_vs_li_si_all_material_flagged_as_failures"]
-    if rho is not None and rho_f is not None:
-        _log(
-            f"Li-K map against the truth Li/Si over all {k['n_material']} material pixels "
-            f"({k['n_flagged']} flagged, counted as failures): Spearman {rho:.2f} (counts), "
-            f"{rho_f:.2f} (per single-scattering count)"
-        )
+    _run_eels(sim_path, out, args, truth=out / "simulated" / "truth")
     if not args.no_diffraction:
         _demo_diffraction(out, args)
     return 0
@@ -592,10 +440,6 @@ def _demo_diffraction_in(
     """:func:`_demo_diffraction` once its output folder is held."""
     import json
 
-    import numpy as np
-
-    from anodemap.diffraction.output import compare_with_truth
-    from anodemap.io import load
     from anodemap.io.results import write_json
     from anodemap.synth.tvips import compare_scan_with_truth
 
@@ -623,115 +467,21 @@ def _demo_diffraction_in(
         _log("$ anodemap " + " ".join(argv))
         sub = parser.parse_args(argv)
         sub.argv = argv  # recorded in the summary as the command it is
-        sub.func(sub)
+        if sub.func is cmd_diffraction:
+            outcome = _run_diffraction(sub, truth=sim["truth_dir"])
+        else:
+            sub.func(sub)
 
-    truth_dir = sim["truth_dir"]
-    truth_meta = json.loads((truth_dir / "truth.json").read_text())
-    truth = {
-        k: np.asarray(load(truth_dir / f"{k}.hspy").data)
-        for k in ("phase", "euler_deg", "amorphous_intensity_share")
-    }
-    summary = json.loads((dout / "summary.json").read_text())
-    maps = {
-        "phase": np.asarray(load(dout / "phase.hspy").data),
-        "euler": np.asarray(load(dout / "orientations.hspy").data),
-        "reliability": np.asarray(load(dout / "reliability.hspy").data),
-        "amorphous_share": np.asarray(load(dout / "amorphous_share.hspy").data),
-    }
     report = json.loads(scan.with_name(scan.name + ".scan.json").read_text())
-    comparison = {
-        "scan": compare_scan_with_truth(report, sim["recording"]),
-        **compare_with_truth(maps, summary["phase_labels"], truth, truth_meta["phase_labels"]),
-    }
+    comparison = {"scan": compare_scan_with_truth(report, sim["recording"]), **outcome.truth}
     write_json(comparison, dout / "truth_comparison.json")
-    if not args.no_figures:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        from anodemap.diffraction.output import truth_comparison_figure
-        from anodemap.plotting import save_figure
-
-        save_figure(
-            truth_comparison_figure(
-                maps, summary["phase_labels"], truth, truth_meta["phase_labels"], args.pixel_size
-            ),
-            dout / "truth_comparison.png",
-        )
     wrong = [k for k, v in comparison["scan"]["items"].items() if not v["agrees"]]
-    orientation = {k: o for k, o in comparison["orientation"].items() if isinstance(o, dict)}
-    vac = comparison["vacuum"]
-
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.0f} %"
-
-    def within(which: str) -> str:
-        return ", ".join(
-            f"{name} {pct(o[which]['within_2deg'])} of {o[which]['n']}"
-            for name, o in orientation.items()
-        )
-
     _log(
         "against the truth: scan "
         + ("found as recorded" if not wrong else f"differs in {', '.join(wrong)}")
-        + f"; phases {100 * (comparison['phase_accuracy'] or 0):.1f} % right over "
-        f"{comparison['n_material_pixels']} material pixels"
-        + f"; vacuum: {pct(vac['recall'])} of {comparison['n_pore_pixels']} pore pixels found "
-        f"(precision {pct(vac['precision'])})"
-        + f"; orientations within 2°, of all correctly phased pixels: {within('all_right_phase')}"
-        + f"; of those reliable (≥ {comparison['orientation']['reliability_threshold']:g}): "
-        + within("reliable")
         + f" ({dout / 'truth_comparison.json'})"
     )
     return comparison
-
-
-def _truth_figure(result: Any, truth: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import numpy as np
-
-    from anodemap.plotting import map_figure, plot_map, save_figure
-
-    size = result.nav_axes[-1].scale
-    fig, panels = map_figure(np.shape(truth["li_per_si"]), 1, 3)
-    axs = [ax for ax, _ in panels]
-    panels[2][1].remove()  # the scatter plot has no colour bar
-    plot_map(
-        truth["li_per_si"],
-        pixel_size=size,
-        title="Li/Si, truth",
-        label="Li/Si",
-        cmap="magma",
-        vmin=0,
-        vmax=4.4,
-        ax=axs[0],
-        cax=panels[0][1],
-    )
-    plot_map(
-        result.maps["li_si_ratio"],
-        pixel_size=size,
-        title="Li/Si, fitted",
-        label="Li/Si",
-        cmap="magma",
-        vmin=0,
-        vmax=4.4,
-        valid=result.valid,
-        ax=axs[1],
-        cax=panels[1][1],
-    )
-    ok = result.valid & np.isfinite(truth["plasmon_peak_eV"])
-    axs[2].plot(truth["li_per_si"][ok], result.maps["li_si_ratio"][ok], ".", ms=2, alpha=0.4)
-    axs[2].plot([0, 4.4], [0, 4.4], "k--", lw=1)
-    axs[2].set_xlabel("Li/Si, truth")
-    axs[2].set_ylabel("Li/Si, fitted")
-    axs[2].set_title("Fitted against truth", fontsize=10)
-    # leave room below and left of the scatter plot for its axis labels
-    box = axs[2].get_position()
-    axs[2].set_position(
-        (box.x0 + 0.12 * box.width, box.y0 + 0.14 * box.height, 0.86 * box.width, 0.86 * box.height)
-    )
-    save_figure(fig, path)
 
 
 # -------------------------------------------------------------------- parser
@@ -1066,6 +816,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_eels_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "run",
+        help="every analysis of every dataset of a study (STUDY.toml), then its report",
+        description="Run every analysis of every dataset of the states a study file names, "
+        "each into OUT/STATE/DATASET/ANALYSIS/, keeping results whose input, parameters and "
+        "code are unchanged; then OUT/run.json and the report (docs/study.md).",
+    )
+    p.add_argument("study", metavar="STUDY.toml", help="the study file")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument(
+        "--force", action="store_true", help="run every analysis again, even those up to date"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, e.g. tcp://host:8786",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

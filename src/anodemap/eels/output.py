@@ -25,6 +25,7 @@ __all__ = [
     "write_eels_results",
     "write_json",
     "compare_with_truth",
+    "truth_figure",
     "compare_li_k",
     "plot_example_fits",
     "status_figure",
@@ -649,3 +650,54 @@ def _mark_example_pixels(ax: Any, values: np.ndarray, picks: list[int], letters:
     ax.set_title(f"example pixels on: {title}", fontsize=8.5)
     ax.set_xlabel("column (x)")
     ax.set_ylabel("row (y)")
+
+
+def truth_figure(result: Any, truth: dict[str, np.ndarray]) -> Any:
+    """Li/Si maps of the truth and of the result side by side, and fitted against truth.
+
+    Returns the figure (save it with :func:`anodemap.plotting.save_figure`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from anodemap.plotting import map_figure, plot_map
+
+    size = result.nav_axes[-1].scale
+    fig, panels = map_figure(np.shape(truth["li_per_si"]), 1, 3)
+    axs = [ax for ax, _ in panels]
+    panels[2][1].remove()  # the scatter plot has no colour bar
+    plot_map(
+        truth["li_per_si"],
+        pixel_size=size,
+        title="Li/Si, truth",
+        label="Li/Si",
+        cmap="magma",
+        vmin=0,
+        vmax=4.4,
+        ax=axs[0],
+        cax=panels[0][1],
+    )
+    plot_map(
+        result.maps["li_si_ratio"],
+        pixel_size=size,
+        title="Li/Si, fitted",
+        label="Li/Si",
+        cmap="magma",
+        vmin=0,
+        vmax=4.4,
+        valid=result.valid,
+        ax=axs[1],
+        cax=panels[1][1],
+    )
+    ok = result.valid & np.isfinite(truth["plasmon_peak_eV"])
+    axs[2].plot(truth["li_per_si"][ok], result.maps["li_si_ratio"][ok], ".", ms=2, alpha=0.4)
+    axs[2].plot([0, 4.4], [0, 4.4], "k--", lw=1)
+    axs[2].set_xlabel("Li/Si, truth")
+    axs[2].set_ylabel("Li/Si, fitted")
+    axs[2].set_title("Fitted against truth", fontsize=10)
+    # leave room below and left of the scatter plot for its axis labels
+    box = axs[2].get_position()
+    axs[2].set_position(
+        (box.x0 + 0.12 * box.width, box.y0 + 0.14 * box.height, 0.86 * box.width, 0.86 * box.height)
+    )
+    return fig

@@ -1,0 +1,298 @@
+"""A study file: the states of an electrode, in order, and the datasets of each.
+
+The format (TOML, docs/study.md, "The study file")::
+
+    [study]
+    name = "Si anode, all-solid-state cell"
+    calibration = "lixsi.csv"            # optional: Li/Si calibration of every EELS dataset
+
+    [parameters.diffraction]             # optional: defaults of an analysis's parameters
+    precession_angle_deg = 0.4
+
+    [[states]]
+    name = "lithiated_1"                 # a folder name
+    label = "1st lithiation"
+    cycle = 1
+    step = "lithiated"                   # pristine | lithiated | delithiated
+    capacity_mAh_g = 3314                # optional: Li per Si from the capacity
+
+      [[states.datasets]]
+      path = "lith1/eels.dm4"            # relative to the study file
+      kind = "eels"                      # optional: inferred from the file
+      truth = "lith1/truth_eels"         # optional: simulated truth maps
+
+Everything is checked before any work starts (:func:`read_study`): an unknown key, a
+missing file, an unknown kind, a name used twice, a parameter an analysis does not have
+— each one clear error naming the study file and where in it.
+
+Examples
+--------
+>>> import pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "a.hspy").write_bytes(b"x")
+>>> _ = (d / "s.toml").write_text('''
+... [study]
+... name = "test"
+... [[states]]
+... name = "pristine"
+... [[states.datasets]]
+... path = "a.hspy"
+... kind = "eels"
+... ''')
+>>> study = read_study(d / "s.toml")
+>>> study.states[0].datasets[0].name, study.states[0].datasets[0].analyses
+('a', ('eels',))
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anodemap.errors import AnodemapInputError
+
+__all__ = ["Dataset", "State", "Study", "read_study"]
+
+_STEPS = ("pristine", "lithiated", "delithiated")
+# names become folder names: letters, digits, _ and - (and not . or ..)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+_STUDY_KEYS = {"name", "description", "calibration", "simulated"}
+_STATE_KEYS = {"name", "label", "cycle", "step", "capacity_mAh_g", "datasets"}
+_DATASET_KEYS = {"path", "kind", "name", "region", "truth", "parameters", "signal"}
+_TOP_KEYS = {"study", "parameters", "states", "cycling"}
+_CYCLING_KEYS = {"file"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of a state: a file and the analyses that read it."""
+
+    name: str
+    path: Path
+    kind: str
+    analyses: tuple[str, ...]
+    region: str | None = None
+    truth: Path | None = None
+    signal: int | str | None = None
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class State:
+    """One state of the electrode (pristine, after a (de)lithiation)."""
+
+    name: str
+    label: str
+    cycle: int | None
+    step: str | None
+    capacity_mAh_g: float | None
+    datasets: tuple[Dataset, ...]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study file, read and checked."""
+
+    name: str
+    description: str | None
+    file: Path
+    states: tuple[State, ...]
+    calibration: Path | None = None
+    simulated: bool = False
+    cycling: Path | None = None
+
+
+def _err(file: Path, where: str, message: str) -> AnodemapInputError:
+    return AnodemapInputError(f"{file}: {where + ': ' if where else ''}{message}")
+
+
+def _check_keys(file: Path, where: str, table: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise _err(file, where, f"expected a table, not {type(table).__name__}")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise _err(
+            file,
+            where,
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (the keys "
+            f"here are {', '.join(sorted(allowed))})",
+        )
+    return table
+
+
+def _name(file: Path, where: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _err(
+            file,
+            where,
+            f"{what} {value!r}: give a name of letters, digits, _ and - (it becomes a folder name)",
+        )
+    return value
+
+
+def _file(file: Path, where: str, value: Any, key: str, *, folder: bool = False) -> Path:
+    if not isinstance(value, str) or not value:
+        raise _err(file, where, f"{key} must be a path (a string)")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else (file.parent / path)
+    path = Path(*path.parts)  # normalised, kept absolute when the file's folder is
+    if not path.exists():
+        raise _err(file, where, f"{key} = {value!r}: {path} does not exist")
+    if folder and not path.is_dir():
+        raise _err(file, where, f"{key} = {value!r}: {path} is not a folder")
+    return path.resolve()
+
+
+def _number(file: Path, where: str, value: Any, key: str, *, whole: bool = False) -> Any:
+    ok = isinstance(value, int) if whole else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or value < 0:
+        raise _err(
+            file,
+            where,
+            f"{key} = {value!r}: give a {'whole number' if whole else 'number'} >= 0",
+        )
+    return value
+
+
+def _kind(path: Path, signal: Any) -> str:
+    """The analysis kind of a file: the first analysis that accepts its data."""
+    from anodemap.analysis import analysis_names, get_analysis
+    from anodemap.io import load_all
+
+    items = load_all(path, lazy=True)
+    if signal is not None and isinstance(signal, int) and 0 <= signal < len(items):
+        items = [items[signal]]
+    for name in analysis_names():
+        analysis = get_analysis(name)
+        if any(analysis.accepts(item) for item in items):
+            return name
+    from anodemap.io.kinds import describe
+
+    what = "; ".join(describe(item) for item in items)
+    raise AnodemapInputError(f"{what}: no analysis of anodemap reads it")
+
+
+def read_study(path: str | Path) -> Study:
+    """Read and check the study file ``path`` (see the module's description).
+
+    Raises
+    ------
+    AnodemapInputError
+        The file is not valid TOML, or anything in it is wrong (the message names the
+        file, the state and dataset, and the key).
+    FileNotFoundError
+        The study file does not exist.
+    """
+    from anodemap.analysis import analyses_of, analysis_names, get_analysis
+
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no such study file")
+    try:
+        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise _err(file, "", f"not a valid TOML file ({err})") from err
+    except UnicodeDecodeError as err:
+        raise _err(file, "", "not a text file (a study file is TOML, UTF-8)") from err
+    _check_keys(file, "", doc, _TOP_KEYS)
+    head = _check_keys(file, "[study]", doc.get("study", {}), _STUDY_KEYS)
+    if not isinstance(head.get("name"), str) or not head["name"].strip():
+        raise _err(file, "[study]", 'give the study a name (name = "...")')
+    calibration = None
+    if "calibration" in head:
+        calibration = _file(file, "[study]", head["calibration"], "calibration")
+    defaults = doc.get("parameters", {})
+    _check_keys(file, "[parameters]", defaults, set(analysis_names()))
+    for name, values in defaults.items():
+        get_analysis(name).parameters(values, where=f"{file}: [parameters.{name}]")
+    states_doc = doc.get("states")
+    if not isinstance(states_doc, list) or not states_doc:
+        raise _err(file, "", "no state: add at least one [[states]] table with its datasets")
+    states: list[State] = []
+    for i, sdoc in enumerate(states_doc):
+        where = f"state {i + 1}"
+        if isinstance(sdoc, dict) and isinstance(sdoc.get("name"), str):
+            where = f"state {sdoc['name']!r}"
+        _check_keys(file, where, sdoc, _STATE_KEYS)
+        name = _name(file, f"state {i + 1}", sdoc.get("name"), "name")
+        if any(s.name == name for s in states):
+            raise _err(file, where, "a second state of this name; give each state its own")
+        step = sdoc.get("step")
+        if step is not None and step not in _STEPS:
+            raise _err(file, where, f"step = {step!r}: give one of {', '.join(_STEPS)}")
+        cycle = sdoc.get("cycle")
+        if cycle is not None:
+            cycle = _number(file, where, cycle, "cycle", whole=True)
+        capacity = sdoc.get("capacity_mAh_g")
+        if capacity is not None:
+            capacity = float(_number(file, where, capacity, "capacity_mAh_g"))
+        datasets: list[Dataset] = []
+        for j, ddoc in enumerate(sdoc.get("datasets") or []):
+            dwhere = f"{where}, dataset {j + 1}"
+            _check_keys(file, dwhere, ddoc, _DATASET_KEYS)
+            if "path" not in ddoc:
+                raise _err(file, dwhere, 'give the dataset\'s file (path = "...")')
+            dpath = _file(file, dwhere, ddoc["path"], "path")
+            dname = _name(file, dwhere, ddoc.get("name", dpath.stem), "name")
+            dwhere = f"{where}, dataset {dname!r}"
+            if any(d.name == dname for d in datasets):
+                raise _err(
+                    file, dwhere, "a second dataset of this name in the state; give it a name"
+                )
+            signal = ddoc.get("signal")
+            kind = ddoc.get("kind")
+            if kind is None:
+                try:
+                    kind = _kind(dpath, signal)
+                except AnodemapInputError as err:
+                    raise _err(file, dwhere, f"{err} (give kind = ...)") from err
+            elif kind not in analysis_names():
+                raise _err(
+                    file,
+                    dwhere,
+                    f"kind = {kind!r}: anodemap knows {', '.join(analysis_names())}",
+                )
+            analysis = get_analysis(kind)
+            merged = dict(defaults.get(kind, {}))
+            merged.update(ddoc.get("parameters") or {})
+            analysis.parameters(merged, where=f"{file}: {dwhere}, parameters")
+            truth = ddoc.get("truth")
+            if truth is not None:
+                truth = _file(file, dwhere, truth, "truth", folder=True)
+            region = ddoc.get("region")
+            if region is not None and not isinstance(region, str):
+                raise _err(file, dwhere, "region must be a name (a string)")
+            datasets.append(
+                Dataset(
+                    name=dname,
+                    path=dpath,
+                    kind=kind,
+                    analyses=analyses_of(kind),
+                    region=region,
+                    truth=truth,
+                    signal=signal,
+                    parameters={kind: merged},
+                )
+            )
+        label = sdoc.get("label", name)
+        if not isinstance(label, str):
+            raise _err(file, where, "label must be a string")
+        states.append(State(name, label, cycle, step, capacity, tuple(datasets)))
+    cycling = None
+    if "cycling" in doc:
+        cdoc = _check_keys(file, "[cycling]", doc["cycling"], _CYCLING_KEYS)
+        cycling = _file(file, "[cycling]", cdoc.get("file"), "file")
+    description = head.get("description")
+    return Study(
+        name=head["name"],
+        description=description if isinstance(description, str) else None,
+        file=file,
+        states=tuple(states),
+        calibration=calibration,
+        simulated=bool(head.get("simulated", False)),
+        cycling=cycling,
+    )

@@ -1,0 +1,314 @@
+"""``anodemap run``: every analysis of every dataset of a study, then its report.
+
+Each analysis of each dataset writes its own folder ``OUT/STATE/DATASET/ANALYSIS/``
+(what ``anodemap eels`` or ``anodemap diffraction`` writes, with
+``truth_comparison.json`` for a simulated dataset). A folder is kept as it is when its
+*content key* — the input's size and SHA-256, the parameters, the files it reads, the
+truth, the analysis's version and anodemap's version and source — is the one it was
+written with (``.anodemap-key.json``, written after ``summary.json``): a rerun with
+nothing changed only checks. A dataset that fails is reported and the others go on.
+``OUT/run.json`` (schema ``anodemap.run/1``, docs/study.md) lists every state, dataset
+and analysis with its status, and the report is built from it.
+
+Examples
+--------
+>>> from anodemap.study.run import content_key
+>>> len(content_key({"analysis": "eels"}))
+64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from anodemap.analysis import Context, get_analysis
+from anodemap.errors import AnodemapError
+from anodemap.study.file import Study
+
+__all__ = ["KEY_NAME", "RUN_SCHEMA", "content_key", "run_study"]
+
+RUN_SCHEMA = "anodemap.run/1"
+KEY_NAME = ".anodemap-key.json"
+
+
+@cache
+def source_hash() -> str:
+    """SHA-256 of anodemap's own files (code and data): any change to them reruns.
+
+    Examples
+    --------
+    >>> len(source_hash())
+    64
+    """
+    import anodemap
+
+    root = Path(anodemap.__file__).parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".csv", ".json", ".cif", ".j2", ".html", ".css"):
+            h.update(p.relative_to(root).as_posix().encode() + b"\0")
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def content_key(parts: Mapping[str, Any]) -> str:
+    """SHA-256 of ``parts`` as canonical JSON (sorted keys; anything else as text)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _identity(path: Path | None) -> dict[str, Any] | None:
+    """What identifies a file or folder's content (not its place or name)."""
+    from anodemap.io.outdir import input_record
+
+    if path is None:
+        return None
+    record = input_record(path) or {}
+    keep = {k: v for k, v in record.items() if k not in ("path", "modified", "hashed")}
+    if "sha256_head_tail" in record:  # a changed middle of a large file shows in its time
+        keep["modified"] = record.get("modified")
+    return keep
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (
+        text
+        if isinstance(err, AnodemapError | FileNotFoundError)
+        else (f"{type(err).__name__}: {text}")
+    )
+
+
+def run_study(
+    study: Study,
+    out: str | Path,
+    context: Context | None = None,
+    *,
+    force: bool = False,
+    report: Callable[[Path], Any] | None = None,
+) -> dict[str, Any]:
+    """Run every analysis of every dataset of ``study`` into ``out``.
+
+    Parameters
+    ----------
+    study : Study
+        As :func:`anodemap.study.file.read_study` returns it.
+    out : path-like
+        The run's folder (held as one run's: :func:`anodemap.io.outdir.output_folder`).
+    context : Context, optional
+        Shared by every analysis (client or scheduler, progress, figures, log).
+    force : bool
+        Run every analysis again, even where its folder is up to date.
+    report : callable, optional
+        Called with ``out`` once ``run.json`` is written (builds the report).
+
+    Returns
+    -------
+    dict
+        The content of ``run.json``.
+    """
+    from anodemap import __version__
+    from anodemap.io.outdir import input_record, output_folder
+    from anodemap.io.results import write_json
+
+    context = context or Context()
+    out = Path(out)
+    log = context.log
+    inputs = [d.path for s in study.states for d in s.datasets]
+    started = _stamp()
+    with output_folder(
+        out,
+        inputs=[study.file, *inputs],
+        writes=["run.json", "report.html", "report.json", *(s.name for s in study.states)],
+        command_line=context.command_line,
+        log=log,
+    ) as folder:
+        folder.claim(["run.json", "report.html", "report.json", *(s.name for s in study.states)])
+        states = []
+        counts = {"done": 0, "skipped": 0, "failed": 0}
+        for state in study.states:
+            entries = []
+            for ds in state.datasets:
+                analyses = {}
+                for name in ds.analyses:
+                    entry = _run_one(study, state.name, ds, name, out, context, force)
+                    counts[entry["status"]] += 1
+                    analyses[name] = entry
+                entries.append(
+                    {
+                        "name": ds.name,
+                        "path": str(ds.path),
+                        "kind": ds.kind,
+                        "region": ds.region,
+                        "analyses": analyses,
+                    }
+                )
+            states.append(
+                {
+                    "name": state.name,
+                    "label": state.label,
+                    "cycle": state.cycle,
+                    "step": state.step,
+                    "capacity_mAh_g": state.capacity_mAh_g,
+                    "li_per_si_from_capacity": _li_per_si(state.capacity_mAh_g),
+                    "datasets": entries,
+                }
+            )
+        record = input_record(study.file) or {}
+        run = {
+            "schema": RUN_SCHEMA,
+            "anodemap_version": __version__,
+            "study": {
+                "name": study.name,
+                "description": study.description,
+                "file": str(study.file),
+                "sha256": record.get("sha256"),
+                "simulated": study.simulated,
+            },
+            "started": started,
+            "finished": _stamp(),
+            "counts": counts,
+            "states": states,
+            "cycling": _cycling(study.cycling),
+        }
+        write_json(run, out / "run.json")
+        log(
+            f"study {study.name!r}: {counts['done']} analyses run, {counts['skipped']} up to "
+            f"date, {counts['failed']} failed ({out / 'run.json'})"
+        )
+        if report is not None:
+            report(out)
+    return run
+
+
+def _li_per_si(capacity: float | None) -> float | None:
+    if capacity is None:
+        return None
+    from anodemap.electrochem import li_per_host
+
+    return float(li_per_host(capacity))
+
+
+def _cycling(path: Path | None) -> dict[str, Any] | None:
+    """The cycling table (cycle, charge_mAh_g, discharge_mAh_g) as lists."""
+    if path is None:
+        return None
+    import numpy as np
+
+    from anodemap.errors import AnodemapInputError
+
+    try:
+        table = np.genfromtxt(path, delimiter=",", names=True, comments="#", dtype=float)
+    except ValueError as err:
+        raise AnodemapInputError(f"{path}: not a cycling table ({err})") from err
+    names = table.dtype.names or ()
+    need = ("cycle", "charge_mAh_g", "discharge_mAh_g")
+    missing = [n for n in need if n not in names]
+    if missing:
+        raise AnodemapInputError(
+            f"{path}: the cycling table needs the columns {', '.join(need)} (missing "
+            f"{', '.join(missing)})"
+        )
+    table = np.atleast_1d(table)
+    return {"file": str(path), **{n: [float(v) for v in table[n]] for n in need}}
+
+
+def _run_one(
+    study: Study,
+    state: str,
+    ds: Any,
+    name: str,
+    out: Path,
+    context: Context,
+    force: bool,
+) -> dict[str, Any]:
+    """Run (or keep) one analysis of one dataset; its entry in ``run.json``."""
+    from anodemap import __version__
+    from anodemap.io.results import write_json
+
+    analysis = get_analysis(name)
+    folder = out / state / ds.name / name
+    rel = folder.relative_to(out).as_posix()
+    truth = ds.truth if name == ds.kind else None
+    files = {"calibration": study.calibration} if "calibration" in analysis.files else {}
+    entry: dict[str, Any] = {
+        "folder": rel,
+        "status": "failed",
+        "error": None,
+        "seconds": 0.0,
+        "key": None,
+        "truth_comparison": None,
+    }
+    label = f"{state}/{ds.name}/{name}"
+    t0 = time.perf_counter()
+    try:
+        parameters = analysis.parameters(ds.parameters.get(name, {}))
+        key = content_key(
+            {
+                "analysis": name,
+                "analysis_version": analysis.version,
+                "anodemap_version": __version__,
+                "source": source_hash(),
+                "input": _identity(ds.path),
+                "signal": ds.signal,
+                "parameters": dataclasses.asdict(parameters),
+                "files": {k: _identity(Path(v)) for k, v in files.items() if v is not None},
+                "truth": _identity(truth),
+                "figures": context.figures,
+            }
+        )
+        entry["key"] = key
+        if not force and _up_to_date(folder, key):
+            entry["status"] = "skipped"
+            context.log(f"{label}: up to date, kept ({rel})")
+        else:
+            context.log(f"{label}: {analysis.title}")
+            (folder / KEY_NAME).unlink(missing_ok=True)
+            analysis.run(
+                ds.path,
+                folder,
+                parameters,
+                dataclasses.replace(context, log=_prefixed(context.log, label)),
+                files=files,
+                signal=ds.signal,
+                truth=truth,
+            )
+            write_json({"key": key, "written": _stamp()}, folder / KEY_NAME)
+            entry["status"] = "done"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # one dataset's failure is reported; the others go on
+        entry["error"] = _one_line(err)
+        context.log(f"{label}: FAILED: {entry['error']}")
+    entry["seconds"] = round(time.perf_counter() - t0, 3)
+    if (folder / "truth_comparison.json").exists() and entry["status"] != "failed":
+        entry["truth_comparison"] = f"{rel}/truth_comparison.json"
+    return entry
+
+
+def _up_to_date(folder: Path, key: str) -> bool:
+    """Whether ``folder`` holds a complete result written with ``key``."""
+    try:
+        written = json.loads((folder / KEY_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return written.get("key") == key and (folder / "summary.json").is_file()
+
+
+def _prefixed(log: Callable[[str], None], label: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        log(f"{label}: {message}")
+
+    return say
