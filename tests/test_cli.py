@@ -103,43 +103,72 @@ def test_user_calibration_csv(simulated, tmp_path):
 
 
 def test_demo(tmp_path):
+    """The four-state demo: simulated, run, reported, each map against its truth."""
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--shape", "24", "24", "--no-progress"]) == 0
-    cmp = json.loads((out / "truth_comparison.json").read_text())
-    # the issue's targets: median |dE_p| <= 0.02 eV, median |dLi/Si| <= 0.1
-    assert cmp["plasmon_energy_error_eV"]["median_abs"] <= 0.02
-    assert cmp["li_si_error"]["median_abs"] <= 0.1
-    assert (out / "truth_comparison.png").exists()
-    assert (out / "summary.json").exists()
-    # the diffraction half, from the simulated camera's TVIPS video stream
-    dif = out / "diffraction"
-    assert sorted(p.name for p in (out / "simulated" / "diffraction").glob("*.tvips")) == [
-        "sped_000.tvips",
-        "sped_001.tvips",
-        "sped_002.tvips",
+    assert main(["demo", "-o", str(out), "--shape", "16", "16", "--no-progress"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert [s["name"] for s in run["states"]] == [
+        "pristine",
+        "lithiated_1",
+        "delithiated_1",
+        "delithiated_10",
     ]
-    for name in ("scan.zspy", "phase.hspy", "orientations.ang", "summary.json", "phase.png"):
-        assert (dif / name).exists(), name
-    d = json.loads((dif / "truth_comparison.json").read_text())
-    scan = d["scan"]["items"]
+    assert run["counts"] == {"done": 8, "skipped": 0, "failed": 0}
+    assert (out / "report.html").is_file() and (out / "report.json").is_file()
+    for state in run["states"]:
+        eels, sped = state["datasets"]
+        e = json.loads((out / eels["analyses"]["eels"]["truth_comparison"]).read_text())
+        # issue 1's target is 0.02 eV on the 1st-lithiation electrode (below); on these
+        # 16 x 16 states, with 160-230 material pixels each, 0.011-0.039 eV was measured
+        # (0.012-0.018 eV at 64 x 64)
+        assert e["plasmon_energy_error_eV"]["median_abs"] <= 0.05, state["name"]
+        d = json.loads((out / sped["analyses"]["diffraction"]["truth_comparison"]).read_text())
+        assert d["phase_accuracy"] >= 0.98, state["name"]
+        assert d["pores_called_crystalline"] == 0
+    lith = json.loads((out / "lithiated_1/eels/eels/truth_comparison.json").read_text())
+    assert lith["plasmon_energy_error_eV"]["median_abs"] <= 0.02
+    assert lith["li_si_error"]["median_abs"] <= 0.1
+    # a second demo into the folder keeps what is up to date
+    assert main(["demo", "-o", str(out), "--shape", "16", "16", "--no-progress"]) == 0
+    assert json.loads((out / "run.json").read_text())["counts"]["skipped"] == 8
+
+
+def test_tvips_recording_to_phase_maps_against_the_truth(tmp_path):
+    """A simulated camera's TVIPS video stream: the scan found (not given) by `anodemap
+    stream`, then phase and orientation maps by a one-state study, against the truth."""
+    from anodemap.synth.tvips import compare_scan_with_truth
+
+    sim = tmp_path / "sim"
+    argv = ["simulate", "diffraction", "-o", str(sim), "--shape", "24", "24", "--tvips"]
+    assert main(argv) == 0
+    truth = json.loads((sim / "truth" / "recording.json").read_text())
+    scan = tmp_path / "scan.zspy"
+    argv = ["stream", str(sim / "sped_000.tvips"), "-o", str(scan), "--no-progress"]
+    scale = repr(truth["reciprocal_pixel_size_per_angstrom"])
+    assert main([*argv, "--reciprocal-pixel-size", scale, "--scan-step", "5"]) == 0
+    report = json.loads(scan.with_name(scan.name + ".scan.json").read_text())
+    found = compare_scan_with_truth(report, truth)
+    items = found["items"]
     # the scan found, not given: serpentine with hysteresis, one duplicate, one drop
-    assert d["scan"]["all_agree"], scan
-    assert scan["scan_shape"]["found"] == [24, 24] and scan["hysteresis"]["found"] == 2
-    assert scan["n_duplicate_frames"]["found"] == 1 and len(scan["dropped"]["found"]) == 1
+    assert found["all_agree"], items
+    assert items["scan_shape"]["found"] == [24, 24] and items["hysteresis"]["found"] == 2
+    assert items["n_duplicate_frames"]["found"] == 1 and len(items["dropped"]["found"]) == 1
+    study = tmp_path / "study.toml"
+    study.write_text(
+        '[study]\nname = "recording"\n[parameters.diffraction]\nprecession_angle_deg = 0.4\n'
+        f'[[states]]\nname = "a"\n[[states.datasets]]\npath = "{scan.as_posix()}"\n'
+        f'truth = "{(sim / "truth").as_posix()}"\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(study), "-o", str(out), "--no-progress"]) == 0
+    d = json.loads((out / "a/scan/diffraction/truth_comparison.json").read_text())
     # issue 3's targets: >= 98 % of the material pixels' phases, orientations within 2
     # degrees where reliable
     assert d["phase_accuracy"] >= 0.98 and d["pores_called_crystalline"] == 0
     reliable = [o["reliable"] for k, o in d["orientation"].items() if k != "reliability_threshold"]
     assert sum(r["n"] for r in reliable) >= 20  # 55 Si pixels on this electrode
     assert all(r["within_2deg"] >= 0.95 for r in reliable if r["n"])
-    assert (dif / "truth_comparison.png").exists()
-
-
-def test_demo_eels_only(tmp_path):
-    out = tmp_path / "demo"
-    argv = ["demo", "-o", str(out), "--shape", "8", "8", "--no-progress", "--no-figures"]
-    assert main([*argv, "--no-diffraction"]) == 0
-    assert (out / "truth_comparison.json").exists() and not (out / "diffraction").exists()
+    assert (out / "a/scan/diffraction/truth_comparison.png").exists()
 
 
 def test_simulated_recording_streams_to_the_simulated_patterns(tmp_path):

@@ -129,7 +129,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["nope.csv"],
     ),
     "eels given diffraction": (["eels", "{zspy}", "-o", "{out}"], ["sped.zspy", "anodemap eels"]),
-    "demo iterations": (["demo", "-o", "{out}", "--iterations", "-1"], ["--iterations"]),
+    "demo scan step": (["demo", "-o", "{out}", "--scan-step", "0"], ["--scan-step"]),
     "demo shape": (["demo", "-o", "{out}", "--shape", "0", "0"], ["--shape"]),
     # diffraction options
     "beam energy zero": (
@@ -429,7 +429,7 @@ def test_a_truncated_recording_says_so_and_keeps_its_line_length(files):
 def test_number_options_are_checked_where_parsed():
     import argparse
 
-    from anodemap.cli import _number
+    from anodemap.analysis.options import number as _number
 
     assert _number(int, least=1)("3") == 3
     assert _number(above=0)("0.5") == 0.5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -163,7 +164,8 @@ def _budget(monkeypatch, nbytes):
     monkeypatch.setattr(pipeline, "memory_budget", lambda: budget)
 
 
-def test_patterns_read_into_memory_when_the_run_fits(small_scan, monkeypatch, capsys):
+def test_patterns_read_into_memory_when_the_run_fits(small_scan, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="anodemap")
     from anodemap.diffraction.pipeline import _in_memory, _in_memory_need
 
     lazy, patterns = small_scan
@@ -172,10 +174,11 @@ def test_patterns_read_into_memory_when_the_run_fits(small_scan, monkeypatch, ca
     out = _in_memory(lazy.data, 2.0, None, True, reading)
     assert isinstance(out, np.ndarray) and reading["in_memory"]
     np.testing.assert_array_equal(out, patterns)
-    assert "into memory once" in capsys.readouterr().err
+    assert "into memory once" in caplog.text
 
 
-def test_patterns_stay_out_of_core_when_the_run_would_not_fit(small_scan, monkeypatch, capsys):
+def test_patterns_stay_out_of_core_when_the_run_would_not_fit(small_scan, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="anodemap")
     from anodemap.diffraction.pipeline import _in_memory, _in_memory_need
 
     lazy, _ = small_scan
@@ -183,14 +186,15 @@ def test_patterns_stay_out_of_core_when_the_run_would_not_fit(small_scan, monkey
     reading = {}
     assert _in_memory(lazy.data, 2.0, None, True, reading) is lazy.data
     assert not reading.get("in_memory")
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "chunk by chunk" in err and "may use" in err and "ulimit -v" in err
     # larger than --in-memory-gb: out of core, and said so with the option's name
     assert _in_memory(lazy.data, 1e-4, None, True, {}) is lazy.data
-    assert "--in-memory-gb" in capsys.readouterr().err
+    assert "--in-memory-gb" in caplog.text
 
 
-def test_read_that_runs_out_of_memory_goes_on_out_of_core(small_scan, monkeypatch, capsys):
+def test_read_that_runs_out_of_memory_goes_on_out_of_core(small_scan, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="anodemap")
     import dask.array
 
     from anodemap.diffraction.pipeline import _in_memory
@@ -203,12 +207,13 @@ def test_read_that_runs_out_of_memory_goes_on_out_of_core(small_scan, monkeypatc
     reading = {}
     assert _in_memory(lazy.data, 2.0, None, True, reading) is lazy.data
     assert not reading.get("in_memory")
-    assert "did not fit in memory after all" in capsys.readouterr().err
+    assert "did not fit in memory after all" in caplog.text
 
 
-def test_run_out_of_memory_in_memory_is_run_again_out_of_core(small_scan, monkeypatch, capsys):
+def test_run_out_of_memory_in_memory_is_run_again_out_of_core(small_scan, monkeypatch, caplog):
     """Memory running out after the patterns were read into memory: the run is done again
     reading chunk by chunk, and its maps are those of a run out of core, bit for bit."""
+    caplog.set_level(logging.INFO, logger="anodemap")
     from anodemap.diffraction import virtual
     from anodemap.diffraction.pipeline import DiffractionParameters, analyse_diffraction
 
@@ -226,7 +231,7 @@ def test_run_out_of_memory_in_memory_is_run_again_out_of_core(small_scan, monkey
     monkeypatch.setattr(virtual, "find_direct_beam", short_of_memory)
     result = analyse_diffraction(lazy, DiffractionParameters(), progress=True)
     assert calls == ["ndarray", "Array"]
-    assert "running again" in capsys.readouterr().err
+    assert "running again" in caplog.text
     for key in ("phase", "euler", "correlation", "reliability", "virtual_bf", "status"):
         np.testing.assert_array_equal(result.maps[key], reference.maps[key])
     assert result.parameters.in_memory_gb == 2.0  # the parameters as given

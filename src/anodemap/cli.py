@@ -10,7 +10,7 @@ $ anodemap demo -o demo_out/
 from __future__ import annotations
 
 import argparse
-import math
+import logging
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,11 +18,38 @@ from pathlib import Path
 from typing import Any
 
 from anodemap import __version__
+from anodemap.analysis.options import add_options, number
 from anodemap.errors import AnodemapError
+
+_LOGGER = logging.getLogger("anodemap")
 
 
 def _log(msg: str) -> None:
-    print(f"[anodemap] {msg}", file=sys.stderr, flush=True)
+    """One line for the user (the ``anodemap`` logger; on stderr from the command line)."""
+    _LOGGER.info(msg)
+
+
+class _ConsoleHandler(logging.Handler):
+    """The ``anodemap`` logger's lines on the stderr of the moment, as ``[anodemap] ...``
+    (looked up at each line: a test or a caller may have replaced sys.stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"[anodemap] {record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:  # a broken pipe must not end the run
+            self.handleError(record)
+
+
+def _console(args: argparse.Namespace) -> None:
+    """Send the ``anodemap`` logger to stderr at the level -q/-v ask for (once)."""
+    if not any(isinstance(h, _ConsoleHandler) for h in _LOGGER.handlers):
+        _LOGGER.addHandler(_ConsoleHandler())
+    if getattr(args, "quiet", False):
+        _LOGGER.setLevel(logging.WARNING)
+    elif getattr(args, "verbose", False):
+        _LOGGER.setLevel(logging.DEBUG)
+    else:
+        _LOGGER.setLevel(logging.INFO)
 
 
 # ------------------------------------------------------------------ simulate
@@ -82,12 +109,10 @@ def _simulate_diffraction(
     """
     import numpy as np
 
-    from anodemap.io import Axis, Dataset, save
+    from anodemap.io import Axis, save
     from anodemap.io.results import map_dataset, write_json
     from anodemap.synth import make_phantom
     from anodemap.synth.diffraction import (
-        PHASE_LABELS,
-        PORE_LABEL,
         simulate_diffraction,
         to_dataset,
     )
@@ -107,32 +132,11 @@ def _simulate_diffraction(
     written: dict[str, Any] = {"zspy": None, "tvips": None, "scale": scale, "recording": None}
     if zspy:
         written["zspy"] = save(ds, outdir / "sped.zspy")
-    truth_dir = outdir / "truth"
-    truth_dir.mkdir(exist_ok=True)
+    from anodemap.synth.truth import write_diffraction_truth
+
+    truth_dir = write_diffraction_truth(sim, outdir / "truth", pixel_size)
     written["truth_dir"] = truth_dir
     nav = [Axis("y", shape[0], pixel_size, 0.0, "nm"), Axis("x", shape[1], pixel_size, 0.0, "nm")]
-    for key in (
-        "phase",
-        "amorphous_fraction",
-        "amorphous_intensity_share",
-        "labels",
-        "grain_id",
-        "in_plane_angle_deg",
-    ):
-        save(map_dataset(np.asarray(sim.truth[key]), nav, key, ""), truth_dir / f"{key}.hspy")
-    euler = Dataset(
-        np.asarray(sim.truth["euler_deg"], dtype=float),
-        [*nav, Axis("Euler angle (phi1, Phi, phi2)", 3, navigate=False)],
-    )
-    save(euler, truth_dir / "euler_deg.hspy")
-    write_json(
-        {
-            "phase_labels": {str(k): v for k, v in PHASE_LABELS.items()},
-            "pore_label": PORE_LABEL,
-            "parameters": sim.parameters,
-        },
-        truth_dir / "truth.json",
-    )
     if tvips:
         rec = record_scan(np.asarray(ds.data), outdir / "sped", beam_energy_kev=sim.beam_energy_kev)
         save(
@@ -162,7 +166,19 @@ def _simulate_diffraction(
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    if args.modality == "diffraction":
+    if args.modality == "study":
+        from anodemap.synth.study import write_study
+
+        study = write_study(
+            Path(args.output),
+            tuple(args.shape),
+            args.seed,
+            args.pixel_size,
+            log=_log,
+            pattern_shape=(args.pattern_size, args.pattern_size),
+        )
+        _log(f"wrote the study file {study}; run it with: anodemap run {study} -o OUT")
+    elif args.modality == "diffraction":
         _simulate_diffraction(
             Path(args.output),
             tuple(args.shape),
@@ -179,46 +195,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- eels
 def _parameters(args: argparse.Namespace):
-    from anodemap.eels.pipeline import EELSParameters
-    from anodemap.errors import AnodemapInputError
+    """The EELS parameters from the command line (options declared on their fields)."""
+    from anodemap.analysis.options import parameters_from_args
+    from anodemap.eels.parameters import EELSParameters
 
-    p = EELSParameters(deconvolve=args.deconvolve, rl_iterations=args.iterations, model=args.model)
-    if args.window is not None:
-        words = list(args.window)
-        if [w.lower() for w in words] == ["auto"]:
-            p.window = "auto"
-        elif len(words) == 2:
-            try:
-                p.window = (float(words[0]), float(words[1]))
-            except ValueError:
-                words = []
-        if not isinstance(p.window, str) and len(words) != 2:
-            raise AnodemapInputError(
-                f"--window {' '.join(args.window)}: give two energies in eV (--window 24 40) "
-                "or --window auto"
-            )
-        if not isinstance(p.window, str):
-            lo, hi = p.window
-            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
-                raise AnodemapInputError(
-                    f"--window {' '.join(args.window)}: give two finite energies in eV, "
-                    "0 < LO < HI (e.g. --window 8 25), or --window auto"
-                )
-    return p
-
-
-def _client(address: str | None, *inputs: Any):
-    """A client of the dask scheduler at ``address`` (``--scheduler``; None: run here).
-
-    Fails within seconds, with what to do, when the scheduler cannot be reached or has no
-    workers, or when its workers cannot read ``inputs`` at their absolute paths.
-    """
-    if not address:
-        return None
-    from anodemap._compute import connect_cluster
-
-    _log(f"connecting to the dask scheduler at {address}")
-    return connect_cluster(address, reads=inputs)
+    return parameters_from_args(EELSParameters, args)
 
 
 def _context(args: argparse.Namespace) -> Any:
@@ -266,21 +247,11 @@ def cmd_diffraction(args: argparse.Namespace) -> int:
 def _run_diffraction(args: argparse.Namespace, truth: Path | None = None) -> Any:
     """``anodemap diffraction``: the diffraction analysis of ``args.input``."""
     from anodemap.analysis import get_analysis
-    from anodemap.diffraction.pipeline import DiffractionParameters
+    from anodemap.analysis.options import parameters_from_args
+    from anodemap.diffraction.parameters import DiffractionParameters
 
     analysis = get_analysis("diffraction")
-    p = DiffractionParameters(
-        phases=tuple(args.phases),
-        step_deg=args.step,
-        scale=args.calibration,
-        beam_energy_kev=args.beam_energy,
-        camera_length_mm=args.camera_length,
-        precession_angle_deg=args.precession,
-        n_decoys=args.decoys,
-        refine_step_deg=args.refine_step or None,
-        template_cache=not args.no_template_cache,
-        in_memory_gb=args.in_memory_gb,
-    )
+    p = parameters_from_args(DiffractionParameters, args)
     step = args.scan_step
     return analysis.run(
         args.input,
@@ -364,253 +335,133 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(out: Path) -> None:
-    """Build the report of a run folder, if this anodemap has the report."""
-    try:
-        from anodemap.report import build_report
-    except ImportError:  # (the report package is being built)
-        return
-    html, _ = build_report(out)
+    """Build the report of a run folder (``OUT/report.html``, ``OUT/report.json``)."""
+    from anodemap.report import build_report
+
+    _, html = build_report(out)
     _log(f"report: {html}")
 
 
 # ---------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from anodemap.eels.output import output_names
-    from anodemap.io.outdir import command_line, output_folder
+    """``anodemap demo``: simulate a four-state study with its truth, run it, report it.
 
-    comparison = ["truth_comparison.json", "truth_comparison.png"]
-    with output_folder(
-        args.output,
-        writes=[*output_names(), *comparison],
-        command_line=command_line(args),
-        log=_log,
-    ) as folder:
-        # an earlier run's comparison must not sit beside this run's maps until rewritten
-        folder.discard(comparison)
-        return _demo(args)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """``anodemap demo`` in its held output folder (:func:`cmd_demo`)."""
-    out = Path(args.output)
-    sim_path = _simulate_eels(out / "simulated", tuple(args.shape), args.seed, args.pixel_size)
-    _run_eels(sim_path, out, args, truth=out / "simulated" / "truth")
-    if not args.no_diffraction:
-        _demo_diffraction(out, args)
-    return 0
-
-
-def _demo_diffraction(out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The diffraction half of the demo, from the camera's video stream to phase maps.
-
-    The same phantom as the EELS half is simulated as precession diffraction and written
-    as the TVIPS recording a camera would make (:func:`anodemap.synth.tvips.record_scan`);
-    then the two
-    commands a user runs on such a recording, ``anodemap stream`` (the scan found, not
-    given) and ``anodemap diffraction``, run with their own defaults, and the scan found
-    and the maps written are compared with the truth
-    (``diffraction/truth_comparison.json``, ``diffraction/truth_comparison.png``).
+    The study (``OUT/study/``: each state's EELS and diffraction datasets, their truth
+    and ``study.toml``) is made by :func:`anodemap.synth.study.write_study`, then run as
+    ``anodemap run OUT/study/study.toml -o OUT`` would (``OUT/run.json``,
+    ``OUT/STATE/DATASET/ANALYSIS/``, ``OUT/report.html``). Run again into the same
+    folder, the simulation is made again (the same seed gives the same files) and the
+    analyses whose inputs did not change are kept.
     """
-    from anodemap.diffraction.output import output_names
-    from anodemap.io.outdir import output_folder
+    from anodemap.io.outdir import command_line, output_folder
+    from anodemap.study import read_study, run_study
 
-    shape = tuple(args.shape)
-    precession = 0.4  # degrees: the paper's SPED (Methods), as `anodemap simulate diffraction`
-    sim = _simulate_diffraction(
-        out / "simulated" / "diffraction",
-        shape,
-        args.seed,
-        args.pixel_size,
-        precession=precession,
-        zspy=False,
-        tvips=True,
-    )
-    dout = out / "diffraction"
-    comparison = ["truth_comparison.json", "truth_comparison.png"]
-    with output_folder(dout, writes=[*output_names(), *comparison], log=_log) as folder:
-        # held from the stream to the comparison; an earlier run's comparison must not
-        # sit beside this run's maps until rewritten
-        folder.discard(comparison)
-        return _demo_diffraction_in(dout, sim, precession, args)
+    out = Path(args.output)
+    with output_folder(out, command_line=command_line(args), log=_log):
+        study_file = _simulated_study(out / "study", args)
+        study = read_study(study_file)
+        run = run_study(study, out, _context(args), report=_report)
+    if (out / "report.html").exists():
+        _log(f"open the report: {out / 'report.html'}")
+    return 1 if run["counts"]["failed"] else 0
 
 
-def _demo_diffraction_in(
-    dout: Path, sim: dict[str, Any], precession: float, args: argparse.Namespace
-) -> dict[str, Any]:
-    """:func:`_demo_diffraction` once its output folder is held."""
+def _simulated_study(folder: Path, args: argparse.Namespace) -> Path:
+    """The demo's simulated study in ``folder``: made, or kept where an earlier demo made
+    it with the same settings and the same anodemap (``.anodemap-simulation.json``)."""
     import json
 
     from anodemap.io.results import write_json
-    from anodemap.synth.tvips import compare_scan_with_truth
+    from anodemap.study.run import content_key, source_hash
+    from anodemap.synth.study import write_study
 
-    scan = dout / "scan.zspy"
-    quiet = ["--no-progress"] if args.no_progress else []
-    stream_argv = [
-        "stream",
-        str(sim["tvips"]),
-        "-o",
-        str(scan),
-        "--reciprocal-pixel-size",
-        repr(sim["scale"]),
-        "--scan-step",
-        f"{args.pixel_size:g}",
-        *quiet,
-    ]
-    maps_argv = ["diffraction", str(scan), "-o", str(dout), "--precession", f"{precession:g}"]
-    maps_argv += quiet
-    if args.no_figures:
-        maps_argv.append("--no-figures")
-    if args.scheduler:
-        maps_argv += ["--scheduler", args.scheduler]
-    parser = build_parser()
-    for argv in (stream_argv, maps_argv):
-        _log("$ anodemap " + " ".join(argv))
-        sub = parser.parse_args(argv)
-        sub.argv = argv  # recorded in the summary as the command it is
-        if sub.func is cmd_diffraction:
-            outcome = _run_diffraction(sub, truth=sim["truth_dir"])
-        else:
-            sub.func(sub)
-
-    report = json.loads(scan.with_name(scan.name + ".scan.json").read_text())
-    comparison = {"scan": compare_scan_with_truth(report, sim["recording"]), **outcome.truth}
-    write_json(comparison, dout / "truth_comparison.json")
-    wrong = [k for k, v in comparison["scan"]["items"].items() if not v["agrees"]]
-    _log(
-        "against the truth: scan "
-        + ("found as recorded" if not wrong else f"differs in {', '.join(wrong)}")
-        + f" ({dout / 'truth_comparison.json'})"
-    )
-    return comparison
+    made = {"shape": list(args.shape), "seed": args.seed, "scan_step_nm": args.pixel_size}
+    key = content_key({**made, "source": source_hash()})
+    stamp = folder / ".anodemap-simulation.json"
+    study_file = folder / "study.toml"
+    try:
+        if json.loads(stamp.read_text())["key"] == key and study_file.is_file():
+            _log(f"the simulated study in {folder} is up to date (same settings), kept")
+            return study_file
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    stamp.unlink(missing_ok=True)
+    study_file = write_study(folder, tuple(args.shape), args.seed, args.pixel_size, log=_log)
+    write_json({"key": key, **made}, stamp)
+    return study_file
 
 
 # -------------------------------------------------------------------- parser
-def _number(
-    kind: type = float, *, above: float | None = None, least: float | None = None, unit: str = ""
-) -> Any:
-    """An argparse ``type=`` that parses a finite number and checks its range.
-
-    A value out of range raises :class:`argparse.ArgumentTypeError`, which argparse turns
-    into ``anodemap CMD: error: argument --OPTION: ...`` and exit code 2, before anything
-    is read or computed.
-
-    Parameters
-    ----------
-    kind : {float, int}
-        Parse as a real or a whole number.
-    above : float, optional
-        The value must be greater than this.
-    least : float, optional
-        The value must be at least this.
-    unit : str
-        Named in the message after the bound (``" eV"``, ``" nm"``, ...).
-
-    Examples
-    --------
-    >>> _number(int, least=1)("3")
-    3
-    >>> _number(above=0, unit=" keV")("0")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: must be greater than 0 keV, not 0
-    """
-    whole = kind is int
-
-    def parse(text: str) -> Any:
-        try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a {'whole number' if whole else 'number'}"
-            ) from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
-        if above is not None and not value > above:
-            raise argparse.ArgumentTypeError(f"must be greater than {above:g}{unit}, not {text}")
-        if least is not None and not value >= least:
-            raise argparse.ArgumentTypeError(f"must be at least {least:g}{unit}, not {text}")
-        return value
-
-    parse.__name__ = "whole number" if whole else "number"  # argparse's fallback wording
-    return parse
-
-
 # the ranges of the command line's numbers (what a value outside would do: a negative
 # count or an empty scan cannot run; a zero beam energy or length has no wavelength or
 # calibration; a zero step would never end)
-_COUNT = _number(int, least=1)
-_INDEX = _number(int, least=0)
-_NON_NEGATIVE = _number(least=0)
-_KEV = _number(above=0, unit=" keV")
-_MM = _number(above=0, unit=" mm")
-_NM = _number(above=0, unit=" nm")
-_PER_A = _number(above=0, unit=" 1/Å per pixel")
-_DEG = _number(least=0, unit=" degrees")
-_STEP_DEG = _number(above=0, unit=" degrees")
-_GB = _number(least=0, unit=" GB")
+_COUNT = number(int, least=1)
+_INDEX = number(int, least=0)
+_NON_NEGATIVE = number(least=0)
+_KEV = number(above=0, unit=" keV")
+_MM = number(above=0, unit=" mm")
+_NM = number(above=0, unit=" nm")
+_PER_A = number(above=0, unit=" 1/Å per pixel")
+_DEG = number(least=0, unit=" degrees")
+_STEP_DEG = number(above=0, unit=" degrees")
+_GB = number(least=0, unit=" GB")
 # patterns smaller than this cannot hold a direct beam and rings (anodemap.io.kinds)
-_PATTERN_PX = _number(int, least=16, unit=" pixels")
+_PATTERN_PX = number(int, least=16, unit=" pixels")
 # the simulated electrode's phantom needs this many pixels a side (anodemap.synth.phantom)
-_PHANTOM_PX = _number(int, least=8, unit=" x 8 pixels")
-
-
-class _WindowAction(argparse.Action):
-    """``--window LO HI | auto`` checked where it is parsed: two finite energies in eV,
-    0 < LO < HI, or the word auto (exit code 2 with the option named, as for numbers)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        words = list(values)
-        if [w.lower() for w in words] != ["auto"]:
-            try:
-                lo, hi = (float(w) for w in words)
-            except ValueError:
-                lo = hi = math.nan
-            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
-                parser.error(
-                    f"argument {option_string}: give two finite energies in eV, 0 < LO < HI "
-                    f"(e.g. --window 8 25), or --window auto, not {' '.join(words)}"
-                )
-        setattr(namespace, self.dest, words)
+_PHANTOM_PX = number(int, least=8, unit=" x 8 pixels")
 
 
 def _add_eels_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--window",
-        nargs="+",
-        action=_WindowAction,
-        metavar="LO HI | auto",
-        help=(
-            "plasmon fit window in eV (default 8 25), or 'auto': around the strongest loss "
-            "peak of the summed spectra (see docs/eels.md)"
-        ),
-    )
+    from anodemap.eels.parameters import EELSParameters
+
+    add_options(p, EELSParameters)
     p.add_argument(
         "--calibration",
         metavar="CSV",
-        help="Li/Si calibration table with header x,plasmon_energy_eV,source",
+        help="Li/Si calibration table with header x,plasmon_energy_eV,source (default: the "
+        "table shipped with anodemap, docs/eels.md)",
     )
-    p.add_argument(
-        "--deconvolve",
-        choices=["rl", "fourier-log", "none"],
-        default="rl",
-        help="zero-loss deconvolution before fitting (default rl: Richardson-Lucy)",
-    )
-    p.add_argument(
-        "--iterations", type=_COUNT, default=15, help="Richardson-Lucy iterations (at least 1)"
-    )
-    p.add_argument(
-        "--model",
-        choices=["lorentzian", "drude"],
-        default="lorentzian",
-        help="plasmon lineshape (default lorentzian)",
-    )
+    _add_shared_options(p)
+
+
+def _add_shared_options(p: argparse.ArgumentParser, *, figures: bool = True) -> None:
+    """The options every analysing command has, defined once."""
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="dask.distributed scheduler address, e.g. tcp://host:8786",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    if figures:
+        p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-q", "--quiet", action="store_true", help="say nothing but warnings and errors"
+    )
+    talk.add_argument("-v", "--verbose", action="store_true", help="say more (debug messages)")
+
+
+def _add_simulation_options(p: argparse.ArgumentParser) -> None:
+    """Output, size, seed and scan step of a simulation (simulate, demo)."""
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--shape", nargs=2, type=_PHANTOM_PX, default=[64, 64], metavar=("NY", "NX"))
+    p.add_argument("--seed", type=_INDEX, default=0)
+    p.add_argument(
+        "--scan-step",
+        dest="pixel_size",
+        type=_NM,
+        default=5.0,
+        metavar="NM",
+        help="scan step, in nm (default 5)",
+    )
+    # the older name of --scan-step: accepted, not advertised
+    p.add_argument(
+        "--pixel-size",
+        dest="pixel_size",
+        type=_NM,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
 
 
 def _add_signal_option(p: argparse.ArgumentParser) -> None:
@@ -631,11 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write a simulated electrode dataset with its truth")
-    p.add_argument("modality", choices=["eels", "diffraction"], help="what to simulate")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--shape", nargs=2, type=_PHANTOM_PX, default=[64, 64], metavar=("NY", "NX"))
-    p.add_argument("--seed", type=_INDEX, default=0)
-    p.add_argument("--pixel-size", type=_NM, default=5.0, help="scan step in nm")
+    p.add_argument(
+        "modality",
+        choices=["eels", "diffraction", "study"],
+        help="what to simulate: one EELS or diffraction dataset, or a four-state study "
+        "(both for each state, and its study file)",
+    )
+    _add_simulation_options(p)
     p.add_argument(
         "--pattern-size",
         type=_PATTERN_PX,
@@ -668,68 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="4D .hspy/.zspy, .blo, or any 4D file rosettasciio reads")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_signal_option(p)
-    p.add_argument(
-        "--phases",
-        nargs="+",
-        default=["Si", "Li15Si4"],
-        help="phase names (Si, Li15Si4) or CIF files (default: Si Li15Si4)",
-    )
-    p.add_argument("--step", type=_STEP_DEG, default=1.5, help="template step in degrees")
-    p.add_argument(
-        "--refine-step",
-        type=_DEG,
-        default=1.0,
-        metavar="DEG",
-        help="step in degrees of the orientation refinement: crystalline patterns matched "
-        "again against their own phase (default 1.0; 0: none)",
-    )
-    p.add_argument(
-        "--decoys",
-        type=_COUNT,
-        default=2,
-        metavar="N",
-        help="decoys per pattern for the amorphous criterion (default 2; each costs "
-        "about one matching of the pattern)",
-    )
-    p.add_argument(
-        "--calibration",
-        type=_PER_A,
-        metavar="PER_A",
-        help="detector calibration in 1/Å per pixel (default: from the file)",
-    )
+    from anodemap.diffraction.parameters import DiffractionParameters
+
+    add_options(p, DiffractionParameters)
     p.add_argument(
         "--scan-step",
         type=_NM,
         metavar="NM",
-        help="scan step in nm of the maps (default: from the file)",
-    )
-    p.add_argument("--beam-energy", type=_KEV, metavar="KEV", help="beam energy in keV")
-    p.add_argument("--camera-length", type=_MM, metavar="MM", help="camera length in mm")
-    p.add_argument(
-        "--precession",
-        type=_DEG,
-        metavar="DEG",
-        help="precession semi-angle in degrees (default: from the file, else 0)",
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="dask.distributed scheduler address, e.g. tcp://host:8786",
-    )
-    p.add_argument(
-        "--no-template-cache",
-        action="store_true",
-        help="build the template libraries anew instead of reusing those of an earlier run "
-        "with the same settings (kept in ~/.cache/anodemap, or $ANODEMAP_CACHE_DIR)",
-    )
-    p.add_argument(
-        "--in-memory-gb",
-        type=_GB,
-        default=2.0,
-        metavar="GB",
-        help="read an input of up to this size into memory once (default 2) when the run "
-        "fits in the memory this process may use (available memory, container limit, "
-        "ulimit -v); else it is read chunk by chunk in every pass (0: always)",
+        help="scan step of the maps, in nm (default: from the file)",
     )
     p.add_argument(
         "--regions",
@@ -737,8 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="label image over the scan (.npy, .png, .tif, .hspy; 0: in no region, any other "
         "value: a region): averaged pattern, I(s) and phase fractions of each region",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress output")
-    p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    _add_shared_options(p)
     p.set_defaults(func=cmd_diffraction)
 
     p = sub.add_parser("stream", help="TVIPS video stream -> rectangular 4D .zspy/.hspy or .blo")
@@ -767,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serpentine scan (default: found from the content)",
     )
-    p.add_argument("--hysteresis", type=_number(int), help="line-to-line offset in frames")
+    p.add_argument("--hysteresis", type=number(int), help="line-to-line offset in frames")
     p.add_argument(
         "--no-headers",
         action="store_true",
@@ -804,17 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_stream)
 
-    p = sub.add_parser("demo", help="simulate an electrode and analyse it, with truth comparison")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--shape", nargs=2, type=_PHANTOM_PX, default=[64, 64], metavar=("NY", "NX"))
-    p.add_argument("--seed", type=_INDEX, default=0)
-    p.add_argument("--pixel-size", type=_NM, default=5.0, help="scan step in nm")
-    p.add_argument(
-        "--no-diffraction",
-        action="store_true",
-        help="EELS only: skip the diffraction half (TVIPS recording -> stream -> phase maps)",
+    p = sub.add_parser(
+        "demo",
+        help="simulate a four-state study (pristine, 1st lithiation, 1st and 10th "
+        "delithiation) with its truth, run it and write its report",
     )
-    _add_eels_options(p)
+    _add_simulation_options(p)
+    _add_shared_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -846,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # argparse has printed the usage error (2) or the help (0)
         return done.code if isinstance(done.code, int) else 2
+    _console(args)
     import dask
 
     from anodemap._compile_notice import compile_notice
@@ -891,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A Python warning as a line of the command's log (``warnings.showwarning``)."""
     kind = "" if category is UserWarning else f" ({category.__name__})"
-    _log(f"WARNING{kind}: {message}")
+    _LOGGER.warning(f"WARNING{kind}: {message}")
 
 
 def _naming_input(message: str, args: argparse.Namespace) -> str:

@@ -166,7 +166,7 @@ class ReciprocalCalibration:
             raise AnodemapInputError(
                 f"the detector calibration differs between ky ({sy:g} 1/Å/px) and kx "
                 f"({sx:g} 1/Å/px); correct the elliptical distortion first, or give one "
-                "calibration with --calibration PER_A (scale= in Python)"
+                "calibration with --reciprocal-pixel-size PER_A (scale= in Python)"
             )
         return 0.5 * (sy + sx)
 
@@ -307,7 +307,7 @@ def reciprocal_calibration(
         sc = np.broadcast_to(np.asarray(scale, dtype=float), (2,))
         if not np.all(np.isfinite(sc)) or np.any(sc <= 0):
             raise AnodemapInputError(
-                f"--calibration {scale!r} (scale= in Python): must be positive (1/Å per pixel)"
+                f"--reciprocal-pixel-size {scale!r} (scale= in Python): must be positive (1/Å per pixel)"
             )
         return ReciprocalCalibration((float(sc[0]), float(sc[1])), "given (scale=, 1/Å per px)")
     units = {_norm_units(a.units) for a in sig}
@@ -321,7 +321,7 @@ def reciprocal_calibration(
     if unit in _UNCALIBRATED:
         raise AnodemapInputError(
             f"the diffraction pattern is not calibrated (axes {names}); give the "
-            "calibration measured on a standard with --calibration PER_A (1/Å per pixel; "
+            "calibration measured on a standard with --reciprocal-pixel-size PER_A (1/Å per pixel; "
             "scale= in Python), or calibrate the file's signal axes in 1/Å, 1/nm or mrad"
         )
     if unit in _RECIPROCAL:
@@ -333,7 +333,7 @@ def reciprocal_calibration(
             raise AnodemapInputError(
                 f"the diffraction axes {names} are in {sig[0].units}; converting to 1/Å "
                 "needs the beam energy: pass --beam-energy KEV (beam_energy_kev), or the "
-                "calibration --calibration PER_A (1/Å per pixel; scale= in Python)"
+                "calibration --reciprocal-pixel-size PER_A (1/Å per pixel; scale= in Python)"
             )
         lam = electron_wavelength(energy)
         if unit in _ANGLE:
@@ -348,13 +348,13 @@ def reciprocal_calibration(
             raise AnodemapInputError(
                 f"the diffraction axes {names} are lengths on the camera plane; converting "
                 "to 1/Å needs the camera length: pass --camera-length MM (camera_length_mm) "
-                "or the calibration measured on a standard, --calibration PER_A (1/Å per "
+                "or the calibration measured on a standard, --reciprocal-pixel-size PER_A (1/Å per "
                 "pixel; scale= in Python)"
             )
         if not math.isfinite(length) or length < _MIN_CAMERA_LENGTH_MM:
             raise AnodemapInputError(
                 f"camera length {length:g} mm ({l_src}) is not plausible; pass "
-                "--camera-length MM (camera_length_mm) or --calibration PER_A (1/Å per "
+                "--camera-length MM (camera_length_mm) or --reciprocal-pixel-size PER_A (1/Å per "
                 "pixel; scale= in Python)"
             )
         f = _LENGTH[unit] / length / lam
@@ -368,7 +368,7 @@ def reciprocal_calibration(
         )
     raise AnodemapInputError(
         f"the diffraction axes {names} have units that are not a reciprocal length, an "
-        "angle or a camera-plane length; give the calibration with --calibration PER_A "
+        "angle or a camera-plane length; give the calibration with --reciprocal-pixel-size PER_A "
         "(1/Å per pixel; scale= in Python)"
     )
 

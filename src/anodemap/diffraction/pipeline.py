@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 
 from anodemap._compute import progress_label
 from anodemap._platform import describe_budget, memory_budget, usable_cores
+from anodemap.diffraction.parameters import DiffractionParameters
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 from anodemap.io import Axis, Dataset
 
@@ -47,84 +47,6 @@ __all__ = [
 # not read: pass --precession for such files.
 _BEAM_ENERGY_KEYS = ("Acquisition_instrument.TEM.beam_energy",)
 _PRECESSION_KEYS = ("Acquisition_instrument.TEM.precession_angle",)
-
-
-@dataclass
-class DiffractionParameters:
-    """Parameters of :func:`analyse_diffraction`.
-
-    Parameters
-    ----------
-    phases : tuple of str
-        Phase names known to :func:`anodemap.diffraction.crystal.load_phase`, or CIF paths.
-    step_deg : float
-        Angular step of the template libraries (degrees).
-    scale : float, optional
-        Detector calibration in 1/Å per pixel (default: from the file's axes).
-    beam_energy_kev, camera_length_mm, precession_angle_deg : float, optional
-        Override what the file says. The precession angle defaults to the metadata's, else 0.
-    bf_radius_px : float, optional
-        Virtual bright-field radius (default: the measured direct-beam radius + 1 px).
-    adf_range_px : (float, float), optional
-        Virtual annular dark-field radii (default: 2 × the bright-field radius to the
-        largest full circle).
-    n_decoys : int
-        Decoys per pattern for the amorphous criterion (see
-        :class:`anodemap.diffraction.matching.MatchParameters`).
-    refine_step_deg : float, optional
-        Angular step of the libraries of the orientation refinement (degrees; None or 0:
-        no refinement). After the phases are decided at ``step_deg``, the patterns called
-        crystalline are matched again against a library of their own phase at this finer
-        step, and their orientation and orientation reliability are taken from that match
-        (model choice 1.0: on simulated electrodes it takes the share of correctly phased
-        pixels within 2° of the truth from 0.43 to 0.93 (Si) on the benchmark electrode,
-        and a Li15Si4 grain from 0.05 to 0.95, for about a tenth of the command's time).
-    template_cache : bool
-        Keep the prepared template libraries on disk and reuse them when the same
-        phases, beam energy, calibration, precession, step and pattern size come again
-        (:mod:`anodemap.diffraction._cache`: ``~/.cache/anodemap`` or
-        ``$ANODEMAP_CACHE_DIR``); False builds them every time.
-    vacuum_scattered_fraction : float
-        A pattern without Bragg spots is vacuum (a pore) when the counts outside the direct
-        beam (from twice its radius to the detector's edge), less the detector's floor
-        measured on its outermost ring, are less than this fraction of the counts in the
-        beam (:func:`anodemap.diffraction.virtual.scattered_fraction`; 0: no vacuum), and
-        the fraction's noise is less than twice it (else undecidable: the pattern is matched
-        as specimen). Model choice 0.01, measured on six simulated electrodes (32 × 32
-        seeds 3, 0, 7; 48 × 48 seeds 0, 11; 64 × 64 seed 0; 1e5 electrons per pattern):
-        pores -0.003 to 0.004 (0.005 recorded as unsigned integers, read noise clipped at
-        0), material 0.067 and more; a light-element crystal (Li2O simulated in place of
-        Si) 0.015 and more; at 1e4 electrons the pores' noise reaches ±0.03 (57 % of them
-        found, no material called vacuum), at 1e3 no pattern is decidable. A saturated beam
-        inflates the fraction: vacuum is then missed, never invented
-        (``settings.labels.saturated_patterns`` counts patterns reaching the top of an
-        integer type).
-    in_memory_gb : float
-        A lazy dataset up to this size (GB of its array) is read into memory once at the
-        start instead of once per pass (centres, virtual images, matching, refinement,
-        averaged patterns) when the run fits in the memory this process may use (the
-        input, plus about 0.4 GB and 0.25 GB per core for the kernels; measured in
-        docs/diffraction.md, "Memory"); a larger one, one that does not fit, or any
-        with a ``client``, stays out of core (model choice 2 GB: a few times that fits
-        on a workstation with the kernels' working memory; 0: always out of core).
-    """
-
-    phases: tuple[str, ...] = ("Si", "Li15Si4")
-    step_deg: float = 1.5
-    scale: float | None = None
-    beam_energy_kev: float | None = None
-    camera_length_mm: float | None = None
-    precession_angle_deg: float | None = None
-    bf_radius_px: float | None = None
-    adf_range_px: tuple[float, float] | None = None
-    n_decoys: int = 2
-    refine_step_deg: float | None = 1.0
-    template_cache: bool = True
-    vacuum_scattered_fraction: float = 0.01
-    in_memory_gb: float = 2.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -697,7 +619,7 @@ def _analyse_diffraction(
 # Each parameter's command-line option, named in messages with the Python name.
 _OPTIONS = {
     "step_deg": "--step",
-    "scale": "--calibration",
+    "scale": "--reciprocal-pixel-size",
     "beam_energy_kev": "--beam-energy",
     "camera_length_mm": "--camera-length",
     "precession_angle_deg": "--precession",
@@ -793,11 +715,9 @@ def _in_memory_need(nbytes: int) -> int:
 
 
 def _note(message: str, progress: bool) -> None:
-    """One line for the user: on stderr as the command line's own (when ``progress``),
-    and to the ``anodemap`` logger."""
+    """One line for the user, to the ``anodemap`` logger (the command line prints its
+    lines on stderr; ``progress`` is kept for the callers' sake)."""
     logging.getLogger("anodemap").info(message)
-    if progress:
-        print(f"[anodemap] {message}", file=sys.stderr, flush=True)
 
 
 def _in_memory(

@@ -20,7 +20,7 @@ import numpy as np
 
 from anodemap.io.dataset import Axis, Dataset
 
-__all__ = ["map_dataset", "write_json"]
+__all__ = ["map_dataset", "write_json", "write_text"]
 
 
 def write_json(data: Any, path: str | os.PathLike) -> Path:
@@ -37,11 +37,24 @@ def write_json(data: Any, path: str | os.PathLike) -> Path:
     >>> json.loads(p.read_text())
     {'n': 3}
     """
+    return write_text(json.dumps(data, indent=2, default=_json_default) + "\n", path)
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` (UTF-8) atomically: under a temporary name unique to this process
+    and call, then renamed; recorded as this run's in an output folder this process
+    holds (:func:`anodemap.io.outdir.claim`). The one atomic text writer of anodemap.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> write_text("a,b\\n", pathlib.Path(tempfile.mkdtemp()) / "t.csv").read_text()
+    'a,b\\n'
+    """
     from anodemap.io.outdir import claim, temporary_path
 
     path = Path(path)
     claim(path)
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
     tmp = temporary_path(path)
     try:
         tmp.write_text(text, encoding="utf-8")

@@ -103,7 +103,55 @@ class Study:
     states: tuple[State, ...]
     calibration: Path | None = None
     simulated: bool = False
-    cycling: Path | None = None
+    cycling: dict[str, Any] | None = None
+
+
+def read_cycling(path: Path) -> dict[str, Any]:
+    """A cycling table: CSV with a header line ``cycle,charge_mAh_g,discharge_mAh_g``
+    (any column order, more columns ignored), lines starting with ``#`` skipped.
+
+    Returns
+    -------
+    dict
+        ``file`` and a list of numbers per column (an empty cell: None).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.csv"
+    >>> lines = ["# from the paper, 3,314 mAh/g", "cycle,charge_mAh_g,discharge_mAh_g", "1,3314,2537"]
+    >>> _ = p.write_text(chr(10).join(lines))
+    >>> read_cycling(p)["discharge_mAh_g"]
+    [2537.0]
+    """
+    import csv
+
+    need = ("cycle", "charge_mAh_g", "discharge_mAh_g")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
+    if not rows:
+        raise AnodemapInputError(f"{path}: the cycling table is empty")
+    header = [h.strip() for h in rows[0]]
+    missing = [n for n in need if n not in header]
+    if missing:
+        raise AnodemapInputError(
+            f"{path}: the cycling table's header needs the columns {', '.join(need)} "
+            f"(missing {', '.join(missing)}; header: {','.join(header)})"
+        )
+    out: dict[str, Any] = {"file": str(path)}
+    for name in need:
+        col = header.index(name)
+        values = []
+        for i, row in enumerate(rows[1:], start=2):
+            cell = row[col].strip() if col < len(row) else ""
+            try:
+                values.append(float(cell) if cell else None)
+            except ValueError:
+                raise AnodemapInputError(
+                    f"{path}: row {i} of the table, column {name}: {cell!r} is not a number"
+                ) from None
+        out[name] = values
+    return out
 
 
 def _err(file: Path, where: str, message: str) -> AnodemapInputError:
@@ -285,7 +333,7 @@ def read_study(path: str | Path) -> Study:
     cycling = None
     if "cycling" in doc:
         cdoc = _check_keys(file, "[cycling]", doc["cycling"], _CYCLING_KEYS)
-        cycling = _file(file, "[cycling]", cdoc.get("file"), "file")
+        cycling = read_cycling(_file(file, "[cycling]", cdoc.get("file"), "file"))
     description = head.get("description")
     return Study(
         name=head["name"],

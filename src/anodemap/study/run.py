@@ -181,7 +181,7 @@ def run_study(
             "finished": _stamp(),
             "counts": counts,
             "states": states,
-            "cycling": _cycling(study.cycling),
+            "cycling": study.cycling,
         }
         write_json(run, out / "run.json")
         log(
@@ -199,30 +199,6 @@ def _li_per_si(capacity: float | None) -> float | None:
     from anodemap.electrochem import li_per_host
 
     return float(li_per_host(capacity))
-
-
-def _cycling(path: Path | None) -> dict[str, Any] | None:
-    """The cycling table (cycle, charge_mAh_g, discharge_mAh_g) as lists."""
-    if path is None:
-        return None
-    import numpy as np
-
-    from anodemap.errors import AnodemapInputError
-
-    try:
-        table = np.genfromtxt(path, delimiter=",", names=True, comments="#", dtype=float)
-    except ValueError as err:
-        raise AnodemapInputError(f"{path}: not a cycling table ({err})") from err
-    names = table.dtype.names or ()
-    need = ("cycle", "charge_mAh_g", "discharge_mAh_g")
-    missing = [n for n in need if n not in names]
-    if missing:
-        raise AnodemapInputError(
-            f"{path}: the cycling table needs the columns {', '.join(need)} (missing "
-            f"{', '.join(missing)})"
-        )
-    table = np.atleast_1d(table)
-    return {"file": str(path), **{n: [float(v) for v in table[n]] for n in need}}
 
 
 def _run_one(

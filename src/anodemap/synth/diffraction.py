@@ -21,7 +21,7 @@ Physics (every number is a parameter, carries a source, or is labelled a model c
       P_g = λ² t_c |F_g|² ⟨w⟩ / (V_c² σ √π)
 
   with ``t_c`` the crystalline share of the column thickness.
-* **Amorphous material** (labels 2 and 4, the amorphous share of label 3): diffuse rings
+* **Amorphous material** (labels 2, 4, 5 and 6, the amorphous share of label 3): diffuse rings
   from explicit atomic models (see :func:`amorphous_model`), through the Debye scattering
   equation with the same electron scattering factors::
 
@@ -90,6 +90,7 @@ from anodemap.io import Axis, Dataset
 from .phantom import Label, Phantom
 
 __all__ = [
+    "OXIDE_MODELS",
     "PHASE_LABELS",
     "PORE_LABEL",
     "AmorphousModel",
@@ -136,6 +137,13 @@ _ASI_DENSITY_DEFICIT = 0.018
 #: choice: 2.5 g/cm³, Li2SiO3 molar mass 89.96 g/mol, 6 atoms per formula unit).
 _OXIDE_COUNTS = {"Li": 2, "Si": 1, "O": 3}
 _OXIDE_DENSITY = 2.5 / 89.96 * 6 * 0.602214076  # atoms per Å³ (N_A = 6.02214076e23, exact)
+#: The SiO_x surface layer of pristine Si (paper: "a thin SiO_x coating"), modelled as SiO2
+#: (model choice: x = 2) at 2.2 g/cm³ (model choice: the commonly quoted density of vitreous
+#: silica), molar mass 60.08 g/mol, 3 atoms per formula unit; distances from ``_OXIDE_DMIN``.
+_SIO2_COUNTS = {"Si": 1, "O": 2}
+_SIO2_DENSITY = 2.2 / 60.08 * 3 * 0.602214076  # atoms per Å³
+#: Oxide materials that :func:`simulate_diffraction` can put in the oxide share.
+OXIDE_MODELS = ("Li2SiO3", "SiO2")
 #: Minimum interatomic distances (Å) of the random-packing models. Si-Si: the Si-Si bond of
 #: the packaged c-Si structure (computed); Li-Si and Li-Li: the nearest distances in the
 #: packaged Li15Si4 structure (computed); Si-O 1.62 Å: a-SiO2 (R. L. Mozzi and B. E. Warren,
@@ -169,7 +177,7 @@ class AmorphousModel:
     Attributes
     ----------
     name : str
-        E.g. ``"a-Si"``, ``"a-Li2.00Si"``, ``"oxide Li2SiO3"``.
+        E.g. ``"a-Si"``, ``"a-Li2.00Si"``, ``"oxide Li2SiO3"``, ``"oxide SiO2"``.
     elements : tuple of str
         Element of each species index.
     types : ndarray of int, shape (n,)
@@ -372,6 +380,13 @@ def _cached_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousMode
         pos, types, box, elements = _random_packing(counts, _OXIDE_DENSITY, _OXIDE_DMIN, seed)
         density = _OXIDE_DENSITY
         name = "oxide Li2SiO3"
+    elif key == "SiO2":
+        total = sum(_SIO2_COUNTS.values())
+        units = max(1, round(n_atoms / total))
+        counts = {e: c * units for e, c in _SIO2_COUNTS.items()}
+        pos, types, box, elements = _random_packing(counts, _SIO2_DENSITY, _OXIDE_DMIN, seed)
+        density = _SIO2_DENSITY
+        name = "oxide SiO2"
     else:
         x = float(key)
         density = _silicide_density(x)
@@ -412,9 +427,10 @@ def amorphous_model(
 
     Parameters
     ----------
-    composition : float or "oxide"
-        x in Li_xSi (0 for a-Si), or ``"oxide"`` for the oxygen-rich boundary material
-        (a lithium silicate Li2SiO3, model choice).
+    composition : float, "oxide" or "SiO2"
+        x in Li_xSi (0 for a-Si), ``"oxide"`` for the oxygen-rich boundary material
+        (a lithium silicate Li2SiO3, model choice), or ``"SiO2"`` for the SiO_x surface
+        layer of pristine Si.
     n_atoms : int
         Model size (default 1000; model choice: a box of about 27 Å for a-Si).
     seed : int
@@ -439,6 +455,9 @@ def amorphous_model(
       packaged Li15Si4 structure); density from :func:`_silicide_density`. Model choice.
     * oxide: a relaxed random packing of Li2SiO3 at 2.5 g/cm³ with the distances in
       ``_OXIDE_DMIN``. Model choice.
+    * SiO2: a relaxed random packing of SiO2 at 2.2 g/cm³ with the same distances (no
+      tetrahedral network: a crude model whose first rings are those of the Si-O and
+      O-O distances). Model choice.
 
     Examples
     --------
@@ -447,11 +466,12 @@ def amorphous_model(
     ('a-Si', ('Si',), 0.049)
     """
     if isinstance(composition, str):
-        if composition.strip().lower() != "oxide":
+        word = composition.strip().lower()
+        if word not in ("oxide", "sio2"):
             raise AnodemapInputError(
-                f"composition={composition!r}: give x in Li_xSi (a number >= 0) or 'oxide'"
+                f"composition={composition!r}: give x in Li_xSi (a number >= 0), 'oxide' or 'SiO2'"
             )
-        key = "oxide"
+        key = "oxide" if word == "oxide" else "SiO2"
     else:
         x = float(composition)
         if not (math.isfinite(x) and 0.0 <= x <= 10.0):
@@ -748,6 +768,7 @@ def simulate_diffraction(
     noise: bool = True,
     grain_euler_deg: np.ndarray | None = None,
     seed: int = 0,
+    oxide_model: str = "Li2SiO3",
 ) -> SimulatedDiffraction:
     """Simulate a scanning (precession) electron diffraction dataset of a phantom.
 
@@ -793,6 +814,10 @@ def simulate_diffraction(
     seed : int
         Seed of the descan drift and the noise (the only randomness besides the fixed seeds
         of the amorphous models).
+    oxide_model : {"Li2SiO3", "SiO2"}
+        Material of the phantom's oxide share: the lithium silicate of lithiated electrodes
+        (default) or the SiO2 of the pristine particles' SiO_x layer (see
+        :func:`amorphous_model`).
 
     Returns
     -------
@@ -829,6 +854,7 @@ def simulate_diffraction(
         "inelastic_mfp_nm": inelastic_mfp_nm > 0,
         "descan_px": descan_px >= 0,
         "n_precession": n_precession >= 1,
+        "oxide_model": oxide_model in OXIDE_MODELS,
     }
     bad = [k for k, ok in checks.items() if not ok]
     if bad:
@@ -891,7 +917,7 @@ def simulate_diffraction(
             psi[k] = mdl.density * mdl.intensity(s_r, beam_energy_kev)
     psi_ox = np.zeros(s_r.size)
     if (oxide > 0).any():
-        mdl = amorphous_model("oxide")
+        mdl = amorphous_model("oxide" if oxide_model == "Li2SiO3" else "SiO2")
         psi_ox = mdl.density * mdl.intensity(s_r, beam_energy_kev)
     # per-pixel interpolation weights in x
     xf = x.ravel()
@@ -1058,7 +1084,7 @@ def simulate_diffraction(
         "amorphous_models": {
             "a-Si": "tetrahedral network (Henderson-Herman relaxation), 1000 atoms, seed 0",
             "Li_xSi": f"relaxed random packings at x = {list(_X_GRID[1:])}, 1000 atoms, seed 0",
-            "oxide": "relaxed random packing of Li2SiO3, seed 0",
+            "oxide": f"relaxed random packing of {oxide_model}, seed 0",
         },
     }
     return SimulatedDiffraction(

@@ -622,17 +622,20 @@ def _component_weights(
     is_pore: np.ndarray,
     li_k_strength: float,
     si_l_strength: float,
+    oxide_li_fraction: float = _OXIDE_LI_FRACTION,
+    oxide_si_fraction: float = _OXIDE_SI_FRACTION,
 ) -> dict[str, np.ndarray]:
     """Weights of the SSD components (Li_xSi plasmon, oxide plasmon, Li-K, Si-L); sum 1.
 
     Pores hold only a thin oxide-like residue (model choice: passivation layer, paper).
-    Edge strengths scale with the atom fractions of Li and Si (model choice).
+    Edge strengths scale with the atom fractions of Li and Si (model choice); those of
+    the oxide are ``oxide_li_fraction`` and ``oxide_si_fraction``.
     """
     f = np.where(is_pore, 1.0, np.clip(ox, 0.0, 1.0))
     li_frac_silicide = li / (1.0 + li)
     si_frac_silicide = 1.0 / (1.0 + li)
-    a_li = li_k_strength * ((1.0 - f) * li_frac_silicide + f * _OXIDE_LI_FRACTION)
-    a_si = si_l_strength * ((1.0 - f) * si_frac_silicide + f * _OXIDE_SI_FRACTION)
+    a_li = li_k_strength * ((1.0 - f) * li_frac_silicide + f * oxide_li_fraction)
+    a_si = si_l_strength * ((1.0 - f) * si_frac_silicide + f * oxide_si_fraction)
     norm = 1.0 + a_li + a_si
     return {
         "silicide": (1.0 - f) / norm,
@@ -671,8 +674,15 @@ def _simulate(
     block_pixels: int,
     max_loss_eV: float,
     n_threads: int | None,
+    oxide_li_fraction: float = _OXIDE_LI_FRACTION,
+    oxide_si_fraction: float = _OXIDE_SI_FRACTION,
+    peak_shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any], _Grid]:
-    """Common code path of :func:`simulate_eels` and :func:`simulate_spectrum`."""
+    """Common code path of :func:`simulate_eels` and :func:`simulate_spectrum`.
+
+    ``peak_shift`` (eV, the scan shape, or None) moves the Li_xSi plasmon maximum from the
+    calibration energy of each pixel's composition (pores excepted).
+    """
     if calibration is None:
         try:
             from anodemap.eels.calibration import default_calibration
@@ -701,6 +711,11 @@ def _simulate(
         raise AnodemapInputError("li_per_si must be finite and >= 0")
     if not np.all(np.isfinite(sh_f)):
         raise AnodemapInputError("ZLP shifts must be finite")
+    if not (0.0 <= oxide_li_fraction <= 1.0 and 0.0 <= oxide_si_fraction <= 1.0):
+        raise AnodemapInputError(
+            f"oxide_li_fraction={oxide_li_fraction!r} and oxide_si_fraction="
+            f"{oxide_si_fraction!r} must lie in [0, 1] (atom fractions in the oxide)"
+        )
 
     zlp = _ZLP(float(zlp_fwhm), float(zlp_asymmetry), float(zlp_tail_fraction))
     grid = _make_grid(
@@ -715,11 +730,18 @@ def _simulate(
     peak = np.asarray(calibration.energy(np.where(pore_f, 0.0, li_f)), dtype=float).reshape(
         li_f.shape
     )
+    if peak_shift is not None:
+        shift_f = np.broadcast_to(np.asarray(peak_shift, dtype=float), shape).ravel()
+        if not np.all(np.isfinite(shift_f[~pore_f])):
+            raise AnodemapInputError("plasmon_shift_eV must be finite outside pores")
+        peak = peak + np.where(pore_f, 0.0, shift_f)
     width = plasmon_width(li_f)
     ep = drude_ep_for_peak(
         peak, width, beam_energy_keV=beam_energy_keV, collection_angle_mrad=collection_angle_mrad
     )
-    weights = _component_weights(li_f, ox_f, pore_f, li_k_strength, si_l_strength)
+    weights = _component_weights(
+        li_f, ox_f, pore_f, li_k_strength, si_l_strength, oxide_li_fraction, oxide_si_fraction
+    )
 
     npix = li_f.size
     spectra = np.empty((npix, grid.n_channels), dtype=np.float32)
@@ -820,6 +842,13 @@ def _simulate(
         "si_l_strength": float(si_l_strength),
         "noise": bool(noise),
     }
+    # Only where they differ from the defaults, so that the truth of a default simulation
+    # (and what is written from it) stays as it was.
+    if oxide_li_fraction != _OXIDE_LI_FRACTION or oxide_si_fraction != _OXIDE_SI_FRACTION:
+        truth["oxide_li_fraction"] = float(oxide_li_fraction)
+        truth["oxide_si_fraction"] = float(oxide_si_fraction)
+    if peak_shift is not None:
+        truth["plasmon_shift_eV"] = np.where(pore_f, nan, shift_f).reshape(shape)
     spectra = spectra.reshape(*shape, grid.n_channels)
     if ssd_out is not None:
         ssd_out = ssd_out.reshape(*shape, grid.n_channels)
@@ -867,6 +896,8 @@ def simulate_eels(
     oxide_width_eV: float = _OXIDE_WIDTH_EV,
     li_k_strength: float = _LI_K_STRENGTH,
     si_l_strength: float = _SI_L_STRENGTH,
+    oxide_li_fraction: float = _OXIDE_LI_FRACTION,
+    oxide_si_fraction: float = _OXIDE_SI_FRACTION,
     noise: bool = True,
     return_ssd: bool = False,
     seed: int = 0,
@@ -919,6 +950,11 @@ def simulate_eels(
         atoms (scaled by the atom fractions). The Li-K default, 0.065, is computed from
         the hydrogenic Li-K and the total inelastic cross-sections per atom (0.052 in Si
         to 0.082 in Li15Si4; see ``_LI_K_STRENGTH``); the Si-L default is a model choice.
+    oxide_li_fraction, oxide_si_fraction : float
+        Atom fractions of Li and Si in the oxide (they scale its Li-K and Si-L2,3 edges).
+        Defaults 0.5 and 0.2 (model choice: a Li2O / lithium-silicate mixture); e.g. 0 and
+        1/3 for SiO2 (the oxide of pristine Si, by its formula). Written into the truth
+        only when they differ from the defaults.
     noise : bool
         If False, return the noise-free expectation (``gain * electrons``).
     return_ssd : bool
@@ -947,6 +983,9 @@ def simulate_eels(
     The plasmon Drude energy of each pixel is chosen such that the maximum of the
     single-scattering Li_xSi plasmon (Drude loss function times the angular factor)
     lies exactly at ``calibration.energy(x)``; this is ``truth["plasmon_peak_eV"]``.
+    A phantom with a :attr:`~anodemap.synth.Phantom.plasmon_shift_eV` map moves it to
+    ``calibration.energy(x) + plasmon_shift_eV`` (e.g. amorphous Si, less dense than the
+    crystal) and adds that map to the truth as ``plasmon_shift_eV`` (NaN in pores).
     In oxide-rich boundary pixels the total SSD also holds the oxide plasmon, so its
     overall maximum is pulled towards higher energy. Pores carry a thin oxide-like
     residue only and have NaN plasmon truth.
@@ -1000,6 +1039,9 @@ def simulate_eels(
         block_pixels=block_pixels,
         max_loss_eV=max_loss_eV,
         n_threads=n_threads,
+        oxide_li_fraction=oxide_li_fraction,
+        oxide_si_fraction=oxide_si_fraction,
+        peak_shift=phantom.plasmon_shift_eV,
     )
     truth["labels"] = phantom.labels.copy()
     truth["drift_eV"] = float(drift_eV)
@@ -1041,6 +1083,8 @@ def simulate_spectrum(
     oxide_width_eV: float = _OXIDE_WIDTH_EV,
     li_k_strength: float = _LI_K_STRENGTH,
     si_l_strength: float = _SI_L_STRENGTH,
+    oxide_li_fraction: float = _OXIDE_LI_FRACTION,
+    oxide_si_fraction: float = _OXIDE_SI_FRACTION,
     noise: bool = True,
     return_ssd: bool = False,
     seed: int = 0,
@@ -1062,8 +1106,8 @@ def simulate_spectrum(
         Treat the pixel as a pore (thin oxide-like residue only).
     calibration, energy_offset, energy_scale, n_channels, beam_energy_keV, \
 collection_angle_mrad, zlp_fwhm, zlp_asymmetry, zlp_tail_fraction, counts, gain, \
-read_noise, oxide_peak_eV, oxide_width_eV, li_k_strength, si_l_strength, noise, \
-return_ssd, seed, max_loss_eV
+read_noise, oxide_peak_eV, oxide_width_eV, li_k_strength, si_l_strength, \
+oxide_li_fraction, oxide_si_fraction, noise, return_ssd, seed, max_loss_eV
         As in :func:`simulate_eels`.
 
     Returns
@@ -1114,6 +1158,8 @@ return_ssd, seed, max_loss_eV
         block_pixels=1,
         max_loss_eV=max_loss_eV,
         n_threads=1,
+        oxide_li_fraction=oxide_li_fraction,
+        oxide_si_fraction=oxide_si_fraction,
     )
     for k, v in truth.items():
         if isinstance(v, np.ndarray) and v.shape == (1, 1):

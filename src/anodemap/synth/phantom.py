@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["LABEL_NAMES", "Label", "Phantom", "make_phantom"]
+__all__ = ["ALL_LABEL_NAMES", "LABEL_NAMES", "Label", "Phantom", "make_phantom"]
 
 
 class Label(IntEnum):
@@ -43,6 +43,16 @@ class Label(IntEnum):
     """Dendrite-like / sheet-like high-Li regions, Li/Si 2.8-4.3 (paper's feature 1)."""
     OXIDE_GB = 4
     """Oxygen-rich grain boundary: Li2O and lithium silicates mixed with Li_xSi."""
+    AMORPHOUS_SI = 5
+    """Dense amorphous Si after delithiation (paper, Figure 4b: the denser particle cores).
+
+    Not made by :func:`make_phantom`; :mod:`anodemap.synth.study` uses it for the
+    delithiated states. The forward models treat it as amorphous (diffraction: rings of
+    the a-Si model at the pixel's small Li/Si, never crystalline Si spots)."""
+    THREAD = 6
+    """Thread-like, irregularly meshed, less dense amorphous Si after delithiation (paper,
+    Figure 4b, near the grain boundaries). Not made by :func:`make_phantom`; amorphous in
+    the forward models, like :attr:`AMORPHOUS_SI`."""
 
 
 LABEL_NAMES: dict[int, str] = {
@@ -51,6 +61,14 @@ LABEL_NAMES: dict[int, str] = {
     int(Label.GREY): "moderately lithiated Li_xSi (grey)",
     int(Label.DENDRITE): "dendrite-like high-Li Li_xSi",
     int(Label.OXIDE_GB): "oxygen-rich grain boundary (Li2O / Li silicates)",
+}
+
+# The classes of the delithiated states are kept out of LABEL_NAMES, so that
+# make_phantom's phantoms (and everything written from them) stay as they were.
+ALL_LABEL_NAMES: dict[int, str] = {
+    **LABEL_NAMES,
+    int(Label.AMORPHOUS_SI): "dense amorphous Si (delithiated)",
+    int(Label.THREAD): "thread-like amorphous Si mesh (delithiated, less dense)",
 }
 
 # Li/Si ranges per class. Source: Ahmed et al., first-lithiation results (Figure 3d):
@@ -118,6 +136,12 @@ class Phantom:
         Scan step in nm.
     seed : int
         Seed the phantom was made with.
+    plasmon_shift_eV : ndarray of float64, shape (ny, nx), or None
+        Offset (eV) of the Li_xSi bulk plasmon from the composition calibration
+        ``E(li_per_si)``, for structure that the composition does not describe, e.g. the
+        lower density of amorphous Si after delithiation. ``None`` (what
+        :func:`make_phantom` gives) means no offset. :func:`anodemap.synth.simulate_eels`
+        puts the plasmon maximum at ``E(li_per_si) + plasmon_shift_eV``.
     """
 
     labels: np.ndarray
@@ -132,6 +156,9 @@ class Phantom:
     pixel_size_nm: float
     seed: int
     label_names: dict[int, str] = field(default_factory=lambda: dict(LABEL_NAMES))
+    # Optional, last and None by default: phantoms made before it existed, and every
+    # simulation of them, are unchanged.
+    plasmon_shift_eV: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
