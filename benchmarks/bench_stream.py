@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         # numba's cache is not included, so this is a lower bound)
         startup = (
             "import dask.array, numcodecs, rsciio.zspy._api, rsciio.blockfile._api;"
-            "from anodemap.diffraction import stream;stream._kernels();"
+            "import anodemap.diffraction.stream, anodemap.diffraction.scan._kernels;"
             "from anodemap.cli import exit_now;exit_now(0)"
         )
         startups = []

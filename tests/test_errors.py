@@ -74,6 +74,17 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["nan00"] = save(dataclasses.replace(ds, data=nan), root / "nan00.zspy")
     out["empty"] = root / "empty.hspy"
     out["empty"].write_bytes(b"")
+    out["bad_study"] = root / "bad_study.toml"
+    out["bad_study"].write_text("[study\nname = 1\n")
+    out["study_missing"] = root / "study_missing.toml"
+    out["study_missing"].write_text(
+        '[study]\nname = "x"\n[[states]]\nname = "a"\n[[states.datasets]]\npath = "gone.hspy"\n'
+    )
+    out["good_study"] = root / "good_study.toml"
+    out["good_study"].write_text(
+        f'[study]\nname = "x"\n[[states]]\nname = "a"\n[[states.datasets]]\n'
+        f'path = "{out["eels"].as_posix()}"\n'
+    )
     out["cut_hspy"] = root / "cut.hspy"
     out["cut_hspy"].write_bytes(out["eels"].read_bytes()[:50_000])
     # the recording with its last part cut to 60 %
@@ -252,6 +263,14 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["--pixel-size"],
     ),
     "simulate seed": (["simulate", "eels", "-o", "{out}", "--seed", "-1"], ["--seed"]),
+    # run
+    "run study missing": (["run", "{root}/nope.toml", "-o", "{out}"], ["nope.toml"]),
+    "run study not toml": (["run", "{bad_study}", "-o", "{out}"], ["bad_study.toml", "TOML"]),
+    "run dataset missing": (
+        ["run", "{study_missing}", "-o", "{out}"],
+        ["study_missing.toml", "gone.hspy", "does not exist"],
+    ),
+    "run output is a file": (["run", "{good_study}", "-o", "{empty}"], ["empty.hspy", "-o"]),
 }
 
 
@@ -390,7 +409,7 @@ def test_beam_energy_zero_is_refused_by_the_library_too(files):
 def test_beam_radius_from_valid_patterns_anywhere():
     """The beam radius estimate skips non-finite and constant patterns, and looks over
     the whole scan where the first patterns show no beam."""
-    from anodemap.diffraction.virtual import _estimate_radius
+    from anodemap.diffraction.beam import _estimate_radius
 
     yy, xx = np.mgrid[:32, :32]
     beam = 100.0 * (np.hypot(yy - 15.5, xx - 15.5) <= 4) + 1.0

@@ -394,6 +394,7 @@ def test_search_kernel_equals_the_template_by_template_correlation(scene, libs):
     # template at every shift one by one (match_polar), and each phase's best in-plane
     # angle that template's best shift, refined by less than half a bin
     from anodemap.diffraction import matching as mt
+    from anodemap.diffraction import matching_kernels as mk
 
     pats, centres, _ = scene
     matcher = prepare_matcher(libs, SCALE, SHAPE, n_decoys=2)
@@ -411,13 +412,13 @@ def test_search_kernel_equals_the_template_by_template_correlation(scene, libs):
     np.testing.assert_allclose(q_all[rows, t_best], res["correlation"], rtol=2e-5, atol=1e-7)
     d = (res["angle"] - a_all[rows, t_best]) % 360.0
     assert np.all(np.minimum(d, 360.0 - d) <= 0.5 * matcher.grid.angle_step_deg + 1e-9)
-    hashes = mt._content_hashes(polar, n_az, p.seed)
+    hashes = mk.content_hashes(polar, n_az, p.seed)
     decoy = np.empty_like(polar[0])
     src = np.empty(n_az // 2, np.int64)
     want = np.zeros(len(pats))
     for i in range(len(pats)):
         for kd in range(p.n_decoys):
-            mt._decoy_image(
+            mk._decoy_image(
                 polar[i],
                 hashes[i] + np.uint64(kd),
                 p.scramble_band,

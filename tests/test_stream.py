@@ -9,7 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from anodemap.diffraction import stream as _stream
+from anodemap.diffraction.scan import features as _features
+from anodemap.diffraction.scan import geometry as _geometry
+from anodemap.diffraction.scan import search as _search
 from anodemap.diffraction.stream import (
     FRAME_HEADER_DTYPE,
     GENERAL_HEADER_DTYPE,
@@ -23,6 +25,7 @@ from anodemap.diffraction.stream import (
 )
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 from anodemap.io import Axis, Dataset, load
+from anodemap.io import blockfile as _blockfile
 from anodemap.synth.tvips import write_tvips_recording
 
 
@@ -108,8 +111,8 @@ def test_fused_frame_features_equal_numpy(tmp_path, kind):
         rec = TvipsRecording(_write_raw_recording(tmp_path / "u32_000.tvips", frames))
     headers, frames = rec.read(0, rec.n_frames)
     # chunks of 7 frames: the change of each chunk's first frame needs the previous chunk
-    feat = _stream._frame_features(rec, chunk_frames=7, progress=False)
-    masks = _stream._detector_matrix(rec.frame_shape, feat.center, feat.bf_radius) > 0
+    feat = _features.frame_features(rec, chunk_frames=7, progress=False)
+    masks = _features._detector_matrix(rec.frame_shape, feat.center, feat.bf_radius) > 0
     assert masks[:, 0].any() and masks[:, 1:].any()
     det, total, fmax, change = _numpy_features(frames, masks)
     np.testing.assert_array_equal(feat.detectors, det.astype(np.float32))
@@ -212,10 +215,10 @@ def test_uint8_table_equals_formula():
         values = np.arange(np.iinfo(dtype).max + 1, dtype=dtype).reshape(-1, 16)
         for lo, hi in ((0.0, 1881.0), (3.5, 200.25), (0.0, 65535.0)):
             np.testing.assert_array_equal(
-                _stream._to_uint8(values, lo, hi), _stream._to_uint8_formula(values, lo, hi)
+                _blockfile._to_uint8(values, lo, hi), _blockfile._to_uint8_formula(values, lo, hi)
             )
     v32 = np.array([0, 5, 2**20, 2**31], np.uint32)
-    assert _stream._to_uint8(v32, 0.0, 2.0**20).tolist() == [0, 0, 255, 255]
+    assert _blockfile._to_uint8(v32, 0.0, 2.0**20).tolist() == [0, 0, 255, 255]
 
 
 def test_mean_of_columns_has_numpys_bits():
@@ -225,7 +228,7 @@ def test_mean_of_columns_has_numpys_bits():
             np.float32
         )
         x[rng.random(x.shape) < 0.01] = np.nan
-        got = _stream._mean_of_columns([x[..., j] for j in range(k)])
+        got = _geometry._mean_of_columns([x[..., j] for j in range(k)])
         np.testing.assert_array_equal(got, x.mean(axis=-1))
 
 
@@ -417,8 +420,8 @@ def early_speculation(monkeypatch):
     from anodemap.diffraction import _single_pass
 
     monkeypatch.setattr(_single_pass, "PREFIX_MIN_FRAMES", 64)
-    rec_bytes = 32 * 32 * 2 + _stream.FRAME_HEADER_DTYPE.itemsize
-    monkeypatch.setattr(_stream, "_FEATURE_CHUNK_BYTES", 25 * rec_bytes)
+    rec_bytes = 32 * 32 * 2 + FRAME_HEADER_DTYPE.itemsize
+    monkeypatch.setattr(_features, "_FEATURE_CHUNK_BYTES", 25 * rec_bytes)
     return _single_pass
 
 
@@ -482,7 +485,7 @@ def test_conversion_leaves_the_scan_out_of_the_page_cache(
 @pytest.mark.parametrize("wrong", ["hysteresis", "line length"])
 def test_single_pass_wrong_guess_is_rewritten(tmp_path, monkeypatch, early_speculation, wrong):
     """A provisional plan that is wrong costs a rewrite, never a wrong file."""
-    real = _stream._plan_from_features
+    real = _search.plan_from_features
 
     def misled(*args, prefix=False, **kw):
         plan = real(*args, prefix=prefix, **kw)
@@ -492,7 +495,7 @@ def test_single_pass_wrong_guess_is_rewritten(tmp_path, monkeypatch, early_specu
             plan.scan_shape = (plan.scan_shape[0], plan.scan_shape[1] + 1)
         return plan
 
-    monkeypatch.setattr(_stream, "_plan_from_features", misled)
+    monkeypatch.setattr(_search, "plan_from_features", misled)
     sim = _sim(tmp_path, hysteresis=2)
     kw = dict(progress=False, rows_per_chunk=2)
     stream_to_file(sim.paths[0], tmp_path / "two.zspy", single_pass=False, **kw)
@@ -614,7 +617,7 @@ def test_streamed_blo_is_rosettasciios_file_byte_for_byte(tmp_path, shape):
     file_writer(str(theirs), _blo_signal(data), navigator=nav, show_progressbar=False)
     # rows in blocks of 2: records written block by block at their offsets
     lazy = da.from_array(data, chunks=(2, -1, -1, -1))
-    _stream._write_blockfile(ours, _blo_signal(lazy), nav, False)
+    _blockfile._write_blockfile(ours, _blo_signal(lazy), nav, False)
     assert ours.read_bytes() == theirs.read_bytes()
 
 
@@ -727,7 +730,7 @@ def test_conversion_memory_does_not_grow_with_recording_length(
     assert large < small + 200 * 64 * 64 + 2**20 + slack
     # what it holds: the feature pass's read buffers (this chunk and the next) and
     # the two writers' buffers, 3.5 blocks each; a fraction of the recording
-    assert large < 2 * _stream._FEATURE_CHUNK_BYTES + 2 * 3.5 * block + 2**20
+    assert large < 2 * _features._FEATURE_CHUNK_BYTES + 2 * 3.5 * block + 2**20
     assert large < 0.4 * large_bytes
 
 

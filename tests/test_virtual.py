@@ -456,14 +456,14 @@ def test_patterns_in_memory_cut_into_chunks_for_every_core(monkeypatch, cores, r
     on the cut."""
     import dask.array as da
 
-    from anodemap.diffraction import virtual
+    from anodemap.diffraction import _data4d
 
-    monkeypatch.setattr(virtual, "usable_cores", lambda: cores)
+    monkeypatch.setattr(_data4d, "usable_cores", lambda: cores)
     arr = np.zeros((48, 10, 8, 8), np.float32)
     # 48 rows: at least two chunks per core, whole rows, one row at the least
-    assert virtual._rows(arr, None) == rows
-    assert virtual._rows(arr, 5) == 5
-    assert virtual._rows(da.from_array(arr, chunks=(16, 10, 8, 8)), None) == 16
+    assert _data4d.chunk_rows(arr, None) == rows
+    assert _data4d.chunk_rows(arr, 5) == 5
+    assert _data4d.chunk_rows(da.from_array(arr, chunks=(16, 10, 8, 8)), None) == 16
 
 
 def test_direct_beam_the_same_however_the_scan_is_cut(sim):

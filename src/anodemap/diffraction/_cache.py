@@ -57,10 +57,28 @@ def cache_dir() -> Path | None:
 def _source_digest() -> str:
     """Digest of the code that builds the libraries (and of the package version)."""
     from anodemap import __version__
-    from anodemap.diffraction import calibration, crystal, matching, pipeline, templates
+    from anodemap.diffraction import (
+        calibration,
+        crystal,
+        matcher,
+        matching,
+        matching_kernels,
+        pipeline,
+        templates,
+        thresholds,
+    )
 
     h = hashlib.sha256(__version__.encode())
-    for module in (calibration, crystal, matching, pipeline, templates):
+    for module in (
+        calibration,
+        crystal,
+        matching,
+        matcher,
+        matching_kernels,
+        thresholds,
+        pipeline,
+        templates,
+    ):
         h.update(Path(module.__file__).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

@@ -8,7 +8,7 @@ reading:
 1. After a prefix of the recording (:data:`PREFIX_MIN_FRAMES`, or a sixteenth of the
    frames if more; doubled after each failure) a provisional plan is made from the
    features read so far, by the same search as the final one
-   (:func:`~anodemap.diffraction.stream._plan_from_features` with ``prefix=True``).
+   (:func:`~anodemap.diffraction.scan.search.plan_from_features` with ``prefix=True``).
    It is taken only with clear evidence (line-pair correlation of at least
    :data:`MIN_CORRELATION` and a local peak), or when the user gave the line length.
 2. From then on, the acquisition step of each frame read is tracked as the final plan
@@ -17,7 +17,7 @@ reading:
    cache, where the pass has just put the frames, compressed and stored by writer
    threads, while the pass reads on.
 3. When the pass ends, the plan is made from all frames exactly as
-   :func:`~anodemap.diffraction.stream.reconstruct_scan` makes it. Every block written
+   :func:`~anodemap.diffraction.scan.search.reconstruct_scan` makes it. Every block written
    is checked against it: a block whose frame indices equal the plan's holds exactly
    what the two-pass conversion would write there. Blocks that differ, and those not
    yet written, are written then.
@@ -44,7 +44,11 @@ from typing import Any
 import numpy as np
 
 from anodemap._platform import usable_cores
+from anodemap.diffraction.scan import features, search
+from anodemap.diffraction.scan.dataset import plan_dataset
+from anodemap.diffraction.scan.geometry import acquisition_rows
 from anodemap.errors import AnodemapInputError, AnodemapIOError
+from anodemap.io.tvips import rows_per_block
 
 # Model choices: the first provisional plan after 1024 frames or a sixteenth of the
 # recording (whichever is more; about 4 lines of a 256-wide scan at the least), accepted
@@ -137,8 +141,6 @@ class _Speculation:
             self.failure = f"{type(err).__name__}: {err}"
 
     def _try_plan(self, feat, n_done: int) -> None:
-        from anodemap.diffraction import stream as S
-
         kw = dict(self.kw)
         scan_shape = kw.pop("scan_shape")
         ff, lf = kw.get("first_frame"), kw.get("last_frame")
@@ -152,7 +154,7 @@ class _Speculation:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                plan = S._plan_from_features(
+                plan = search.plan_from_features(
                     _PrefixView(self.rec, n_done),
                     feat.head(n_done),
                     scan_shape,
@@ -197,10 +199,8 @@ class _Speculation:
 
     def _chunk_rows(self, ny: int, nx: int) -> int:
         """Rows per chunk of an ``(ny, nx)`` scan: the two-pass rule (``plan_to_dataset``)."""
-        from anodemap.diffraction.stream import _rows_per_block
-
         h, w = self.rec.frame_shape
-        return int(self.chunk_rows or _rows_per_block((ny, nx, h, w), self.rec.dtype.itemsize))
+        return int(self.chunk_rows or rows_per_block((ny, nx, h, w), self.rec.dtype.itemsize))
 
     def _create_array(self, ny_guess: int) -> None:
         nx = self.geom[0]
@@ -273,11 +273,9 @@ class _Speculation:
 
     def block_index(self, b: int) -> np.ndarray:
         """Frame index (rows, nx) of block ``b`` under the provisional geometry."""
-        from anodemap.diffraction.stream import _acquisition_rows
-
         nx, serp, h = self.geom
         r0 = b * self.rows
-        steps = _acquisition_rows(np.arange(r0, r0 + self.rows), nx, serp, h)
+        steps = acquisition_rows(np.arange(r0, r0 + self.rows), nx, serp, h)
         if self.mode == "count":
             return self.lo + steps
         idx = np.full(steps.shape, -1, np.int64)
@@ -349,8 +347,6 @@ class _Speculation:
     # ------------------------------------------------------------ the end
     def finish(self, plan, progress: bool) -> dict[str, Any]:
         """Make the array hold exactly ``plan``'s frames; what was kept and rewritten."""
-        from anodemap.diffraction.stream import _Progress
-
         self.drain()
         ny, nx = plan.scan_shape
         h, w = plan.frame_shape
@@ -379,7 +375,7 @@ class _Speculation:
                 kept += 1
             else:
                 todo.append((b, want))
-        bar = _Progress("writing", len(todo)) if progress and todo else None
+        bar = features.Progress("writing", len(todo)) if progress and todo else None
         for k, (b, want) in enumerate(todo):
             while len(self.futures) >= _IN_FLIGHT:
                 self._reap(block=True)
@@ -440,7 +436,6 @@ def stream_to_zspy(
     """
     import zarr
 
-    from anodemap.diffraction import stream as S
     from anodemap.io.files import _remove, _replace
 
     if compressor is None:
@@ -463,14 +458,14 @@ def stream_to_zspy(
             rec, group, rows_per_chunk, compressor, dict(plan_kw, scan_shape=scan_shape), tmp
         )
         try:
-            feat = S._frame_features(rec, None, progress, on_chunk=spec)
-            plan = S._plan_from_features(rec, feat, scan_shape, **plan_kw, **calibration_kw)
+            feat = features.frame_features(rec, None, progress, on_chunk=spec)
+            plan = search.plan_from_features(rec, feat, scan_shape, **plan_kw, **calibration_kw)
             if progress:
                 print(plan.summary(), file=__import__("sys").stderr)
             report = spec.finish(plan, progress)
         finally:
             spec.close()
-        ds = S._plan_dataset(plan, group["data"])
+        ds = plan_dataset(plan, group["data"])
         d = ds.to_dict()
         d["attributes"]["_lazy"] = True  # as the two-pass conversion saves it
         from rsciio.zspy import file_writer

@@ -560,7 +560,7 @@ def _figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
     # 0.3 s each)
     names = []
     # values of the matching mean nothing where there is no specimen or no pattern
-    from anodemap.diffraction.matching import LABEL_NOT_ANALYSED, LABEL_VACUUM
+    from anodemap.diffraction.thresholds import LABEL_NOT_ANALYSED, LABEL_VACUUM
 
     phase_map = np.asarray(result.maps["phase"])
     material = (phase_map != LABEL_VACUUM) & (phase_map != LABEL_NOT_ANALYSED)

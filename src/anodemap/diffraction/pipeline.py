@@ -902,7 +902,7 @@ def _averaged(
     progress: bool,
 ) -> AveragedPatterns:
     """Descan-corrected mean pattern and I(s) of each group of scan positions."""
-    from anodemap.diffraction.virtual import averaged_patterns
+    from anodemap.diffraction.averaging import averaged_patterns
 
     if len(data.shape) == 3:  # a line scan: one row of a 2D scan
         data, labels, centres = data[None], labels[None], centres[None]

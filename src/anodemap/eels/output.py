@@ -459,8 +459,17 @@ def _error_stats(v: np.ndarray) -> dict[str, float | None]:
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rank correlation (ties get their mean rank); None for < 3 values."""
-    if a.size < 3:
+    """Spearman's rank correlation (ties get their mean rank); None for < 3 values, or
+    where either side is constant (a pristine electrode's Li/Si: no ranking to follow).
+
+    Examples
+    --------
+    >>> round(_spearman(np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 2, 5])), 6)
+    0.8
+    >>> _spearman(np.array([1.0, 2, 3]), np.zeros(3)) is None
+    True
+    """
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
     from scipy.stats import spearmanr
 

@@ -4,7 +4,10 @@ The paper (Methods; Results on valence EELS) maps the Li/Si ratio from the energ
 the first bulk plasmon, found with a non-linear least-squares (NLLS) Lorentzian fit
 per pixel. :func:`fit_plasmon` does that fit on whole blocks of spectra with a
 Levenberg–Marquardt solver compiled with numba (analytic Jacobians, one compiled loop
-over the pixels of a block, no Python loop over pixels).
+over the pixels of a block, no Python loop over pixels). The solver itself (iteration,
+normal equations, damped Cholesky solve, covariance) lives in
+:mod:`anodemap.eels._lm`; this module holds the plasmon model, its starting values,
+bounds and derived quantities, and the public API.
 
 Model
 -----
@@ -90,13 +93,14 @@ Examples
 
 from __future__ import annotations
 
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 
+from anodemap.eels import _lm
 from anodemap.errors import AnodemapInputError
 from anodemap.status import Status
 
@@ -148,10 +152,6 @@ _NOT_CONVERGED = int(Status.NOT_CONVERGED)
 _OUTSIDE = int(Status.PEAK_OUTSIDE_WINDOW)
 _NO_SIGNAL = int(Status.NO_SIGNAL)
 _INVALID = int(Status.INVALID_INPUT)
-
-# Fast-math flags for the compiled loops: reassociation lets LLVM vectorise the sums;
-# 'nnan'/'ninf' are deliberately left out so that NaN/inf checks keep working.
-_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 _INV_PI = 1.0 / np.pi
 
@@ -213,20 +213,35 @@ def drude_maximum(ep: Any, gamma: Any) -> Any:
 # Compiled kernel
 # --------------------------------------------------------------------------------------
 
-# error_model="numpy": a division by zero gives inf/NaN instead of raising, which lets
-# LLVM vectorise the loops (about 5x faster); every result is checked for finiteness.
-_jit = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-_jit_exact = numba.njit(cache=True, nogil=True, error_model="numpy")
+# The same compile flags as the solver (fast-math for the vectorised channel loops,
+# IEEE-exact for decisions; see anodemap.eels._lm): one definition, in the solver.
+_jit = _lm.jit_fast
+_jit_exact = _lm.jit_exact
+
+# What the solver passes through to the model and validity functions, _eval_model and
+# _valid_step (one namedtuple: numba flattens it into plain arguments, and the solver
+# never looks inside). Rebuilt per fit stage, as the background changes between stages.
+_PlasmonModel = namedtuple(
+    "_PlasmonModel",
+    ["energy", "log_energy", "model", "background", "norders", "lo", "hi", "de", "span"],
+)
 
 
 @_jit
-def _eval_model(p, e, lne, model, bg, norders, f, jac):
-    """Model ``f`` (n,) and Jacobian ``jac`` (P, n) at parameters ``p``.
+def _eval_model(p, pm, f, jac):
+    """Model ``f`` (n,) and Jacobian ``jac`` (P, n) at parameters ``p`` (solver callback).
 
-    Plasmon orders m = 1..norders have centre m·E0, width m·G and area
-    ``A·t^(m-1)/m!`` (Poisson plural scattering with t = t/λ, parameter p[3]).
+    ``pm`` is a :data:`_PlasmonModel`: energies and log(E/E_ref) of the channels, the
+    model id, the background id and the number of plasmon orders (and the window, for
+    :func:`_valid_step`). Plasmon orders m = 1..norders have centre m·E0, width m·G and
+    area ``A·t^(m-1)/m!`` (Poisson plural scattering with t = t/λ, parameter p[3]).
     Loops are branch-free over channels so that LLVM vectorises them.
     """
+    e = pm.energy
+    lne = pm.log_energy
+    model = pm.model
+    bg = pm.background
+    norders = pm.norders
     n = e.size
     amp = p[0]
     e0 = p[1]
@@ -351,244 +366,6 @@ def _eval_model(p, e, lne, model, bg, norders, f, jac):
             jac[i + 2, k] = b0 * dphi
 
 
-@_jit
-def _ne_diag4(y, w, f, jac, a0, jtj, jtr):
-    """Rows/columns a0..a0+3 of JᵀWJ (lower triangle) and JᵀW(y − f); returns χ².
-
-    One fused pass over the channels with the 15 sums in registers (2-3x faster than
-    one pass per matrix element).
-    """
-    j0 = jac[a0]
-    j1 = jac[a0 + 1]
-    j2 = jac[a0 + 2]
-    j3 = jac[a0 + 3]
-    s00 = s10 = s11 = s20 = s21 = s22 = s30 = s31 = s32 = s33 = 0.0
-    g0 = g1 = g2 = g3 = 0.0
-    chi2 = 0.0
-    for k in range(y.size):
-        wk = w[k]
-        r = y[k] - f[k]
-        wr = wk * r
-        chi2 += wr * r
-        c0 = j0[k]
-        c1 = j1[k]
-        c2 = j2[k]
-        c3 = j3[k]
-        g0 += c0 * wr
-        g1 += c1 * wr
-        g2 += c2 * wr
-        g3 += c3 * wr
-        b1 = wk * c1
-        b2 = wk * c2
-        b3 = wk * c3
-        s00 += wk * c0 * c0
-        s10 += b1 * c0
-        s11 += b1 * c1
-        s20 += b2 * c0
-        s21 += b2 * c1
-        s22 += b2 * c2
-        s30 += b3 * c0
-        s31 += b3 * c1
-        s32 += b3 * c2
-        s33 += b3 * c3
-    i = a0
-    jtr[i] = g0
-    jtr[i + 1] = g1
-    jtr[i + 2] = g2
-    jtr[i + 3] = g3
-    jtj[i, i] = s00
-    jtj[i + 1, i] = s10
-    jtj[i + 1, i + 1] = s11
-    jtj[i + 2, i] = s20
-    jtj[i + 2, i + 1] = s21
-    jtj[i + 2, i + 2] = s22
-    jtj[i + 3, i] = s30
-    jtj[i + 3, i + 1] = s31
-    jtj[i + 3, i + 2] = s32
-    jtj[i + 3, i + 3] = s33
-    return chi2
-
-
-@_jit
-def _ne_off4(w, jac, a0, b0, jtj):
-    """The 4x4 block (a0..a0+3, b0..b0+3) of JᵀWJ in one fused pass."""
-    j0 = jac[a0]
-    j1 = jac[a0 + 1]
-    j2 = jac[a0 + 2]
-    j3 = jac[a0 + 3]
-    k0 = jac[b0]
-    k1 = jac[b0 + 1]
-    k2 = jac[b0 + 2]
-    k3 = jac[b0 + 3]
-    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
-    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = 0.0
-    for k in range(w.size):
-        wk = w[k]
-        a0_ = wk * j0[k]
-        a1 = wk * j1[k]
-        a2 = wk * j2[k]
-        a3 = wk * j3[k]
-        c0 = k0[k]
-        c1 = k1[k]
-        c2 = k2[k]
-        c3 = k3[k]
-        s00 += a0_ * c0
-        s01 += a0_ * c1
-        s02 += a0_ * c2
-        s03 += a0_ * c3
-        s10 += a1 * c0
-        s11 += a1 * c1
-        s12 += a1 * c2
-        s13 += a1 * c3
-        s20 += a2 * c0
-        s21 += a2 * c1
-        s22 += a2 * c2
-        s23 += a2 * c3
-        s30 += a3 * c0
-        s31 += a3 * c1
-        s32 += a3 * c2
-        s33 += a3 * c3
-    jtj[a0, b0] = s00
-    jtj[a0, b0 + 1] = s01
-    jtj[a0, b0 + 2] = s02
-    jtj[a0, b0 + 3] = s03
-    jtj[a0 + 1, b0] = s10
-    jtj[a0 + 1, b0 + 1] = s11
-    jtj[a0 + 1, b0 + 2] = s12
-    jtj[a0 + 1, b0 + 3] = s13
-    jtj[a0 + 2, b0] = s20
-    jtj[a0 + 2, b0 + 1] = s21
-    jtj[a0 + 2, b0 + 2] = s22
-    jtj[a0 + 2, b0 + 3] = s23
-    jtj[a0 + 3, b0] = s30
-    jtj[a0 + 3, b0 + 1] = s31
-    jtj[a0 + 3, b0 + 2] = s32
-    jtj[a0 + 3, b0 + 3] = s33
-
-
-@_jit
-def _normal_equations(y, w, f, jac, npar, jtj, jtr):
-    """Fill ``jtj`` = JᵀWJ, ``jtr`` = JᵀW(y − f); return χ².
-
-    ``jac`` has 4 or 8 rows; sums involving rows at and beyond ``npar`` are computed in
-    the same pass but never used.
-    """
-    chi2 = _ne_diag4(y, w, f, jac, 0, jtj, jtr)
-    if npar > 4:
-        _ne_off4(w, jac, 4, 0, jtj)
-        _ne_diag4(y, w, f, jac, 4, jtj, jtr)
-    npad = jac.shape[0]
-    for a in range(npad):
-        for b in range(a):
-            jtj[b, a] = jtj[a, b]
-    return chi2
-
-
-@_jit
-def _factor_scaled(jtj, npar, lam, work, skip, d, fixed):
-    """Cholesky factor (lower, in ``work``) of D(JᵀWJ)D + λI with D = diag(JᵀWJ)^-½.
-
-    Scaling to unit diagonal makes λ Marquardt's relative damping and the pivots
-    comparable. Parameters in ``fixed`` (held at a bound) and those the data do not
-    determine (zero diagonal, or a pivot below 1e-10 once the others are accounted for:
-    model choice) are marked in ``skip`` and turned into independent unit rows, so that
-    they receive no step and no covariance.
-    """
-    for a in range(npar):
-        skip[a] = fixed[a] or not (jtj[a, a] > 0.0)
-        d[a] = 0.0 if skip[a] else 1.0 / np.sqrt(jtj[a, a])
-    for a in range(npar):
-        for b in range(a):
-            work[a, b] = jtj[a, b] * d[a] * d[b]
-        work[a, a] = 1.0 + lam
-    for j in range(npar):
-        if skip[j]:
-            for k in range(j):
-                work[j, k] = 0.0
-            work[j, j] = 1.0
-            for i in range(j + 1, npar):
-                work[i, j] = 0.0
-            continue
-        sj = work[j, j]
-        for k in range(j):
-            sj -= work[j, k] * work[j, k]
-        if not (sj > 1e-10):
-            skip[j] = True
-            d[j] = 0.0
-            for k in range(j):
-                work[j, k] = 0.0
-            work[j, j] = 1.0
-            for i in range(j + 1, npar):
-                work[i, j] = 0.0
-            continue
-        piv = np.sqrt(sj)
-        work[j, j] = piv
-        inv = 1.0 / piv
-        for i in range(j + 1, npar):
-            t = work[i, j]
-            for k in range(j):
-                t -= work[i, k] * work[j, k]
-            work[i, j] = t * inv
-
-
-@_jit
-def _solve_factored(work, npar, b, x):
-    """Solve (L Lᵀ) x = b with the factor L in ``work``."""
-    for i in range(npar):
-        t = b[i]
-        for k in range(i):
-            t -= work[i, k] * x[k]
-        x[i] = t / work[i, i]
-    for i in range(npar - 1, -1, -1):
-        t = x[i]
-        for k in range(i + 1, npar):
-            t -= work[k, i] * x[k]
-        x[i] = t / work[i, i]
-
-
-@_jit
-def _solve_damped(jtj, jtr, npar, lam, work, skip, d, z, dp, fixed):
-    """Levenberg–Marquardt step: (JᵀWJ + λ·diag(JᵀWJ)) dp = JᵀW r (see _factor_scaled)."""
-    _factor_scaled(jtj, npar, lam, work, skip, d, fixed)
-    for a in range(npar):
-        z[a] = jtr[a] * d[a]
-    _solve_factored(work, npar, z, dp)
-    for a in range(npar):
-        dp[a] *= d[a]
-
-
-@_jit
-def _inverse_diag(work, npar, a, x):
-    """Diagonal element a of (L Lᵀ)⁻¹ = ‖L⁻¹ e_a‖², with the factor L in ``work``."""
-    tot = 0.0
-    for i in range(a):
-        x[i] = 0.0
-    for i in range(a, npar):
-        t = 1.0 if i == a else 0.0
-        for k in range(a, i):
-            t -= work[i, k] * x[k]
-        x[i] = t / work[i, i]
-        tot += x[i] * x[i]
-    return tot
-
-
-@_jit
-def _covariance(work, npar, skip, d, ncols, z, col, cov):
-    """Columns 0..ncols-1 of the covariance (JᵀWJ)⁻¹ from the factor of _factor_scaled.
-
-    Entries of skipped parameters are NaN.
-    """
-    for b in range(ncols):
-        for a in range(npar):
-            z[a] = 1.0 if a == b else 0.0
-        _solve_factored(work, npar, z, col)
-        for a in range(npar):
-            if skip[a] or skip[b]:
-                cov[a, b] = np.nan
-            else:
-                cov[a, b] = col[a] * d[a] * d[b]
-
-
 @_jit_exact
 def _drude_emax(ep, g):
     ep2 = ep * ep
@@ -637,10 +414,14 @@ def _drude_area_factor(ep, g):
 
 
 @_jit_exact
-def _valid_step(pt, lo, hi, de, span):
-    """Whether parameters stay in the sane region (model choices): all finite, FWHM
-    between half a channel and 4x the window, position positive and within one window
-    width of the window."""
+def _valid_step(pt, pm):
+    """Whether parameters stay in the sane region (model choices; solver callback): all
+    finite, FWHM between half a channel and 4x the window, position positive and within
+    one window width of the window ``[pm.lo, pm.hi]``."""
+    lo = pm.lo
+    hi = pm.hi
+    de = pm.de
+    span = pm.span
     for a in range(pt.size):
         if not np.isfinite(pt[a]):
             return False
@@ -651,176 +432,48 @@ def _valid_step(pt, lo, hi, de, span):
     return True
 
 
-@_jit_exact
-def _levenberg_marquardt(
-    y,
-    w,
-    e,
-    lne,
-    model,
-    bg,
-    norders,
-    npar,
-    nrep,
-    p,
-    pt,
-    dp,
-    max_iter,
-    tol,
-    final_step,
-    de,
-    span,
-    fbuf,
-    jbuf,
-    jtj,
-    jtr,
-    jtj_t,
-    jtr_t,
-    work,
-    skip,
-    dsc,
-    z,
-    col,
-):
-    """Minimise χ² from the start ``p`` (updated in place); return (status, iterations, χ²).
+# The solver, compiled for the plasmon model: _levenberg_marquardt(pm, y, w, rec) with
+# pm a _PlasmonModel and rec an _lm.LMRecord.
+_levenberg_marquardt = _lm.make_levenberg_marquardt(_eval_model, _valid_step)
 
-    On return ``jtj`` holds JᵀWJ at the solution and, when converged, ``work``/``skip``/
-    ``dsc`` its scaled Cholesky factor (from the last convergence check). Steps that
-    leave the sane region (:func:`_valid_step`) are rejected like uphill steps; bounded
-    parameters are projected onto their bounds. The model is evaluated at one place in
-    the loop (the start point is the first "trial"), which keeps the compiled code small.
-    """
-    n = y.size
-    lo = e[0]
-    hi = e[n - 1]
-    second = norders > 1
-    i = nrep
-    dof = max(n - npar, 1)
-    lam = 1e-3  # model choice: initial damping (Marquardt 1963 uses 1e-2 ... 1e-3)
-    nu = 2.0
-    status = _NOT_CONVERGED
-    it = 0
-    # Bounds, enforced by projection (a parameter at its bound with the gradient
-    # pointing outwards is held fixed for that step). Model choices: t/λ in [0, 10]
-    # (plural scattering cannot be negative; t/λ > 10 has no plasmon left); the
-    # power-law exponent in [-3, 12] (zero-loss and interband tails fall off as
-    # E^-2 ... E^-6; beyond 12 the term is a spike at the window start chasing noise).
-    jr = -1
-    if bg == 3:
-        jr = i + 1
-    elif bg == 4:
-        jr = i + 2
-    blo = np.full(npar, -np.inf)
-    bhi = np.full(npar, np.inf)
-    if second:
-        blo[3] = 0.0
-        bhi[3] = 10.0
-    if jr >= 0:
-        blo[jr] = -3.0
-        bhi[jr] = 12.0
-    for a in range(npar):
-        pt[a] = min(max(p[a], blo[a]), bhi[a])
-    fixed = np.zeros(npar, dtype=np.bool_)
-    chi2 = np.inf
-    first = True
-    while True:
-        if not first:
-            for a in range(npar):
-                fixed[a] = (p[a] <= blo[a] and jtr[a] < 0.0) or (p[a] >= bhi[a] and jtr[a] > 0.0)
-            # Converged when the Gauss-Newton step to the minimum moves each plasmon
-            # parameter (area, position, width) by less than `tol` of its standard
-            # error; t/λ and the background are nuisance parameters that may still drift
-            # along a flat valley without changing the result. When that step is within
-            # `final_step` standard errors it is in the quadratic regime: take it and
-            # stop without evaluating the model again (saves one evaluation).
-            _solve_damped(jtj, jtr, npar, 0.0, work, skip, dsc, z, dp, fixed)
-            redc = max(chi2 / dof, 1e-300)
-            worst = 0.0
-            tiny = True  # steps at rounding level (noise-free data: χ² ≈ 0)
-            for a in range(3):
-                if skip[a]:
-                    continue
-                var_a = _inverse_diag(work, npar, a, col) / jtj[a, a]
-                worst = max(worst, dp[a] * dp[a] / (var_a * redc))
-                tiny = tiny and abs(dp[a]) <= 1e-10 * abs(p[a])
-            if worst <= tol * tol or tiny:
-                status = _OK
-                break
-            if jr < 0 and worst <= final_step * final_step:  # not with power laws
-                pred = 0.0
-                for a in range(npar):
-                    pt[a] = min(max(p[a] + dp[a], blo[a]), bhi[a])
-                    pred += (pt[a] - p[a]) * jtr[a]
-                if _valid_step(pt, lo, hi, de, span):
-                    for a in range(npar):
-                        p[a] = pt[a]
-                    chi2 = max(chi2 - pred, 0.0)
-                    status = _OK
-                    break
-            if it >= max_iter:
-                break
-            it += 1
-            _solve_damped(jtj, jtr, npar, lam, work, skip, dsc, z, dp, fixed)
-            for a in range(npar):
-                pt[a] = min(max(p[a] + dp[a], blo[a]), bhi[a])
-        chi2_t = np.inf
-        if first or _valid_step(pt, lo, hi, de, span):
-            _eval_model(pt, e, lne, model, bg, norders, fbuf, jbuf)
-            chi2_t = _normal_equations(y, w, fbuf, jbuf, npar, jtj_t, jtr_t)
-        if first or chi2_t <= chi2:
-            if first:
-                if not np.isfinite(chi2_t):
-                    break
-                first = False
-            else:
-                # Nielsen's damping update (Madsen, Nielsen & Tingleff 2004, "Methods for
-                # non-linear least squares problems", eq. 3.16) from the gain ratio ρ of
-                # actual to predicted χ² decrease (predicted: 2·dpᵀg − dpᵀ(JᵀWJ)dp).
-                pred = 0.0
-                for a in range(npar):
-                    q = 0.0
-                    for b in range(npar):
-                        q += jtj[a, b] * (pt[b] - p[b])
-                    pred += (pt[a] - p[a]) * (2.0 * jtr[a] - q)
-                rho = (chi2 - chi2_t) / pred if pred > 0.0 else 0.0
-                lam = max(lam * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-12)
-                nu = 2.0
-            for a in range(npar):
-                p[a] = pt[a]
-                jtr[a] = jtr_t[a]
-                for b in range(npar):
-                    jtj[a, b] = jtj_t[a, b]
-            chi2 = chi2_t
-        else:
-            lam *= nu
-            nu *= 2.0
-            if lam > 1e12:
-                break  # no downhill step at any damping, yet not at a minimum
-    return status, it, chi2
+
+# The settings of one _fit_block call, as one record (see fit_plasmon for their meaning;
+# model and background as indices into MODELS and BACKGROUNDS).
+_FitSettings = namedtuple(
+    "_FitSettings",
+    [
+        "model",
+        "background",
+        "norders",
+        "max_iter",
+        "tol",
+        "final_step",
+        "min_snr",
+        "min_counts",
+        "absolute_sigma",
+    ],
+)
 
 
 @_jit_exact
-def _fit_block(
-    ydata,
-    sig,
-    e,
-    model,
-    bg,
-    norders,
-    max_iter,
-    tol,
-    final_step,
-    min_snr,
-    min_counts,
-    absolute_sigma,
-    out,
-    pout,
-):
+def _fit_block(ydata, sig, e, settings, out, pout):
     """Fit every row of ``ydata`` (npix, n); write results into ``out`` (npix, 15).
 
-    Columns of ``out``: position, fwhm, area, position_err, fwhm_err, area_err, redchi,
-    n_iter, status, ep, gamma, second_area, ep_err, gamma_err, second_area_err.
+    ``sig`` holds σ per channel: (0, n) for Poisson weights, (1, n) for one row shared
+    by all pixels, (npix, n) per pixel; ``e`` the window's energies; ``settings`` is a
+    :data:`_FitSettings`. ``pout`` (npix, P) receives the final parameters. Columns of
+    ``out``: position, fwhm, area, position_err, fwhm_err, area_err, redchi, n_iter,
+    status, ep, gamma, second_area, ep_err, gamma_err, second_area_err.
     """
+    model = settings.model
+    bg = settings.background
+    norders = settings.norders
+    max_iter = settings.max_iter
+    tol = settings.tol
+    final_step = settings.final_step
+    min_snr = settings.min_snr
+    min_counts = settings.min_counts
+    absolute_sigma = settings.absolute_sigma
     npix, n = ydata.shape
     second = norders > 1
     nrep = 4 if second else 3
@@ -852,21 +505,11 @@ def _fit_block(
     bm = np.empty(nb)
     ys = np.empty(nb)
     dd = np.empty(nb)
-    npad = 4 if npar <= 4 else 8  # Jacobian rows padded with zeros for _normal_equations
-    fbuf = np.empty(n)
-    jbuf = np.zeros((npad, n))
-    jtj = np.zeros((npad, npad))
-    jtr = np.zeros(npad)
-    jtj_t = np.zeros((npad, npad))
-    jtr_t = np.zeros(npad)
-    work = np.empty((npar, npar))
-    skip = np.zeros(npar, dtype=np.bool_)
-    dsc = np.empty(npar)
-    z = np.empty(npar)
-    col = np.empty(npar)
-    dp = np.empty(npar)
-    p = np.empty(npar)
-    pt = np.empty(npar)
+    # One solver workspace for all pixels of the block; the start point goes into
+    # work.p and the solution comes back there.
+    work = _lm.workspace(npar, n)
+    p = work.p
+    skip = work.skip
     cov = np.empty((npar, npar))
     per_pixel_sigma = sig.shape[0] > 1
     use_sigma = sig.shape[0] > 0
@@ -1041,36 +684,32 @@ def _fit_block(
                     p[i] = c_lin + b0 * np.log(mid / eref)
                     p[i + 1] = b0
                     p[i + 2] = 0.0
-            status, itk, chi2 = _levenberg_marquardt(
-                y,
-                w,
-                e,
-                lne,
-                model,
-                bgs,
-                norders,
-                nps,
-                nrep,
-                p,
-                pt,
-                dp,
-                max_iter - it,
-                tol,
-                final_step,
-                de,
-                span,
-                fbuf,
-                jbuf,
-                jtj,
-                jtr,
-                jtj_t,
-                jtr_t,
-                work,
-                skip,
-                dsc,
-                z,
-                col,
-            )
+            # Bounds, enforced by the solver by projection. Model choices: t/λ in
+            # [0, 10] (plural scattering cannot be negative; t/λ > 10 has no plasmon
+            # left); the power-law exponent in [-3, 12] (zero-loss and interband tails
+            # fall off as E^-2 ... E^-6; beyond 12 the term is a spike at the window start
+            # chasing noise).
+            for a in range(nps):
+                work.lower[a] = -np.inf
+                work.upper[a] = np.inf
+            if second:
+                work.lower[3] = 0.0
+                work.upper[3] = 10.0
+            jr = -1
+            if bgs == 3:
+                jr = nrep + 1
+            elif bgs == 4:
+                jr = nrep + 2
+            if jr >= 0:
+                work.lower[jr] = -3.0
+                work.upper[jr] = 12.0
+            # Convergence is judged on the plasmon's area, position and width (the first
+            # three parameters); the final-step shortcut is unsafe in the flat valleys
+            # of the power laws.
+            lm_settings = _lm.LMSettings(nps, max_iter - it, tol, final_step, jr < 0, 3)
+            rec = _lm.LMRecord(lm_settings, work)
+            pm = _PlasmonModel(e, lne, model, bgs, norders, lo, hi, de, span)
+            status, itk, chi2 = _levenberg_marquardt(pm, y, w, rec)
             it += itk
         dof = max(n - npar, 1)
         out[ip, 7] = it
@@ -1082,8 +721,9 @@ def _fit_block(
             out[ip, 8] = status
             continue
         # ---- covariance and derived quantities ------------------------------------------
-        # `work` still holds the factor of the last (undamped) convergence check.
-        _covariance(work, npar, skip, dsc, nrep, z, col, cov)
+        # The workspace still holds the factor of the last (undamped) convergence check
+        # of the last stage, whose npar is the full npar.
+        _lm.covariance(rec, nrep, cov)
         scale = 1.0 if absolute_sigma else redchi
         amp = p[0]
         e0 = p[1]
@@ -1475,7 +1115,7 @@ def fit_plasmon(
             sig = _c64(sb[..., sl]).reshape(npix, ew.size)
     out = np.empty((npix, len(_COLUMNS)), dtype=np.float64)
     pout = np.full((npix, npar), np.nan)
-    args = (
+    settings = _FitSettings(
         _MODEL_ID[model],
         _BG_ID[background],
         norders,
@@ -1492,12 +1132,12 @@ def fit_plasmon(
         def run(j: int) -> None:
             a, b = bounds[j], bounds[j + 1]
             sj = sig if sig.shape[0] <= 1 else sig[a:b]
-            _fit_block(y[a:b], sj, ew, *args, out[a:b], pout[a:b])
+            _fit_block(y[a:b], sj, ew, settings, out[a:b], pout[a:b])
 
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(run, range(workers)))
     elif npix:
-        _fit_block(y, sig, ew, *args, out, pout)
+        _fit_block(y, sig, ew, settings, out, pout)
 
     def col(name: str, dtype: Any = np.float64) -> np.ndarray:
         return out[:, _COLUMNS.index(name)].astype(dtype).reshape(scan_shape)

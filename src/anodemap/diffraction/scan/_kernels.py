@@ -1,4 +1,4 @@
-"""Numba kernels of :mod:`anodemap.diffraction.stream` (private).
+"""Numba kernels of the scan search, :mod:`anodemap.diffraction.scan` (private).
 
 The frames of a TVIPS recording are read as raw records (frame header, then pixels)
 into a flat buffer; the kernels take that buffer viewed as the pixel type (1D,
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["frame_features", "gather_frames", "line_pair_products", "runs_of_masks"]
+__all__ = ["frame_features", "line_pair_products", "runs_of_masks"]
 
 
 def runs_of_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,36 +161,6 @@ def frame_features(
 
 
 @numba.njit(nogil=True, cache=True)
-def gather_frames(flat, rec_stride, data_offset, n_pixels, local, out):
-    """Copy frames of a read buffer into their places in an output block.
-
-    Parameters
-    ----------
-    flat, rec_stride, data_offset, n_pixels
-        As in :func:`frame_features`.
-    local : 1D int64 array (n_out,)
-        Frame in the buffer for each output frame; negative: leave it unchanged.
-    out : 2D contiguous array (n_out, n_pixels) of the pixel type
-    """
-    for j in range(local.size):
-        k = local[j]
-        if k < 0:
-            continue
-        base = k * rec_stride + data_offset
-        src = flat[base : base + n_pixels]
-        dst = out[j]
-        for p in range(n_pixels):
-            dst[p] = src[p]
-
-
-@numba.njit(nogil=True, cache=True)
-def apply_lut(block, lut, out):
-    """``out[i] = lut[block[i]]`` over flat contiguous arrays (the 8-bit conversion)."""
-    for i in range(block.size):
-        out[i] = lut[block[i]]
-
-
-@numba.njit(nogil=True, cache=True)
 def line_pair_products(z, nx, ys, serpentine, hs, out):
     """Mean over detectors of ``z[a] * z[b]`` for the frames ``a`` at (y, x), ``b`` at (y + 1, x).
 
@@ -215,7 +185,7 @@ def line_pair_products(z, nx, ys, serpentine, hs, out):
     Notes
     -----
     The products are summed in the order numpy's mean over a last axis of 8 to 15
-    elements uses (``stream._mean_of_columns``), so the numbers are numpy's bit for bit.
+    elements uses (``geometry._mean_of_columns``), so the numbers are numpy's bit for bit.
     """
     k = z.shape[1]
     kf = np.float32(k)

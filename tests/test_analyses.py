@@ -1,0 +1,56 @@
+"""Every analysis of the contract gives the same maps in memory, read lazily and on a
+dask LocalCluster of two worker processes (issue 16)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from anodemap.analysis import Context, analysis_names, get_analysis
+from anodemap.cli import _simulate_diffraction, _simulate_eels
+
+# small, quick parameters per analysis (the modes are compared, not the defaults)
+_QUICK = {
+    "eels": {"rl_iterations": 5},
+    "diffraction": {"phases": ("Si",), "step_deg": 5.0, "refine_step_deg": 0.0},
+}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("modes")
+    return {
+        "eels": _simulate_eels(root / "e", (10, 10), 5, 5.0),
+        "diffraction": _simulate_diffraction(root / "d", (10, 10), 5, 5.0)["zspy"],
+    }
+
+
+def _maps(result) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in result.maps.items()}
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray], what: str) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if np.issubdtype(a[key].dtype, np.integer) or a[key].dtype == bool:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{what}: {key}")
+        else:  # another chunking sums in another order
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-12, err_msg=f"{what}: {key}")
+
+
+@pytest.mark.parametrize("name", analysis_names())
+def test_an_analysis_gives_the_same_maps_in_memory_lazily_and_on_a_cluster(
+    name, inputs, local_cluster_client
+):
+    analysis = get_analysis(name)
+    params = analysis.parameters(_QUICK.get(name, {}))
+    quiet = Context(progress=False, figures=False, log=lambda _: None)
+    lazy = analysis.load(inputs[name])
+    assert lazy.is_lazy
+    eager = dataclasses.replace(lazy, data=np.asarray(lazy.data.compute()))
+    ref = _maps(analysis.analyse(eager, params, quiet, {}))
+    _same(ref, _maps(analysis.analyse(lazy, params, quiet, {})), f"{name}, lazy")
+    on_cluster = dataclasses.replace(quiet, client=local_cluster_client)
+    _same(ref, _maps(analysis.analyse(lazy, params, on_cluster, {})), f"{name}, cluster")
