@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from anodemap import __version__
+from anodemap.analysis import analysis_names
 from anodemap.analysis.options import add_options, number
 from anodemap.errors import AnodemapError
 
@@ -193,15 +194,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------- eels
-def _parameters(args: argparse.Namespace):
-    """The EELS parameters from the command line (options declared on their fields)."""
-    from anodemap.analysis.options import parameters_from_args
-    from anodemap.eels.parameters import EELSParameters
-
-    return parameters_from_args(EELSParameters, args)
-
-
+# ------------------------------------------------------------------ analyses
 def _context(args: argparse.Namespace) -> Any:
     """The analyses' context from the shared options (--scheduler, --no-progress, ...)."""
     from anodemap.analysis import Context
@@ -216,68 +209,22 @@ def _context(args: argparse.Namespace) -> Any:
     )
 
 
-def _run_eels(
-    input_path: Path, outdir: Path, args: argparse.Namespace, truth: Path | None = None
-) -> Any:
-    """``anodemap eels``: the EELS analysis of ``input_path`` into ``outdir``."""
-    from anodemap.analysis import get_analysis
-
-    return get_analysis("eels").run(
-        input_path,
-        outdir,
-        _parameters(args),
-        _context(args),
-        files={"calibration": getattr(args, "calibration", None)},
-        signal=getattr(args, "signal", None),  # the demo has no --signal
-        truth=truth,
-    )
-
-
-def cmd_eels(args: argparse.Namespace) -> int:
-    _run_eels(Path(args.input), Path(args.output), args)
-    return 0
-
-
-# --------------------------------------------------------------- diffraction
-def cmd_diffraction(args: argparse.Namespace) -> int:
-    _run_diffraction(args)
-    return 0
-
-
-def _run_diffraction(args: argparse.Namespace, truth: Path | None = None) -> Any:
-    """``anodemap diffraction``: the diffraction analysis of ``args.input``."""
+def cmd_analysis(args: argparse.Namespace) -> int:
+    """``anodemap NAME INPUT -o OUTDIR``: the analysis NAME (anodemap.analysis) of INPUT."""
     from anodemap.analysis import get_analysis
     from anodemap.analysis.options import parameters_from_args
-    from anodemap.diffraction.parameters import DiffractionParameters
 
-    analysis = get_analysis("diffraction")
-    p = parameters_from_args(DiffractionParameters, args)
-    step = args.scan_step
-    return analysis.run(
+    analysis = get_analysis(args.analysis)
+    analysis.run(
         args.input,
         args.output,
-        p,
+        parameters_from_args(analysis.Parameters, args),
         _context(args),
-        files={"regions": args.regions},
+        files={name: getattr(args, name, None) for name in analysis.files},
         signal=args.signal,
-        truth=truth,
-        prepare=None if step is None else (lambda ds: _with_scan_step(ds, step)),
+        prepare=analysis.prepare_from_args(args),
     )
-
-
-def _with_scan_step(ds: Any, step: float) -> Any:
-    """The dataset with its scan (navigation) axes in nm, ``step`` apart."""
-    import dataclasses
-
-    from anodemap.errors import AnodemapInputError
-
-    if not step > 0:
-        raise AnodemapInputError(f"--scan-step {step}: the scan step must be positive (nm)")
-    axes = [
-        dataclasses.replace(a, scale=float(step), offset=0.0, units="nm") if a.navigate else a
-        for a in ds.axes
-    ]
-    return dataclasses.replace(ds, axes=axes)
+    return 0
 
 
 # -------------------------------------------------------------------- stream
@@ -403,25 +350,29 @@ _MM = number(above=0, unit=" mm")
 _NM = number(above=0, unit=" nm")
 _PER_A = number(above=0, unit=" 1/Å per pixel")
 _DEG = number(least=0, unit=" degrees")
-_STEP_DEG = number(above=0, unit=" degrees")
-_GB = number(least=0, unit=" GB")
 # patterns smaller than this cannot hold a direct beam and rings (anodemap.io.kinds)
 _PATTERN_PX = number(int, least=16, unit=" pixels")
 # the simulated electrode's phantom needs this many pixels a side (anodemap.synth.phantom)
 _PHANTOM_PX = number(int, least=8, unit=" x 8 pixels")
 
 
-def _add_eels_options(p: argparse.ArgumentParser) -> None:
-    from anodemap.eels.parameters import EELSParameters
+def _add_analysis_command(sub: Any, name: str) -> None:
+    """The subcommand of the analysis ``name``, built from what it declares: its input,
+    its parameters' options (anodemap.analysis.options), its files and dataset options,
+    and the options every analysing command has."""
+    from anodemap.analysis import get_analysis
 
-    add_options(p, EELSParameters)
-    p.add_argument(
-        "--calibration",
-        metavar="CSV",
-        help="Li/Si calibration table with header x,plasmon_energy_eV,source (default: the "
-        "table shipped with anodemap, docs/eels.md)",
-    )
+    a = get_analysis(name)
+    p = sub.add_parser(name, help=a.title, description=f"{a.title} ({a.data_kind}).")
+    p.add_argument("input", help=a.input_help)
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    _add_signal_option(p)
+    add_options(p, a.Parameters)
+    for dest, (flag, metavar, text) in a.file_options.items():
+        p.add_argument(flag, dest=dest, metavar=metavar, help=text)
+    a.add_dataset_options(p)
     _add_shared_options(p)
+    p.set_defaults(func=cmd_analysis, analysis=name)
 
 
 def _add_shared_options(p: argparse.ArgumentParser, *, figures: bool = True) -> None:
@@ -510,34 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("eels", help="low-loss EELS: plasmon, Li/Si, thickness, window maps")
-    p.add_argument("input", help="spectrum image, line scan or spectrum (any rosettasciio format)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    _add_signal_option(p)
-    _add_eels_options(p)
-    p.set_defaults(func=cmd_eels)
-
-    p = sub.add_parser("diffraction", help="4D diffraction: phase, orientation, virtual images")
-    p.add_argument("input", help="4D .hspy/.zspy, .blo, or any 4D file rosettasciio reads")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    _add_signal_option(p)
-    from anodemap.diffraction.parameters import DiffractionParameters
-
-    add_options(p, DiffractionParameters)
-    p.add_argument(
-        "--scan-step",
-        type=_NM,
-        metavar="NM",
-        help="scan step of the maps, in nm (default: from the file)",
-    )
-    p.add_argument(
-        "--regions",
-        metavar="FILE",
-        help="label image over the scan (.npy, .png, .tif, .hspy; 0: in no region, any other "
-        "value: a region): averaged pattern, I(s) and phase fractions of each region",
-    )
-    _add_shared_options(p)
-    p.set_defaults(func=cmd_diffraction)
+    for name in analysis_names():
+        _add_analysis_command(sub, name)
 
     p = sub.add_parser("stream", help="TVIPS video stream -> rectangular 4D .zspy/.hspy or .blo")
     p.add_argument("input", help="first part of the recording, NAME_000.tvips")

@@ -116,6 +116,10 @@ class Analysis:
     version : str
         Changed when the analysis's results change on purpose (part of a study's
         content key, with the package's version and source).
+    input_help : str
+        What the command's INPUT is (``anodemap NAME INPUT -o OUTDIR``).
+    file_options : dict of str to (str, str, str)
+        For each of :attr:`files`, its command-line option: (flag, metavar, help).
     """
 
     name: ClassVar[str] = ""
@@ -126,6 +130,8 @@ class Analysis:
     reads: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
+    input_help: ClassVar[str] = "the input file"
+    file_options: ClassVar[dict[str, tuple[str, str, str]]] = {}
 
     # -- what each analysis implements
     def load(self, path: Path, *, signal: int | str | None = None) -> Any:
@@ -160,6 +166,13 @@ class Analysis:
     ) -> dict[str, Any]:
         """Compare the maps with a simulated truth; write ``truth_comparison.json``."""
         raise AnodemapInputError(f"anodemap {self.name} has no comparison with a truth")
+
+    def add_dataset_options(self, parser: Any) -> None:
+        """Add the command's options that change how the input is read (none here)."""
+
+    def prepare_from_args(self, args: Any) -> Callable[[Any], Any] | None:
+        """What those options do to the dataset read (:meth:`run`'s ``prepare``)."""
+        return None
 
     # -- shared
     def parameters(self, values: Mapping[str, Any] | None = None, *, where: str = "") -> Any:

@@ -18,14 +18,14 @@ Examples
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from anodemap.analysis.base import Analysis, Context
-from anodemap.diffraction.pipeline import DiffractionParameters
+from anodemap.diffraction.parameters import DiffractionParameters
 
-__all__ = ["DiffractionAnalysis"]
+__all__ = ["DiffractionAnalysis", "with_scan_step"]
 
 
 class DiffractionAnalysis(Analysis):
@@ -37,6 +37,29 @@ class DiffractionAnalysis(Analysis):
     Parameters = DiffractionParameters
     files = ("regions",)
     version = "1"
+    input_help = "4D .hspy/.zspy, .blo, or any 4D file rosettasciio reads"
+    file_options = {
+        "regions": (
+            "--regions",
+            "FILE",
+            "label image over the scan (.npy, .png, .tif, .hspy; 0: in no region, any other "
+            "value: a region): averaged pattern, I(s) and phase fractions of each region",
+        )
+    }
+
+    def add_dataset_options(self, parser: Any) -> None:
+        from anodemap.analysis.options import number
+
+        parser.add_argument(
+            "--scan-step",
+            type=number(above=0, unit=" nm"),
+            metavar="NM",
+            help="scan step of the maps, in nm (default: from the file)",
+        )
+
+    def prepare_from_args(self, args: Any) -> Callable[[Any], Any] | None:
+        step = getattr(args, "scan_step", None)
+        return None if step is None else (lambda ds: with_scan_step(ds, step))
 
     def load(self, path: Path, *, signal: int | str | None = None) -> Any:
         from anodemap.io import kinds, load
@@ -156,6 +179,31 @@ class DiffractionAnalysis(Analysis):
             f"against the truth: {truth_sentence(comparison)} ({outdir / 'truth_comparison.json'})"
         )
         return comparison
+
+
+def with_scan_step(ds: Any, step: float) -> Any:
+    """The dataset with its scan (navigation) axes in nm, ``step`` apart.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anodemap.io import Axis, Dataset
+    >>> ds = Dataset(np.zeros((2, 3, 4, 4)), [Axis("y", 2), Axis("x", 3),
+    ...     Axis("ky", 4, navigate=False), Axis("kx", 4, navigate=False)])
+    >>> [(a.scale, a.units) for a in with_scan_step(ds, 5.0).nav_axes]
+    [(5.0, 'nm'), (5.0, 'nm')]
+    """
+    import dataclasses
+
+    from anodemap.errors import AnodemapInputError
+
+    if not step > 0:
+        raise AnodemapInputError(f"--scan-step {step}: the scan step must be positive (nm)")
+    axes = [
+        dataclasses.replace(a, scale=float(step), offset=0.0, units="nm") if a.navigate else a
+        for a in ds.axes
+    ]
+    return dataclasses.replace(ds, axes=axes)
 
 
 def truth_sentence(comparison: Mapping[str, Any]) -> str:

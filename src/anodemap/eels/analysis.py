@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from anodemap.analysis.base import Analysis, Context
-from anodemap.eels.pipeline import EELSParameters
+from anodemap.eels.parameters import EELSParameters
 
 __all__ = ["EELSAnalysis"]
 
@@ -47,6 +47,15 @@ class EELSAnalysis(Analysis):
     Parameters = EELSParameters
     files = ("calibration",)
     version = "1"
+    input_help = "spectrum image, line scan or spectrum (any rosettasciio format)"
+    file_options = {
+        "calibration": (
+            "--calibration",
+            "CSV",
+            "Li/Si calibration table with header x,plasmon_energy_eV,source (default: the "
+            "table shipped with anodemap, docs/eels.md)",
+        )
+    }
 
     def load(self, path: Path, *, signal: int | str | None = None) -> Any:
         from anodemap.io import kinds, load
