@@ -68,7 +68,7 @@ def test_a_damaged_file_is_built_again_and_keys_follow_what_the_libraries_are_ma
     assert len(list((tmp_path / "templates").glob("*.pkl"))) == 3
     # a changed structure is another key, however it was used before
     from anodemap.diffraction.crystal import load_phase
-    from anodemap.diffraction.pipeline import _structure_key
+    from anodemap.diffraction.libraries import structure_key as _structure_key
 
     si = load_phase("Si")
     assert _structure_key(si) != _structure_key(si.with_cell(5.5))
@@ -85,3 +85,17 @@ def test_cache_off(small, tmp_path, monkeypatch):
     monkeypatch.delenv("ANODEMAP_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _cache.cache_dir() == tmp_path / "xdg" / "anodemap"
+
+
+def test_the_key_follows_the_code_that_builds_the_libraries_not_the_driver(tmp_path, monkeypatch):
+    """An edit of the analysis's driver (pipeline.py) keeps the cached libraries; an
+    edit of the template simulation makes them stale (issue 16)."""
+    from anodemap.diffraction import _cache, pipeline, templates
+
+    before = _cache._source_digest()
+    edited = tmp_path / "edited.py"
+    edited.write_text("# an edited driver\n")
+    monkeypatch.setattr(pipeline, "__file__", str(edited))
+    assert _cache._source_digest() == before
+    monkeypatch.setattr(templates, "__file__", str(edited))
+    assert _cache._source_digest() != before

@@ -9,8 +9,9 @@ so they are kept in a cache folder and read back (about 0.05 s) when asked for a
 
 The key is a SHA-256 of everything the libraries are made from: those settings, the
 crystal structures themselves (a changed CIF is a new key), the anodemap version and the
-source code of the modules that build them (an edit of the simulation or of the matcher
-is a new key). A file that cannot be read is built anew and written again; files are
+source code of the modules that build them (`calibration`, `crystal`, `libraries`,
+`matcher`, `matching_kernels`, `templates`: an edit of the simulation or of the matcher
+is a new key; an edit of the analysis's driver, `pipeline`, is not). A file that cannot be read is built anew and written again; files are
 written under a temporary name and renamed, so that an interrupted run leaves no file
 that looks complete.
 
@@ -57,28 +58,20 @@ def cache_dir() -> Path | None:
 def _source_digest() -> str:
     """Digest of the code that builds the libraries (and of the package version)."""
     from anodemap import __version__
+
+    # the modules that build the libraries and their matcher, not the driver that asks
+    # for them (an edit of pipeline.py leaves the cached libraries valid)
     from anodemap.diffraction import (
         calibration,
         crystal,
+        libraries,
         matcher,
-        matching,
         matching_kernels,
-        pipeline,
         templates,
-        thresholds,
     )
 
     h = hashlib.sha256(__version__.encode())
-    for module in (
-        calibration,
-        crystal,
-        matching,
-        matcher,
-        matching_kernels,
-        thresholds,
-        pipeline,
-        templates,
-    ):
+    for module in (calibration, crystal, libraries, matcher, matching_kernels, templates):
         h.update(Path(module.__file__).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

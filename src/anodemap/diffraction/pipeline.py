@@ -319,11 +319,9 @@ def _analyse_diffraction(
     memory (``allow_in_memory``) and, once they are, that they were (``in_memory``)."""
     from anodemap.diffraction.calibration import reciprocal_calibration
     from anodemap.diffraction.crystal import load_phase
-    from anodemap.diffraction.matching import match_patterns, prepare_matcher
+    from anodemap.diffraction.matching import match_patterns
     from anodemap.diffraction.templates import (
-        DEFAULT_EXCITATION_ERROR_WIDTH,
         REFINEMENT_EXCITATION_ERROR_WIDTHS,
-        generate_templates,
     )
     from anodemap.diffraction.virtual import (
         Annulus,
@@ -377,41 +375,19 @@ def _analyse_diffraction(
     data = dataset.data
     pattern_shape = tuple(int(v) for v in dataset.sig_shape)
 
-    def library(name: str, step: float, width: float = DEFAULT_EXCITATION_ERROR_WIDTH):
-        return generate_templates(
-            load_phase(name),
-            energy,
-            scale,
-            precession,
-            step,
-            detector_shape=pattern_shape,
-            include_mirrored=True,
-            excitation_error_width=width,
-        )
+    from anodemap.diffraction.libraries import refinement_matchers, template_libraries
 
-    from anodemap.diffraction._cache import cached
-    from anodemap.diffraction.matching import MatchParameters
-
-    # what the libraries are made from, besides the code (anodemap.diffraction._cache)
-    try:
-        structures = tuple(_structure_key(load_phase(name)) for name in p.phases)
-    except (AnodemapInputError, AnodemapIOError) as err:  # named as the command line has it
+    try:  # every phase read first: an unknown one named as the command line has it
+        for name in p.phases:
+            load_phase(name)
+    except (AnodemapInputError, AnodemapIOError) as err:
         raise type(err)(f"--phases {' '.join(map(str, p.phases))}: {err}") from err
-    made_of = (
-        structures,
-        float(energy),
-        float(scale),
-        float(precession),
-        pattern_shape,
-        MatchParameters(n_decoys=p.n_decoys),
-    )
+    libraries_of = (p.phases, energy, scale, precession, pattern_shape)
 
     def build_matcher():
-        def build():
-            libraries = [library(name, p.step_deg) for name in p.phases]
-            return libraries, prepare_matcher(libraries, scale, pattern_shape, n_decoys=p.n_decoys)
-
-        return cached("templates", (*made_of, float(p.step_deg)), build, p.template_cache)
+        return template_libraries(
+            *libraries_of, p.step_deg, n_decoys=p.n_decoys, cache=p.template_cache
+        )
 
     if not (math.isfinite(p.vacuum_scattered_fraction) and p.vacuum_scattered_fraction >= 0):
         raise AnodemapInputError(
@@ -421,22 +397,9 @@ def _analyse_diffraction(
     refine = p.refine_step_deg  # None or 0: no refinement (checked by _check_parameters)
 
     def build_refiners():
-        # per phase, one library at the finer step for each candidate excitation-error
-        # width (the refinement picks one from the data); no decoys are searched
-        # (n_decoys=1 is only the matcher's smallest valid setting)
-        widths = REFINEMENT_EXCITATION_ERROR_WIDTHS
-
-        def build():
-            return [
-                [
-                    prepare_matcher([library(name, refine, w)], scale, pattern_shape, n_decoys=1)
-                    for w in widths
-                ]
-                for name in p.phases
-            ]
-
-        key = (*made_of, "refine", float(refine), tuple(widths))
-        return cached("templates", key, build, p.template_cache)
+        return refinement_matchers(
+            *libraries_of, refine, n_decoys=p.n_decoys, cache=p.template_cache
+        )
 
     # the template libraries do not depend on the data: built in a thread while the
     # data are read and the direct beam and the virtual images are found, and the
@@ -844,28 +807,6 @@ def _grey_image(path: Any) -> np.ndarray:
                 raise AnodemapInputError(f"{path}: {_COLOUR_REGIONS}")
             return rgb[..., 0]
         return np.asarray(img).astype(np.int64)  # L, I, I;16, P (palette indices), 1
-
-
-def _structure_key(crystal: Any) -> tuple:
-    """What a phase's templates are made of: its name, cell, symmetry and atom sites
-    (not the values it has cached on the way, so that the key does not depend on use)."""
-    return (
-        crystal.name,
-        tuple(float(v) for v in crystal.cell),
-        np.asarray(crystal.rotations, dtype=float).tobytes(),
-        np.asarray(crystal.translations, dtype=float).tobytes(),
-        tuple(
-            (
-                s.label,
-                s.element,
-                tuple(float(v) for v in s.frac),
-                float(s.occupancy),
-                float(s.b_iso),
-            )
-            for s in crystal.sites
-        ),
-        crystal.space_group,
-    )
 
 
 def _check_regions(regions: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
