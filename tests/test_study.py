@@ -225,10 +225,10 @@ def test_an_interrupted_analysis_is_not_taken_as_up_to_date(first_run, tmp_path)
 
 # ----------------------------------------------------------------- on a cluster
 def test_a_study_on_a_cluster_gives_the_maps_of_this_machine(
-    first_run, data, tmp_path, local_cluster_client
+    first_run, data, tmp_path, local_cluster_client, capsys
 ):
-    """`anodemap run --scheduler` on a LocalCluster of two worker processes: every
-    analysis that ran here runs there, and gives the same maps: integer maps (phases,
+    """`anodemap run --scheduler` on a LocalCluster of two worker processes, the datasets
+    at once: every analysis that ran here runs there, and gives the same maps: integer maps (phases,
     status codes) exactly, the others within 1e-12 relative (the file's own chunks are
     summed in another order than the patterns read into memory here)."""
     study, out_here, _ = first_run
@@ -236,6 +236,7 @@ def test_a_study_on_a_cluster_gives_the_maps_of_this_machine(
     address = local_cluster_client.scheduler.address
     argv = ["run", str(study), "-o", str(out), "--no-progress", "--no-figures"]
     assert main([*argv, "--scheduler", address]) == 1  # the same dataset fails
+    assert "4 datasets, up to 4 at once on the cluster" in capsys.readouterr().err
     here = json.loads((out_here / "run.json").read_text())
     there = json.loads((out / "run.json").read_text())
     assert there["counts"] == here["counts"]

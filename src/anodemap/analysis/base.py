@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import threading
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -274,20 +275,30 @@ class Analysis:
                     dataset = self.load(path, signal=signal)
                 if prepare is not None:
                     dataset = prepare(dataset)
-                with _connected(context, [path]) as ctx:
+                with connected(context, [path]) as ctx:
                     result = self.analyse(dataset, parameters, ctx, files)
-                summary = self.write(result, outdir, context, dataset, worker)
+                with _DRAWING:
+                    summary = self.write(result, outdir, context, dataset, worker)
             self.describe(summary, context)
             compared = None
             if truth:
-                compared = self.compare_with_truth(result, Path(truth), outdir, context)
+                with _DRAWING:
+                    compared = self.compare_with_truth(result, Path(truth), outdir, context)
             context.log(f"results in {outdir}")
         return Outcome(result, summary, outdir, compared)
 
 
+# Writing maps and drawing figures, one analysis at a time in this process: analyses of a
+# study may run in threads at once on a cluster (anodemap.study.run), and matplotlib is
+# not thread-safe; their computations run at once, their writing in turn.
+_DRAWING = threading.Lock()
+
+
 @contextlib.contextmanager
-def _connected(context: Context, inputs: Sequence[Path]) -> Iterator[Context]:
-    """``context`` with a client of its ``scheduler`` (closed after), or as it is."""
+def connected(context: Context, inputs: Sequence[Path]) -> Iterator[Context]:
+    """``context`` with a client of its ``scheduler`` (connected and checked able to read
+    ``inputs``, closed after), or ``context`` as it is when it has a client or no
+    scheduler."""
     if context.client is not None or not context.scheduler:
         yield context
         return

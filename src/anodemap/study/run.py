@@ -30,12 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from anodemap.analysis import Context, get_analysis
+from anodemap.analysis.base import connected
 from anodemap.errors import AnodemapError
 from anodemap.study.file import Study
 
 __all__ = ["KEY_NAME", "RUN_SCHEMA", "content_key", "run_study"]
 
 RUN_SCHEMA = "anodemap.run/1"
+# Datasets analysed at once on a dask.distributed cluster (model choice: enough to keep
+# a cluster's workers busy while one dataset is read, written or drawn here; each holds
+# its own result in this process's memory).
+PARALLEL_DATASETS = 4
 KEY_NAME = ".anodemap-key.json"
 
 
@@ -128,24 +133,26 @@ def run_study(
     log = context.log
     inputs = [d.path for s in study.states for d in s.datasets]
     started = _stamp()
-    with output_folder(
-        out,
-        inputs=[study.file, *inputs],
-        writes=["run.json", "report.html", "report.json", *(s.name for s in study.states)],
-        command_line=context.command_line,
-        log=log,
-    ) as folder:
+    with (
+        output_folder(
+            out,
+            inputs=[study.file, *inputs],
+            writes=["run.json", "report.html", "report.json", *(s.name for s in study.states)],
+            command_line=context.command_line,
+            log=log,
+        ) as folder,
+        connected(context, inputs) as ctx,
+    ):
         folder.claim(["run.json", "report.html", "report.json", *(s.name for s in study.states)])
+        chains = _run_datasets(study, out, ctx, force)
         states = []
         counts = {"done": 0, "skipped": 0, "failed": 0}
         for state in study.states:
             entries = []
             for ds in state.datasets:
-                analyses = {}
-                for name in ds.analyses:
-                    entry = _run_one(study, state.name, ds, name, out, context, force)
+                analyses = chains[state.name, ds.name]
+                for entry in analyses.values():
                     counts[entry["status"]] += 1
-                    analyses[name] = entry
                 entries.append(
                     {
                         "name": ds.name,
@@ -191,6 +198,31 @@ def run_study(
         if report is not None:
             report(out)
     return run
+
+
+def _run_datasets(
+    study: Study, out: Path, context: Context, force: bool
+) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+    """Every analysis of every dataset, each dataset's in order of their requirements;
+    on a cluster, up to ``PARALLEL_DATASETS`` datasets at once (their chunks share the
+    workers; their writing and figures here take turns), else one after the other."""
+    jobs = [(state.name, ds) for state in study.states for ds in state.datasets]
+
+    def chain(job: tuple[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
+        state, ds = job
+        return {name: _run_one(study, state, ds, name, out, ctx, force) for name in ds.analyses}
+
+    at_once = min(PARALLEL_DATASETS, len(jobs)) if context.client is not None else 1
+    if at_once <= 1:
+        done = [chain(job, context) for job in jobs]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        context.log(f"{len(jobs)} datasets, up to {at_once} at once on the cluster")
+        quiet = dataclasses.replace(context, progress=False)  # bars of several would mix
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
+            done = list(pool.map(lambda job: chain(job, quiet), jobs))
+    return {(state, ds.name): result for (state, ds), result in zip(jobs, done, strict=True)}
 
 
 def _li_per_si(capacity: float | None) -> float | None:
