@@ -436,7 +436,7 @@ def stream_to_zspy(
     """
     import zarr
 
-    from anodemap.io.files import _remove, _replace
+    from anodemap.io.files import remove_path, replace_path
 
     if compressor is None:
         import numcodecs
@@ -477,11 +477,11 @@ def stream_to_zspy(
             file_writer(
                 str(tmp), d, write_dataset=False, compressor=compressor, show_progressbar=False
             )
-        _replace(tmp, out)
+        replace_path(tmp, out)
         # how the file was written is not part of it (the two-pass file is the same)
         plan.scores["single_pass"] = report
     except BaseException as err:
-        _remove(tmp)
+        remove_path(tmp)
         if isinstance(err, AnodemapInputError | AnodemapIOError | KeyboardInterrupt):
             raise
         if isinstance(err, OSError):

@@ -41,11 +41,11 @@ import numpy as np
 import scipy.fft
 
 from anodemap.eels.zlp import (
-    _FWHM_PER_SIGMA,
-    _as_block,
-    _axis,
-    _match_block,
-    _shift_linear,
+    FWHM_PER_SIGMA,
+    as_block,
+    match_block,
+    shift_linear,
+    uniform_axis,
     zlp_fwhm,
 )
 from anodemap.status import Status
@@ -59,7 +59,7 @@ _NO_ZLP = int(Status.NO_ZERO_LOSS)
 
 def _zero_index(energy: np.ndarray, n_e: int) -> float:
     """Fractional channel index of 0 eV on the uniform axis ``energy``."""
-    offset, scale = _axis(energy, n_e)
+    offset, scale = uniform_axis(energy, n_e)
     n0 = -offset / scale
     if not -0.5 <= n0 <= n_e - 0.5:
         raise ValueError(
@@ -176,10 +176,10 @@ def richardson_lucy(
     >>> out.shape, status.shape
     ((2, 3, 700), (2, 3))
     """
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
     dtype = block.dtype
-    kern = _match_block(psf, n_pix, n_e, "psf").astype(dtype, copy=True)
+    kern = match_block(psf, n_pix, n_e, "psf").astype(dtype, copy=True)
     iterations = int(iterations)
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
@@ -196,7 +196,7 @@ def richardson_lucy(
         n0 = _zero_index(energy, n_e)
         i0 = int(round(n0))
         if abs(i0 - n0) > 1e-6:
-            kern = _shift_linear(kern, np.full(kern.shape[0], i0 - n0))
+            kern = shift_linear(kern, np.full(kern.shape[0], i0 - n0))
     else:
         i0 = int(np.argmax(kern.sum(axis=0)))
 
@@ -472,14 +472,14 @@ def richardson_lucy_range(
     >>> bool(out.max() > 1.5 * blurred.max()), round(float(e[np.argmax(out)]), 2), int(status)
     (True, 42.0, 0)
     """
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
     if dtype is None:
         dtype = np.float32 if block.dtype == np.float32 else np.float64
     dtype = np.dtype(dtype).type
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    kern = _match_block(psf, n_pix, n_e, "psf")
+    kern = match_block(psf, n_pix, n_e, "psf")
     energy = np.asarray(energy, dtype=np.float64)
     iterations = int(iterations)
     if iterations < 0:
@@ -498,7 +498,7 @@ def richardson_lucy_range(
     i0 = int(round(n0))
 
     if abs(i0 - n0) > 1e-6:
-        kern = _shift_linear(kern, np.full(kern.shape[0], i0 - n0))
+        kern = shift_linear(kern, np.full(kern.shape[0], i0 - n0))
     status = np.full(n_pix, _OK, dtype=np.uint8)
     out = np.empty((n_pix, nd), dtype=dtype)  # the kernel fills every row (NaN if skipped)
     work = np.zeros((8, nd + 2 * n_e + 8), dtype=dtype)
@@ -667,12 +667,12 @@ def fourier_log(
     >>> round(float(energy[np.argmax(ssd)]), 1), int(status)
     (16.7, 0)
     """
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
     dtype = block.dtype
-    _, scale = _axis(energy, n_e)
+    _, scale = uniform_axis(energy, n_e)
     n0 = _zero_index(energy, n_e)
-    z = _match_block(zlp, n_pix, n_e, "zlp").astype(dtype, copy=False)
+    z = match_block(zlp, n_pix, n_e, "zlp").astype(dtype, copy=False)
     workers = 1 if workers is None else int(workers)
     if reconvolve not in ("zlp", "gaussian", None):
         raise ValueError(f"reconvolve must be 'zlp', 'gaussian' or None, got {reconvolve!r}")
@@ -714,7 +714,7 @@ def fourier_log(
             width = np.broadcast_to(np.where(np.isfinite(width), width, 0.0), (n_pix,))
         else:
             width = np.broadcast_to(np.asarray(fwhm, dtype=np.float64), nav).reshape(n_pix)
-        sigma_ch = np.ascontiguousarray(width / (_FWHM_PER_SIGMA * scale))
+        sigma_ch = np.ascontiguousarray(width / (FWHM_PER_SIGMA * scale))
     mode = {"zlp": 0, "gaussian": 1, None: 2}[reconvolve]
     logr = np.empty_like(jf)
     _flog_spectrum(jf, zf, np.ascontiguousarray(i0), sigma_ch, ramp, n, mode, bool(unwrap), logr)

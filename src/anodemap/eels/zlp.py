@@ -50,7 +50,7 @@ _INVALID = int(Status.INVALID_INPUT)
 _NO_ZLP = int(Status.NO_ZERO_LOSS)
 _NO_SIGNAL = int(Status.NO_SIGNAL)
 
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 # --------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 # --------------------------------------------------------------------------------------
 
 
-def _as_block(spectra: np.ndarray, name: str = "spectra") -> tuple[np.ndarray, tuple[int, ...]]:
+def as_block(spectra: np.ndarray, name: str = "spectra") -> tuple[np.ndarray, tuple[int, ...]]:
     """Return ``spectra`` as a C-contiguous float ``(N, E)`` block and the navigation shape.
 
     float32 and float64 are kept; anything else becomes float64.
@@ -72,7 +72,7 @@ def _as_block(spectra: np.ndarray, name: str = "spectra") -> tuple[np.ndarray, t
     return np.ascontiguousarray(a.reshape(-1, a.shape[-1])), nav
 
 
-def _axis(energy: np.ndarray, n_channels: int) -> tuple[float, float]:
+def uniform_axis(energy: np.ndarray, n_channels: int) -> tuple[float, float]:
     """Check that ``energy`` is a uniform increasing axis of length E; return (offset, scale)."""
     e = np.asarray(energy, dtype=np.float64)
     if e.ndim != 1 or e.size != n_channels:
@@ -91,9 +91,9 @@ def _axis(energy: np.ndarray, n_channels: int) -> tuple[float, float]:
     return offset, scale
 
 
-def _match_block(other: np.ndarray, n_pix: int, n_e: int, name: str) -> np.ndarray:
+def match_block(other: np.ndarray, n_pix: int, n_e: int, name: str) -> np.ndarray:
     """Return ``other`` as a float64-or-float32 block ``(1, E)`` (shared) or ``(N, E)``."""
-    o, _ = _as_block(other, name)
+    o, _ = as_block(other, name)
     if o.shape[-1] != n_e:
         raise ValueError(f"{name} must have {n_e} channels like the spectra, got {o.shape[-1]}")
     if o.shape[0] not in (1, n_pix):
@@ -256,9 +256,9 @@ def _window_indices(energy_range, offset: float, scale: float, n_e: int) -> tupl
 
 
 def _locate_all(spectra, energy, search, fit_fraction, max_fwhm):
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
-    offset, scale = _axis(energy, n_e)
+    offset, scale = uniform_axis(energy, n_e)
     lo, hi = _window_indices(search, offset, scale, n_e)
     if hi - lo < 3:
         raise ValueError(
@@ -423,7 +423,7 @@ def _shift_linear_kernel(data, shift, out):
                 out[p, i] = 0.0
 
 
-def _shift_linear(block: np.ndarray, shift_ch: np.ndarray) -> np.ndarray:
+def shift_linear(block: np.ndarray, shift_ch: np.ndarray) -> np.ndarray:
     out = np.empty_like(block)
     _shift_linear_kernel(block, np.ascontiguousarray(shift_ch, dtype=np.float64), out)
     return out
@@ -512,13 +512,13 @@ def align_zlp(
     >>> abs(float(position)) < 0.005
     True
     """
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
-    _, scale = _axis(energy, n_e)
+    _, scale = uniform_axis(energy, n_e)
     pos = np.broadcast_to(np.asarray(positions, dtype=np.float64), nav).reshape(n_pix)
     shift_ch = (float(target) - pos) / scale
     if method == "linear":
-        out = _shift_linear(block, shift_ch)
+        out = shift_linear(block, shift_ch)
     elif method == "fourier":
         out = _shift_fourier(block, shift_ch)
     else:
@@ -753,9 +753,9 @@ def extract_zlp(
     >>> bool(abs(extracted.sum() / zlp.sum() - 1) < 0.02)
     True
     """
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
-    offset, scale = _axis(energy, n_e)
+    offset, scale = uniform_axis(energy, n_e)
     if method == "mirror":
         # NaN rows are NaN already
         return _mirror(block, offset, scale, float(centre), bool(cap)).reshape(*nav, n_e)
@@ -776,7 +776,7 @@ def extract_zlp(
         else:
             if reference is None:
                 raise ValueError("method='reference' needs a reference zero-loss spectrum")
-            ref = _match_block(reference, n_pix, n_e, "reference")
+            ref = match_block(reference, n_pix, n_e, "reference")
             yw = block[:, lo:hi].astype(np.float64)
             rw = ref[:, lo:hi].astype(np.float64)
             num = (yw * rw).sum(axis=-1)
@@ -870,14 +870,14 @@ def thickness_log_ratio(
     >>> round(float(t), 6), int(status)
     (1.0, 0)
     """
-    block, nav = _as_block(spectra)
+    block, nav = as_block(spectra)
     n_pix, n_e = block.shape
-    offset, scale = _axis(energy, n_e)
+    offset, scale = uniform_axis(energy, n_e)
     lo, hi = _window_indices(total_range, offset, scale, n_e)
     i_t = block[:, lo:hi].sum(axis=-1, dtype=np.float64)
     finite = _finite_rows(block)
     if zlp is not None:
-        z = _match_block(zlp, n_pix, n_e, "zlp")
+        z = match_block(zlp, n_pix, n_e, "zlp")
         i_0 = np.broadcast_to(z.sum(axis=-1, dtype=np.float64), (n_pix,))
         finite = finite & np.broadcast_to(_finite_rows(z), (n_pix,))
     elif threshold is not None:

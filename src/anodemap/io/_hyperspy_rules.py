@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from anodemap.errors import AnodemapIOError
-from anodemap.io.dataset import Axis, Dataset, _plain
+from anodemap.io.dataset import Axis, Dataset, plain_tree
 
 __all__ = ["dataset_from_reader"]
 
@@ -51,7 +51,7 @@ def dataset_from_reader(d: dict[str, Any]) -> Dataset:
         names it); the caller adds the file name.
     """
     data = d["data"]
-    metadata = _plain(copy.deepcopy(_plain(d.get("metadata") or {})))
+    metadata = plain_tree(copy.deepcopy(plain_tree(d.get("metadata") or {})))
     axes_d = list(d.get("axes") or [])
     ndim = len(data.shape)
     if len(axes_d) != ndim:
@@ -61,7 +61,7 @@ def dataset_from_reader(d: dict[str, Any]) -> Dataset:
     for i, (a, n) in enumerate(zip(axes_d, data.shape, strict=True)):
         ax = Axis.from_dict(a, n)
         axes.append(dataclasses.replace(ax, navigate=i < ndim - n_signal))
-    ds = Dataset(data, axes, metadata, _plain(d.get("original_metadata") or {}))
+    ds = Dataset(data, axes, metadata, plain_tree(d.get("original_metadata") or {}))
     for step in d.get("post_process") or []:
         ds = _apply(step, ds)
     _apply_mapping(ds, d.get("mapping") or {})

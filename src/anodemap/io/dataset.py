@@ -306,10 +306,10 @@ class Dataset:
 _WRITER_ONLY_KEYS = ("attributes", "tmp_parameters", "learning_results", "package_info", "models")
 
 
-def _plain(tree: Any) -> Any:
+def plain_tree(tree: Any) -> Any:
     """Metadata trees from readers can be DictionaryTreeBrowser-like; make plain dicts."""
     if hasattr(tree, "as_dictionary"):
         tree = tree.as_dictionary()
     if isinstance(tree, dict):
-        return {k: _plain(v) for k, v in tree.items()}
+        return {k: plain_tree(v) for k, v in tree.items()}
     return tree

@@ -375,9 +375,9 @@ def save(
                 "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
             )
             writer(str(tmp), dataset.to_dict(), **kwargs)
-        _replace(tmp, path)
+        replace_path(tmp, path)
     except Exception as err:
-        _remove(tmp)
+        remove_path(tmp)
         if isinstance(err, AnodemapIOError):
             raise
         raise AnodemapIOError(
@@ -386,20 +386,20 @@ def save(
     return path
 
 
-def _remove(p: Path) -> None:
+def remove_path(p: Path) -> None:
     if p.is_dir():
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists():
         p.unlink()
 
 
-def _replace(tmp: Path, path: Path) -> None:
+def replace_path(tmp: Path, path: Path) -> None:
     """Rename tmp onto path; directories (.zspy stores) go through a backup name."""
     if tmp.is_dir() and path.exists():
         backup = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(path, backup)
         os.replace(tmp, path)
-        _remove(backup)
+        remove_path(backup)
     else:
         if path.is_dir():
             shutil.rmtree(path)

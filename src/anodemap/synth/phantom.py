@@ -82,12 +82,12 @@ _GB_SILICIDE_RANGE = (2.0, 3.5)  # model choice: Li-rich silicide mixed into the
 
 # Relative thickness t/lambda. The lamella was thinned to about 100-150 nm (paper,
 # Methods); t/lambda itself is a model choice.
-_T_RANGE = (0.3, 1.2)  # model choice (material pixels)
+T_RANGE = (0.3, 1.2)  # model choice (material pixels)
 _T_PORE = 0.05  # model choice (thin residue in pores)
 
 # Relative inelastic "density" of each class, which modulates t/lambda at fixed
 # physical thickness (lithiated regions are expanded and less dense). Model choice.
-_T_MATERIAL_FACTOR = {
+T_MATERIAL_FACTOR = {
     Label.SI: 1.0,
     Label.GREY: 0.9,
     Label.DENDRITE: 0.85,
@@ -182,7 +182,7 @@ class Phantom:
         return {k: float(counts[k]) / self.labels.size for k in self.label_names}
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
     """Gaussian-filtered white noise with zero mean and unit standard deviation."""
     field_ = ndimage.gaussian_filter(
         rng.standard_normal(shape), sigma=max(sigma_px, 0.5), mode="wrap"
@@ -299,8 +299,8 @@ def make_phantom(
     weights = gsize * rng.uniform(0.0, 0.35, n_seeds)  # model choice
     yy, xx = np.meshgrid((np.arange(ny) + 0.5) * h, (np.arange(nx) + 0.5) * h, indexing="ij")
     warp_amp = 0.08 * gsize  # model choice: rough, curved boundaries
-    wy = yy + warp_amp * _smooth_noise(rng, (ny, nx), 0.35 * gsize_px)
-    wx = xx + warp_amp * _smooth_noise(rng, (ny, nx), 0.35 * gsize_px)
+    wy = yy + warp_amp * smooth_noise(rng, (ny, nx), 0.35 * gsize_px)
+    wx = xx + warp_amp * smooth_noise(rng, (ny, nx), 0.35 * gsize_px)
     pts = np.column_stack([wy.ravel(), wx.ravel()])
     k = min(8, n_seeds)
     dist, idx = cKDTree(seeds).query(pts, k=k)
@@ -358,7 +358,7 @@ def make_phantom(
     depth = np.clip(bdist / rmax[grain_id], 0.0, 1.0)
 
     # --- pores: at triple junctions / boundaries where a smooth noise is high -------
-    pore_noise = _smooth_noise(rng, (ny, nx), 0.25 * gsize_px)
+    pore_noise = smooth_noise(rng, (ny, nx), 0.25 * gsize_px)
     # model choice: pores prefer triple junctions (tj_dist) and boundaries (bdist)
     pore_score = pore_noise - tj_dist / (0.15 * gsize) - bdist / (0.1 * gsize)
     if pore_fraction > 0:
@@ -388,7 +388,7 @@ def make_phantom(
     front = rng.uniform(0.45, 1.3, n_grains)  # model choice
     mostly_si = rng.random(n_grains) < 0.15  # model choice
     front[mostly_si] = rng.uniform(0.05, 0.2, int(mostly_si.sum()))
-    front_noise = _smooth_noise(rng, (ny, nx), 0.15 * gsize_px)
+    front_noise = smooth_noise(rng, (ny, nx), 0.15 * gsize_px)
     core = depth > front[grain_id] + 0.12 * front_noise  # model choice: rough front
 
     # --- dendrite-like sheet features -------------------------------------------------
@@ -403,14 +403,14 @@ def make_phantom(
     f1 = np.take_along_axis(fam_fields, fam[grain_id][None], axis=0)[0]
     f2 = np.take_along_axis(fam_fields, fam2[grain_id][None], axis=0)[0]
     thread_eps = 0.4  # model choice: thread thickness as a fraction of the noise std
-    secondary = _smooth_noise(rng, (ny, nx), 0.2 * gsize_px) > 0.6  # model choice: branches
+    secondary = smooth_noise(rng, (ny, nx), 0.2 * gsize_px) > 0.6  # model choice: branches
     threads = (np.abs(f1) < thread_eps) | ((np.abs(f2) < thread_eps) & secondary)
     # Only some boundaries grow dendrites (paper: "not uniformly distributed near all
     # pores, grain boundaries, or particle surfaces").
-    activity = _smooth_noise(rng, (ny, nx), 0.3 * gsize_px)
+    activity = smooth_noise(rng, (ny, nx), 0.3 * gsize_px)
     active_grain = rng.random(n_grains) < 0.75  # model choice
     reach = rng.uniform(0.4, 0.9, n_grains)  # model choice: how far threads extend inwards
-    zone_noise = _smooth_noise(rng, (ny, nx), 0.1 * gsize_px)
+    zone_noise = smooth_noise(rng, (ny, nx), 0.1 * gsize_px)
     # model choice: ragged reach, about 70 % of the area of active grains is active
     zone = (depth < reach[grain_id] + 0.1 * zone_noise) & active_grain[grain_id] & (activity > -0.5)
     dendrite = threads & zone
@@ -424,16 +424,16 @@ def make_phantom(
 
     # --- Li per Si ---------------------------------------------------------------------
     li = np.zeros((ny, nx))
-    grey_field = _GREY_MEAN + _GREY_SPREAD * _smooth_noise(rng, (ny, nx), 0.2 * gsize_px)
+    grey_field = _GREY_MEAN + _GREY_SPREAD * smooth_noise(rng, (ny, nx), 0.2 * gsize_px)
     m = labels == Label.GREY
     li[m] = np.clip(grey_field[m], *_GREY_RANGE)
     lo, hi = _DENDRITE_RANGE
     # model choice: variable Li content, higher close to the boundaries
-    u = 0.55 + 0.3 * _smooth_noise(rng, (ny, nx), 0.08 * gsize_px) + 0.25 * (0.5 - depth)
+    u = 0.55 + 0.3 * smooth_noise(rng, (ny, nx), 0.08 * gsize_px) + 0.25 * (0.5 - depth)
     m = labels == Label.DENDRITE
     li[m] = lo + (hi - lo) * np.clip(u[m], 0.0, 1.0)
     lo, hi = _GB_SILICIDE_RANGE
-    v = 0.5 + 0.3 * _smooth_noise(rng, (ny, nx), 0.15 * gsize_px)  # model choice
+    v = 0.5 + 0.3 * smooth_noise(rng, (ny, nx), 0.15 * gsize_px)  # model choice
     m = labels == Label.OXIDE_GB
     li[m] = lo + (hi - lo) * np.clip(v[m], 0.0, 1.0)
 
@@ -443,12 +443,12 @@ def make_phantom(
         width_nm, height_nm
     )
     # model choice: FIB wedge (ramp) plus smooth thickness variation
-    t_base = 0.8 + 0.35 * ramp + 0.12 * _smooth_noise(rng, (ny, nx), 1.0 * gsize_px)
+    t_base = 0.8 + 0.35 * ramp + 0.12 * smooth_noise(rng, (ny, nx), 1.0 * gsize_px)
     mat = np.ones((ny, nx))
-    for lab, fac in _T_MATERIAL_FACTOR.items():
+    for lab, fac in T_MATERIAL_FACTOR.items():
         mat[labels == lab] = fac
-    t_over_lambda = np.clip(t_base * mat, *_T_RANGE)
-    t_pore = _T_PORE * (1.0 + 0.2 * _smooth_noise(rng, (ny, nx), 2.0))  # model choice
+    t_over_lambda = np.clip(t_base * mat, *T_RANGE)
+    t_pore = _T_PORE * (1.0 + 0.2 * smooth_noise(rng, (ny, nx), 2.0))  # model choice
     t_over_lambda[pore] = np.clip(t_pore[pore], 0.02, 0.1)
 
     sheet_angle = np.degrees(angles[fam])

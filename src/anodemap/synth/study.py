@@ -60,13 +60,13 @@ import numpy as np
 from anodemap.errors import AnodemapInputError
 
 from .phantom import (
-    _T_MATERIAL_FACTOR,
-    _T_RANGE,
     ALL_LABEL_NAMES,
+    T_MATERIAL_FACTOR,
+    T_RANGE,
     Label,
     Phantom,
-    _smooth_noise,
     make_phantom,
+    smooth_noise,
 )
 
 __all__ = [
@@ -194,7 +194,7 @@ _D10_BOUNDARY_RANGE_EV = (16.35, 16.5)  # model choice
 # make_phantom): dense amorphous Si like c-Si (a-Si is 1.8 % less dense, Custer et al.,
 # Appl. Phys. Lett. 64 (1994) 437), the thread-like mesh 10 % less dense.
 _T_FACTOR = {
-    **_T_MATERIAL_FACTOR,
+    **T_MATERIAL_FACTOR,
     Label.AMORPHOUS_SI: 1.0,
     Label.THREAD: 0.9,
 }
@@ -239,7 +239,7 @@ def _retarget_thickness(base: Phantom, labels: np.ndarray) -> np.ndarray:
         old[base.labels == lab] = fac
         new[labels == lab] = fac
     pore = labels == Label.PORE
-    t = np.clip(base.t_over_lambda / old * new, *_T_RANGE)
+    t = np.clip(base.t_over_lambda / old * new, *T_RANGE)
     t[pore] = base.t_over_lambda[pore]
     return t
 
@@ -343,24 +343,24 @@ def _delithiated(
         # areas near grain boundaries typically display a thread-like irregular mesh").
         thread = old == Label.DENDRITE
         # islands: the former c-Si pixels where a smooth random field is highest
-        island = _smooth_noise(rng, base.shape, 0.1 * gsize_px)
+        island = smooth_noise(rng, base.shape, 0.1 * gsize_px)
         was_si = np.flatnonzero(old == Label.SI)
         n_si = min(was_si.size, int(_D1_SI_SHARE * np.count_nonzero(~pore)))
         si = np.zeros(base.shape, dtype=bool)
         si.flat[was_si[np.argsort(-island.flat[was_si], kind="stable")[:n_si]]] = True
         labels[thread] = Label.THREAD
         labels[si] = Label.SI
-        u = np.clip(0.5 + 0.3 * _smooth_noise(rng, base.shape, 0.1 * gsize_px), 0.0, 1.0)
+        u = np.clip(0.5 + 0.3 * smooth_noise(rng, base.shape, 0.1 * gsize_px), 0.0, 1.0)
         li[thread] = _D1_THREAD_LI_MAX * u[thread]
         low = np.clip(
-            _D1_THREAD_EV + _D1_THREAD_SPREAD_EV * _smooth_noise(rng, base.shape, 0.05 * gsize_px),
+            _D1_THREAD_EV + _D1_THREAD_SPREAD_EV * smooth_noise(rng, base.shape, 0.05 * gsize_px),
             _D1_MIN_EV,
             _D1_THREAD_MAX_EV,
         )
         # model choice: the delithiated silicide mixed into the oxide-rich boundaries has the
         # threads' plasmon (the paper's averages exclude the boundaries)
         target[thread | oxide_gb] = low[thread | oxide_gb]
-        variation = _D1_CORE_SPREAD_EV * _smooth_noise(rng, base.shape, 0.3 * gsize_px)
+        variation = _D1_CORE_SPREAD_EV * smooth_noise(rng, base.shape, 0.3 * gsize_px)
         core_range, bulk_mean = _D1_CORE_RANGE_EV, _D1_BULK_MEAN_EV
     else:
         # Thread-like regions "now predominantly visible at the grain boundaries" (paper):
@@ -370,11 +370,11 @@ def _delithiated(
         labels[thread] = Label.THREAD
         low = np.clip(
             _D10_BOUNDARY_EV
-            + _D10_BOUNDARY_SPREAD_EV * _smooth_noise(rng, base.shape, 0.05 * gsize_px),
+            + _D10_BOUNDARY_SPREAD_EV * smooth_noise(rng, base.shape, 0.05 * gsize_px),
             *_D10_BOUNDARY_RANGE_EV,
         )
         target[thread | oxide_gb] = low[thread | oxide_gb]
-        variation = _D10_CORE_SPREAD_EV * _smooth_noise(rng, base.shape, 0.3 * gsize_px)
+        variation = _D10_CORE_SPREAD_EV * smooth_noise(rng, base.shape, 0.3 * gsize_px)
         core_range, bulk_mean = _D10_CORE_RANGE_EV, _D10_BULK_MEAN_EV
     labels[oxide_gb] = Label.OXIDE_GB
     labels[pore] = Label.PORE
