@@ -255,3 +255,26 @@ def test_a_study_on_a_cluster_gives_the_maps_of_this_machine(
                         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=str(path))
                     compared += 1
     assert compared >= 30
+
+
+def test_a_dataset_names_its_own_files(data, tmp_path):
+    """`regions = ...` of a diffraction dataset reaches its analysis (averaged pattern and
+    phase fractions per region); an EELS dataset has no regions file to read."""
+    labels = np.zeros((12, 12), dtype=np.int32)
+    labels[:6] = 1
+    labels[6:] = 2
+    regions = tmp_path / "regions.npy"
+    np.save(regions, labels)
+    body = (
+        '[[states]]\nname = "a"\n[[states.datasets]]\npath = "{sped}"\n'
+        f'regions = "{regions.as_posix()}"\n'
+    )
+    study = _study(data, tmp_path, body)
+    out = tmp_path / "out"
+    assert main(["run", str(study), "-o", str(out), "--no-progress", "--no-figures"]) == 0
+    summary = json.loads((out / "a/sped/diffraction/summary.json").read_text())
+    assert [r["n_patterns"] for r in summary["regions"]] == [72, 72]
+    assert (out / "a/sped/diffraction/regions.hspy").is_file()
+    wrong = _study(data, tmp_path, body.replace("{sped}", "{eels}"))
+    with pytest.raises(AnodemapInputError, match="no analysis of eels datasets reads a regions"):
+        read_study(wrong)

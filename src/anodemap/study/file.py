@@ -63,6 +63,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _STUDY_KEYS = {"name", "description", "calibration", "simulated"}
 _STATE_KEYS = {"name", "label", "cycle", "step", "capacity_mAh_g", "datasets"}
 _DATASET_KEYS = {"path", "kind", "name", "region", "truth", "parameters", "signal"}
+# files an analysis reads besides its input, given per dataset (Analysis.files)
+_FILE_KEYS = {"calibration", "regions"}
 _TOP_KEYS = {"study", "parameters", "states", "cycling"}
 _CYCLING_KEYS = {"file"}
 
@@ -79,6 +81,7 @@ class Dataset:
     truth: Path | None = None
     signal: int | str | None = None
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ def read_study(path: str | Path) -> Study:
         datasets: list[Dataset] = []
         for j, ddoc in enumerate(sdoc.get("datasets") or []):
             dwhere = f"{where}, dataset {j + 1}"
-            _check_keys(file, dwhere, ddoc, _DATASET_KEYS)
+            _check_keys(file, dwhere, ddoc, _DATASET_KEYS | _FILE_KEYS)
             if "path" not in ddoc:
                 raise _err(file, dwhere, 'give the dataset\'s file (path = "...")')
             dpath = _file(file, dwhere, ddoc["path"], "path")
@@ -308,6 +311,16 @@ def read_study(path: str | Path) -> Study:
             merged = dict(defaults.get(kind, {}))
             merged.update(ddoc.get("parameters") or {})
             analysis.parameters(merged, where=f"{file}: {dwhere}, parameters")
+            files = {}
+            for key in sorted(_FILE_KEYS & set(ddoc)):
+                readers = [a for a in analyses_of(kind) if key in get_analysis(a).files]
+                if not readers:
+                    raise _err(
+                        file,
+                        dwhere,
+                        f"{key} = ...: no analysis of {kind} datasets reads a {key} file",
+                    )
+                files[key] = _file(file, dwhere, ddoc[key], key)
             truth = ddoc.get("truth")
             if truth is not None:
                 truth = _file(file, dwhere, truth, "truth", folder=True)
@@ -324,6 +337,7 @@ def read_study(path: str | Path) -> Study:
                     truth=truth,
                     signal=signal,
                     parameters={kind: merged},
+                    files=files,
                 )
             )
         label = sdoc.get("label", name)

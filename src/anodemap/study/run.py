@@ -250,7 +250,9 @@ def _run_one(
     folder = out / state / ds.name / name
     rel = folder.relative_to(out).as_posix()
     truth = ds.truth if name == ds.kind else None
-    files = {"calibration": study.calibration} if "calibration" in analysis.files else {}
+    # the study's calibration for every dataset, unless the dataset names its own files
+    given = {"calibration": study.calibration, **ds.files}
+    files = {k: v for k, v in given.items() if k in analysis.files and v is not None}
     entry: dict[str, Any] = {
         "folder": rel,
         "status": "failed",
