@@ -1,0 +1,55 @@
+"""Pair distribution functions of amorphous regions from electron diffraction (issue 17).
+
+The core of the electron reduced density function (eRDF) route, on plain arrays:
+
+* :func:`electron_scattering_factor`, :func:`mean_scattering_factors` — Lobato & Van Dyck
+  (2014) electron scattering factors, stored as data with their source;
+* :func:`reduced_intensity` — φ(s) with N and a smooth background fitted at high s;
+* :func:`pair_distribution` — G(r) = 8π ∫ φ(s) sin(2π s r) ds, optional Lorch damping;
+* :func:`find_peaks` — the first peaks of G(r): position, height, FWHM.
+
+s = 1/d in 1/Å throughout, r in Å. See ``docs/pdf.md`` for the formulas and validation.
+
+Examples
+--------
+>>> import numpy as np
+>>> from anodemap.pdf import (
+...     find_peaks, mean_scattering_factors, pair_distribution, reduced_intensity)
+>>> s = np.linspace(0.05, 2.0, 800)
+>>> f, f2 = mean_scattering_factors("Si:1", s)
+>>> I = 50.0 * (f2 + 4 * f**2 * np.sinc(2 * s * 2.352) * np.exp(-0.02 * s**2))
+>>> ri = reduced_intensity(s, I, "Si:1", fit="scale")
+>>> r = np.arange(0.0, 6.0, 0.005)
+>>> round(find_peaks(r, pair_distribution(ri.s, ri.phi, r), n=1)[0].r_angstrom, 2)
+2.35
+"""
+
+from anodemap.pdf.scattering import (
+    electron_scattering_factor,
+    mean_scattering_factors,
+    parse_composition,
+    scattering_elements,
+    scattering_source,
+)
+from anodemap.pdf.transform import (
+    Peak,
+    ReducedIntensity,
+    find_peaks,
+    lorch_window,
+    pair_distribution,
+    reduced_intensity,
+)
+
+__all__ = [
+    "Peak",
+    "ReducedIntensity",
+    "electron_scattering_factor",
+    "find_peaks",
+    "lorch_window",
+    "mean_scattering_factors",
+    "pair_distribution",
+    "parse_composition",
+    "reduced_intensity",
+    "scattering_elements",
+    "scattering_source",
+]
