@@ -6,7 +6,9 @@ The core of the electron reduced density function (eRDF) route, on plain arrays:
   (2014) electron scattering factors, stored as data with their source;
 * :func:`reduced_intensity` — φ(s) with N and a smooth background fitted at high s;
 * :func:`pair_distribution` — G(r) = 8π ∫ φ(s) sin(2π s r) ds, optional Lorch damping;
-* :func:`find_peaks` — the first peaks of G(r): position, height, FWHM.
+* :func:`find_peaks` — the first peaks of G(r): position, height, FWHM;
+* :func:`bootstrap_pdf`, :func:`compare_regions` — G(r) of a region from its patterns with a
+  bootstrap band and peak intervals, and the difference of two regions with its intervals.
 
 s = 1/d in 1/Å throughout, r in Å. See ``docs/pdf.md`` for the formulas and validation.
 
@@ -24,6 +26,14 @@ Examples
 2.35
 """
 
+from anodemap.pdf.bootstrap import (
+    BootstrapPDF,
+    PeakDifference,
+    PeakInterval,
+    RegionComparison,
+    bootstrap_pdf,
+    compare_regions,
+)
 from anodemap.pdf.scattering import (
     electron_scattering_factor,
     mean_scattering_factors,
@@ -41,8 +51,14 @@ from anodemap.pdf.transform import (
 )
 
 __all__ = [
+    "BootstrapPDF",
     "Peak",
+    "PeakDifference",
+    "PeakInterval",
     "ReducedIntensity",
+    "RegionComparison",
+    "bootstrap_pdf",
+    "compare_regions",
     "electron_scattering_factor",
     "find_peaks",
     "lorch_window",
