@@ -23,20 +23,17 @@ import json
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import pdist
 
 from anodemap.errors import AnodemapInputError
 from anodemap.pdf import (
     bootstrap_pdf,
     compare_regions,
-    electron_scattering_factor,
     find_peaks,
     pair_distribution,
     reduced_intensity,
 )
+from debye_patterns import R1, R2, R3, debye, diamond_cluster
 
-A_SI = 5.431  # Å, lattice parameter of diamond Si
-R1, R2, R3 = A_SI * np.sqrt(3) / 4, A_SI / np.sqrt(2), A_SI * np.sqrt(11) / 4
 S = np.arange(0.0025, 2.2, 0.0025)  # s = 1/d, 1/Å
 S_RANGE = (0.2, 2.0)
 R = np.arange(0.0, 8.0, 0.005)  # Å
@@ -46,28 +43,12 @@ SCALE = 1.0128  # r1: 2.352 → 2.382 Å
 N_REP = 20
 
 
-def _diamond_cluster(radius: float) -> np.ndarray:
-    """Diamond-Si atoms within ``radius`` Å of a point off the lattice sites."""
-    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    basis = np.concatenate([fcc, fcc + 0.25])
-    n = np.arange(-4, 5)
-    cells = np.stack(np.meshgrid(n, n, n, indexing="ij"), -1).reshape(-1, 3)
-    pos = ((cells[:, None, :] + basis[None]) * A_SI).reshape(-1, 3) - 0.125 * A_SI
-    return pos[np.linalg.norm(pos, axis=1) <= radius]
-
-
 def _debye(pos: np.ndarray, s: np.ndarray, sigma_pair: float = 0.05) -> np.ndarray:
-    """Debye intensity of Si atoms at ``pos``, pair distances binned at 0.001 Å, with a
-    Gaussian pair-distance spread ``sigma_pair`` (Å) damping the interference term."""
-    d = pdist(pos)
-    edges = np.arange(0.0, d.max() + 0.002, 0.001)
-    h, _ = np.histogram(d, edges)
-    rc = 0.5 * (edges[1:] + edges[:-1])
-    m = h > 0
-    f = electron_scattering_factor("Si", s)
-    interference = 2.0 * (np.sinc(2.0 * np.outer(s, rc[m])) @ h[m])
-    damping = np.exp(-2.0 * np.pi**2 * sigma_pair**2 * s**2)
-    return f**2 * (len(pos) + interference * damping)
+    """Debye intensity with a 0.05 Å pair-distance spread by default."""
+    return debye(pos, s, sigma_pair)
+
+
+_diamond_cluster = diamond_cluster
 
 
 def _region(intensity: np.ndarray, seed: int) -> np.ndarray:
