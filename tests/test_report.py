@@ -211,18 +211,15 @@ def run_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(run_folder) -> SimpleNamespace:
-    """build_report on the run folder: paths, report.json's content, the page, seconds."""
+    """build_report on the run folder: paths, report.json's content, the page."""
     from anodemap.report import build_report
 
-    t0 = time.perf_counter()
     json_path, html_path = build_report(run_folder)
-    seconds = time.perf_counter() - t0
     return SimpleNamespace(
         json_path=json_path,
         html_path=html_path,
         data=json.loads(json_path.read_text()),
         html=html_path.read_text(encoding="utf-8"),
-        seconds=seconds,
         out=run_folder,
     )
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -196,12 +195,9 @@ def test_a_rerun_keeps_what_is_up_to_date_and_redoes_what_changed(first_run, dat
     study = tmp_path / "study.toml"  # a copy: changed below, other tests read the first
     study.write_text(study0.read_text())
     argv = ["run", str(study), "-o", str(out), "--no-progress", "--no-figures"]
-    t0 = time.perf_counter()
     assert main(argv) == 1
-    dt = time.perf_counter() - t0
     run = json.loads((out / "run.json").read_text())
     assert run["counts"] == {"done": 0, "skipped": 3, "failed": 1}
-    assert dt < 10  # checks only (the target, 5 s, is for the demo's command)
     # a changed parameter reruns that analysis only
     study.write_text(study.read_text().replace("rl_iterations = 5", "rl_iterations = 6"))
     assert main(argv) == 1

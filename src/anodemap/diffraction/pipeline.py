@@ -357,8 +357,9 @@ def _analyse_diffraction(
         energy = cal.beam_energy_kev
     if energy is None:
         raise AnodemapInputError(
-            "the beam energy is not in the file's metadata; pass it (--beam-energy KEV), "
-            "the templates need the wavelength"
+            "the beam energy is not in the file's metadata; pass it (--beam-energy KEV; "
+            "beam_energy_kev in a study file's parameters or in Python): the templates need "
+            "the wavelength"
         )
     # a value given and not used is said, not dropped without a word
     unused = {}

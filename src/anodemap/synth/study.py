@@ -47,6 +47,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -307,18 +308,12 @@ def _pristine(shape: tuple[int, int], pixel_size_nm: float, seed: int) -> Phanto
     pore = base.labels == Label.PORE
     labels = np.where(pore, Label.PORE, Label.SI).astype(np.uint8)
     oxide = np.where(pore, 0.0, _SIOX_SCALE * base.oxide_fraction)
-    return Phantom(
+    return dataclasses.replace(
+        base,
         labels=labels,
         li_per_si=np.zeros(base.shape),
         oxide_fraction=oxide,
         t_over_lambda=_retarget_thickness(base, labels),
-        grain_id=base.grain_id,
-        boundary=base.boundary,
-        boundary_distance_nm=base.boundary_distance_nm,
-        grain_euler_deg=base.grain_euler_deg,
-        grain_sheet_angle_deg=base.grain_sheet_angle_deg,
-        pixel_size_nm=base.pixel_size_nm,
-        seed=base.seed,
         label_names=dict(ALL_LABEL_NAMES),
     )
 
@@ -393,18 +388,12 @@ def _delithiated(
     target[core] = np.clip(level + variation[core], *core_range)
     shift = np.where(pore, 0.0, target - e_cal)
 
-    return Phantom(
+    return dataclasses.replace(
+        base,
         labels=labels,
         li_per_si=li,
         oxide_fraction=base.oxide_fraction.copy(),
         t_over_lambda=_retarget_thickness(base, labels),
-        grain_id=base.grain_id,
-        boundary=base.boundary,
-        boundary_distance_nm=base.boundary_distance_nm,
-        grain_euler_deg=base.grain_euler_deg,
-        grain_sheet_angle_deg=base.grain_sheet_angle_deg,
-        pixel_size_nm=base.pixel_size_nm,
-        seed=base.seed,
         label_names=dict(ALL_LABEL_NAMES),
         plasmon_shift_eV=shift,
     )
