@@ -326,24 +326,18 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 150) -> Path:
     >>> save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "empty.png").name
     'empty.png'
     """
-    from anodemap.io.outdir import claim, temporary_path
+    from anodemap.io.atomic import atomic_path
 
     path = Path(path)
-    claim(path)
-    tmp = temporary_path(path)
     kwargs: dict[str, Any] = {"dpi": dpi}
     if path.suffix.lower() == ".png":
         kwargs["pil_kwargs"] = {"compress_level": 1}
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, **kwargs)
         if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure: release it
             import matplotlib.pyplot as plt
 
             plt.close(fig)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

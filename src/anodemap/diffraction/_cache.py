@@ -27,10 +27,11 @@ import contextlib
 import hashlib
 import os
 import pickle
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from anodemap.io.atomic import atomic_path
 
 __all__ = ["cache_dir", "cached"]
 
@@ -108,13 +109,7 @@ def cached(kind: str, parts: tuple, build: Callable[[], Any], enabled: bool = Tr
     except Exception:  # absent, unreadable, or from other versions of numpy: build anew
         pass
     value = build()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            pickle.dump(value, f, protocol=5)
-        os.replace(tmp, path)
-    except OSError:  # a read-only or full disk: the result is still returned
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    # a read-only or full disk: the result is still returned
+    with contextlib.suppress(OSError), atomic_path(path, record=False) as tmp, open(tmp, "wb") as f:
+        pickle.dump(value, f, protocol=5)
     return value

@@ -35,7 +35,6 @@ when complete.
 from __future__ import annotations
 
 import threading
-import uuid
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -436,7 +435,7 @@ def stream_to_zspy(
     """
     import zarr
 
-    from anodemap.io.files import remove_path, replace_path
+    from anodemap.io.atomic import remove_path, replace_path, temporary_path
 
     if compressor is None:
         import numcodecs
@@ -445,7 +444,7 @@ def stream_to_zspy(
         # documented default), so that compressor=None means the same on both paths
         compressor = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
 
-    tmp = out.with_name(f".{out.stem}.partial-{uuid.uuid4().hex[:8]}{out.suffix}")
+    tmp = temporary_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # zarr 2.18 deprecates the store class for zarr 3 (as in anodemap.io.save)

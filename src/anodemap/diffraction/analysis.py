@@ -98,7 +98,12 @@ class DiffractionAnalysis(Analysis):
 
             preload = import_in_background()  # for this process's share of the figures
         result = analyse_diffraction(
-            dataset, p, client=context.client, progress=context.progress, regions=regions
+            dataset,
+            p,
+            client=context.client,
+            progress=context.progress,
+            regions=regions,
+            log=context.log,
         )
         if preload is not None:
             preload.join()

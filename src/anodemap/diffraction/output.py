@@ -259,17 +259,10 @@ def _write_text_atomically(path: Path, write: Any) -> None:
     """Call ``write(fh)`` on a temporary file unique to this process and call, then
     rename it to ``path`` (recorded as this run's in an output folder this process
     holds: :func:`anodemap.io.outdir.claim`)."""
-    from anodemap.io.outdir import claim, temporary_path
+    from anodemap.io.atomic import atomic_path
 
-    claim(path)
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        write(fh)
 
 
 def write_diffraction_results(

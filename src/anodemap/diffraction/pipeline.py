@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +215,7 @@ def analyse_diffraction(
     client: Any = None,
     progress: bool = True,
     regions: np.ndarray | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> DiffractionResult:
     """Phase, orientation, reliability and virtual-image maps of a 4D dataset.
 
@@ -238,6 +240,10 @@ def analyse_diffraction(
     regions : ndarray of int, shape ``nav_shape``, optional
         Regions of the scan to average and report on (``summary()["regions"]``): 0 where
         in none, each other value a region.
+    log : callable, optional
+        Takes the lines said to the user (how the patterns are read); default: the
+        ``anodemap`` logger. An analysis passes its context's log (in a study, prefixed
+        with the state and dataset).
 
     Returns
     -------
@@ -250,7 +256,8 @@ def analyse_diffraction(
         that cannot allocate) out of core: the message says how much memory the process
         may use and what to do.
     """
-    kwargs = {"client": client, "progress": progress, "regions": regions}
+    log = log or _note
+    kwargs = {"client": client, "progress": progress, "regions": regions, "log": log}
     reading = {"allow_in_memory": True, "in_memory": False}
     try:
         return _analyse_diffraction(dataset, parameters, reading=reading, **kwargs)
@@ -264,10 +271,9 @@ def analyse_diffraction(
             raise _out_of_memory(err, dataset, reading) from err
     # out of memory with the patterns in memory: they are freed with the exception (a
     # new try, outside the handler that held it) and the run done again out of core
-    _note(
+    log(
         "ran out of memory with the patterns in memory; running again, reading them chunk "
-        "by chunk in every pass (--in-memory-gb 0 does so from the start)",
-        progress,
+        "by chunk in every pass (--in-memory-gb 0 does so from the start)"
     )
     reading = {"allow_in_memory": False, "in_memory": False}
     try:
@@ -314,6 +320,7 @@ def _analyse_diffraction(
     progress: bool,
     regions: np.ndarray | None,
     reading: dict,
+    log: Callable[[str], None],
 ) -> DiffractionResult:
     """:func:`analyse_diffraction`; ``reading`` says whether the patterns may be read into
     memory (``allow_in_memory``) and, once they are, that they were (``in_memory``)."""
@@ -408,7 +415,7 @@ def _analyse_diffraction(
     with ThreadPoolExecutor(max_workers=1) as pool:
         templates = pool.submit(build_matcher)
         refiners = pool.submit(build_refiners) if refine else None
-        data = _in_memory(data, p.in_memory_gb, client, progress, reading)
+        data = _in_memory(data, p.in_memory_gb, client, progress, reading, log)
         with progress_label("direct-beam centres"):
             beam = find_direct_beam(data, client=client, progress=progress)
         centres = beam.filled()
@@ -678,14 +685,19 @@ def _in_memory_need(nbytes: int) -> int:
     return int(_INPUT_MARGIN * nbytes + _RUN_RESERVE_BYTES + _RUN_RESERVE_PER_CORE * usable_cores())
 
 
-def _note(message: str, progress: bool) -> None:
+def _note(message: str) -> None:
     """One line for the user, to the ``anodemap`` logger (the command line prints its
-    lines on stderr; ``progress`` is kept for the callers' sake)."""
+    lines on stderr)."""
     logging.getLogger("anodemap").info(message)
 
 
 def _in_memory(
-    data: Any, limit_gb: float, client: Any, progress: bool, reading: dict | None = None
+    data: Any,
+    limit_gb: float,
+    client: Any,
+    progress: bool,
+    reading: dict | None = None,
+    log: Callable[[str], None] = _note,
 ) -> Any:
     """``data`` read into memory when it is lazy, local, at most ``limit_gb`` GB and fits
     in the memory the process may use (:func:`anodemap._platform.memory_budget`); else
@@ -706,19 +718,17 @@ def _in_memory(
         return data
     size = f"{data.nbytes / 1e9:.2f} GB"
     if not data.nbytes <= limit_gb * 1e9:
-        _note(
+        log(
             f"reading the patterns chunk by chunk in every pass: the input ({size}) is larger "
-            f"than --in-memory-gb {limit_gb:g}",
-            progress,
+            f"than --in-memory-gb {limit_gb:g}"
         )
         return data
     budget = memory_budget()
     need = _in_memory_need(data.nbytes)
     if budget.bytes is not None and need > budget.bytes:
-        _note(
+        log(
             f"reading the patterns chunk by chunk in every pass: in memory this input "
-            f"({size}) would need about {need / 1e9:.1f} GB, and {describe_budget(budget)}",
-            progress,
+            f"({size}) would need about {need / 1e9:.1f} GB, and {describe_budget(budget)}"
         )
         return data
     from anodemap._compute import local_scheduler, progress_context
@@ -726,7 +736,7 @@ def _in_memory(
     # one file chunk: read in this thread, where the codec may use its own threads
     # (measured 2x faster on a one-chunk .zspy than in a dask worker thread)
     scheduler = local_scheduler("synchronous" if data.npartitions == 1 else "threads")
-    _note(f"reading the patterns ({size}) into memory once", progress)
+    log(f"reading the patterns ({size}) into memory once")
     out = None
     try:
         out = np.empty(data.shape, dtype=data.dtype)
@@ -734,10 +744,9 @@ def _in_memory(
             da.store(data, out, lock=False, scheduler=scheduler)
     except MemoryError:
         out = None
-        _note(
+        log(
             "the patterns did not fit in memory after all: reading them chunk by chunk in "
-            "every pass instead",
-            progress,
+            "every pass instead"
         )
         return data
     reading["in_memory"] = True

@@ -17,7 +17,6 @@ import datetime as _dt
 import functools
 import os
 import sys
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,9 @@ from typing import Any
 import numpy as np
 
 # one formula of the electron wavelength in the package (the diffraction calibration's)
-from anodemap.diffraction.calibration import electron_wavelength
+from anodemap.constants import electron_wavelength
 from anodemap.errors import AnodemapInputError, AnodemapIOError
+from anodemap.io.atomic import atomic_path
 
 # blocks of scan rows of the size the stream reads and writes (about 8 MiB)
 from anodemap.io.tvips import rows_per_block
@@ -349,17 +349,13 @@ def write_blo(
         "original_metadata": {"blockfile_header": header},
         "attributes": {"_lazy": True},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
-        _write_blockfile(tmp, signal, nav_u8, progress)
-        if not sdp:
-            # uncalibrated: SDP = 0, which rosettasciio's reader takes as "scale 1"
-            _write_header_field(tmp, "SDP", 0)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            _write_blockfile(tmp, signal, nav_u8, progress)
+            if not sdp:
+                # uncalibrated: SDP = 0, which rosettasciio's reader takes as "scale 1"
+                _write_header_field(tmp, "SDP", 0)
     except Exception as err:
-        if tmp.exists():
-            tmp.unlink()
         if isinstance(err, AnodemapInputError | AnodemapIOError):
             raise
         raise AnodemapIOError(

@@ -22,8 +22,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from anodemap.errors import AnodemapInputError, AnodemapIOError
 from anodemap.io._contiguous import is_unchunked_error, read_contiguous_hspy
 from anodemap.io._damaged import check_blockfile, check_zspy, read_zspy_lazy
 from anodemap.io._hyperspy_rules import dataset_from_reader
+from anodemap.io.atomic import atomic_path
 from anodemap.io.dataset import Dataset
 from anodemap.io.kinds import Kind, describe
 
@@ -360,47 +359,23 @@ def save(
     plugin = _plugin_for(path, write=True)
     if path.exists() and not overwrite:
         raise AnodemapIOError(f"{path}: exists, and is kept (overwrite=False)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
     writer = importlib.import_module(plugin["api"]).file_writer
     kwargs: dict[str, Any] = {}
     if plugin["name"] in ("HSPY", "ZSPY"):
         kwargs["show_progressbar"] = False
     kwargs.update(writer_options or {})
     try:
-        with warnings.catch_warnings():
+        with atomic_path(path) as tmp, warnings.catch_warnings():
             # rosettasciio's .zspy store class, deprecated by zarr 2.18 for zarr 3: not
             # the user's to act on (the file is the standard nested layout)
             warnings.filterwarnings(
                 "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
             )
             writer(str(tmp), dataset.to_dict(), **kwargs)
-        replace_path(tmp, path)
     except Exception as err:
-        remove_path(tmp)
         if isinstance(err, AnodemapIOError):
             raise
         raise AnodemapIOError(
             f"{path}: could not be written ({type(err).__name__}: {err})"
         ) from err
     return path
-
-
-def remove_path(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists():
-        p.unlink()
-
-
-def replace_path(tmp: Path, path: Path) -> None:
-    """Rename tmp onto path; directories (.zspy stores) go through a backup name."""
-    if tmp.is_dir() and path.exists():
-        backup = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(path, backup)
-        os.replace(tmp, path)
-        remove_path(backup)
-    else:
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)

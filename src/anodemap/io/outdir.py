@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from anodemap.errors import AnodemapIOError
+from anodemap.io.atomic import atomic_path, temporary_path
 
 __all__ = [
     "LOCK_NAME",
@@ -97,23 +98,6 @@ Log = Callable[[str], None]
 
 def _stderr_log(msg: str) -> None:
     print(f"[anodemap] {msg}", file=sys.stderr, flush=True)
-
-
-def temporary_path(path: str | os.PathLike) -> Path:
-    """A hidden temporary name beside ``path``, unique to this process and call.
-
-    The pid in the name tells the cleanup of a later run whether the writer is still
-    alive; the random part keeps two writers in one process apart.
-
-    Examples
-    --------
-    >>> import os
-    >>> tmp = temporary_path("out/overview.png")
-    >>> tmp.name.startswith(f".overview.partial-{os.getpid()}-"), tmp.suffix
-    (True, '.png')
-    """
-    path = Path(path)
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
 
 
 # ------------------------------------------------------------------- the input
@@ -604,12 +588,10 @@ class OutputFolder:
     def _save_manifest(self) -> None:
         names = sorted(self.claimed | self.previous)
         path = self.path / MANIFEST_NAME
-        tmp = temporary_path(path)
         try:
-            tmp.write_text(json.dumps({"files": names}, indent=1) + "\n")
-            os.replace(tmp, path)
+            with atomic_path(path, record=False) as tmp:
+                tmp.write_text(json.dumps({"files": names}, indent=1) + "\n")
         except OSError as err:
-            tmp.unlink(missing_ok=True)
             raise _unwritable(self.path, err, self.option) from err
 
     def _known_files(self) -> None:

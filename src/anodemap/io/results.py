@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from anodemap.io.atomic import atomic_path
 from anodemap.io.dataset import Axis, Dataset
 
 __all__ = ["map_dataset", "write_json", "write_text"]
@@ -51,17 +52,9 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     >>> write_text("a,b\\n", pathlib.Path(tempfile.mkdtemp()) / "t.csv").read_text()
     'a,b\\n'
     """
-    from anodemap.io.outdir import claim, temporary_path
-
     path = Path(path)
-    claim(path)
-    tmp = temporary_path(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
