@@ -364,7 +364,7 @@ def test_region_maps_from_image_files(tmp_path):
     and a map of the wrong size are clear errors."""
     from PIL import Image
 
-    from anodemap.diffraction.pipeline import load_regions
+    from anodemap.io.regions import load_regions
     from anodemap.errors import AnodemapIOError
 
     labels = np.zeros((6, 7), np.uint8)

@@ -88,7 +88,7 @@ class DiffractionAnalysis(Analysis):
         if files.get("regions"):
             import numpy as np
 
-            from anodemap.diffraction.pipeline import load_regions
+            from anodemap.io.regions import load_regions
 
             regions = load_regions(files["regions"], dataset.nav_shape)
             context.log(f"regions: {len(np.unique(regions[regions > 0]))} from {files['regions']}")

@@ -42,7 +42,6 @@ from __future__ import annotations
 import csv
 import math
 import re
-import shlex
 import warnings
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -51,8 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anodemap.diffraction.calibration import electron_wavelength
+from anodemap.constants import electron_wavelength
 from anodemap.errors import AnodemapInputError
+from anodemap.io.cif import CifError, cif_float, read_cif_block
+from anodemap.io.results import write_text
 
 __all__ = [
     "AtomSite",
@@ -84,10 +85,6 @@ _MEC2_EV = _ME * _C**2 / _E  # 510998.95 eV
 DEFAULT_B_ISO = 0.5
 
 _FIT_LIMIT_SIN_THETA_OVER_LAMBDA = 2.0  # the "s0-2" fit of Peng et al. 1996 is valid up to here
-
-
-class CifError(AnodemapInputError):
-    """A CIF file cannot be used as a crystal structure (the message names file and problem)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -659,100 +656,6 @@ class Crystal:
 # --------------------------------------------------------------------------------------
 
 
-def _cif_tokens(text: str, path: str) -> list[tuple[str, int]]:
-    """Split CIF text into (token, line number); semicolon text fields are one token."""
-    tokens: list[tuple[str, int]] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith(";"):
-            buf = [line[1:]]
-            start = i + 1
-            i += 1
-            while i < len(lines) and not lines[i].startswith(";"):
-                buf.append(lines[i])
-                i += 1
-            if i >= len(lines):
-                raise CifError(f"{path}: line {start}: text field opened with ';' is never closed")
-            tokens.append(("\n".join(buf), start))
-            i += 1
-            continue
-        try:
-            lex = shlex.shlex(line, posix=True)
-            lex.whitespace_split = True
-            lex.commenters = "#"
-            lex.quotes = "'\""
-            parts = list(lex)
-        except ValueError as exc:
-            raise CifError(f"{path}: line {i + 1}: {exc} in {line.strip()!r}") from exc
-        tokens += [(p, i + 1) for p in parts]
-        i += 1
-    return tokens
-
-
-def _parse_cif(text: str, path: str) -> tuple[dict[str, str], list[dict[str, list[str]]]]:
-    """Items and loops of the first data block."""
-    tokens = _cif_tokens(text, path)
-    items: dict[str, str] = {}
-    loops: list[dict[str, list[str]]] = []
-    i, n = 0, len(tokens)
-    seen_data = False
-    while i < n:
-        tok, line = tokens[i]
-        low = tok.lower()
-        if low.startswith("data_"):
-            if seen_data:
-                break  # only the first data block
-            seen_data = True
-            i += 1
-        elif low == "loop_":
-            i += 1
-            names = []
-            while i < n and tokens[i][0].startswith("_"):
-                names.append(tokens[i][0].lower())
-                i += 1
-            values = []
-            while i < n:
-                t = tokens[i][0]
-                tl = t.lower()
-                if t.startswith("_") or tl == "loop_" or tl.startswith("data_"):
-                    break
-                values.append(t)
-                i += 1
-            if not names:
-                raise CifError(f"{path}: line {line}: 'loop_' without data names")
-            if len(values) % len(names):
-                raise CifError(
-                    f"{path}: line {line}: loop of {', '.join(names)} has {len(values)} values, "
-                    f"not a multiple of its {len(names)} columns (a missing or extra value)"
-                )
-            loops.append({nm: values[k :: len(names)] for k, nm in enumerate(names)})
-        elif tok.startswith("_"):
-            if i + 1 >= n:
-                raise CifError(f"{path}: line {line}: data name {tok} has no value")
-            items[low] = tokens[i + 1][0]
-            i += 2
-        else:
-            i += 1  # global_, save frames etc. are ignored
-    if not seen_data:
-        raise CifError(f"{path}: no 'data_' block: is this a CIF file?")
-    return items, loops
-
-
-_UNCERTAINTY_RE = re.compile(r"\(\d+\)$")
-
-
-def _cif_float(value: str, what: str, path: str) -> float:
-    v = _UNCERTAINTY_RE.sub("", value.strip())
-    if v in {".", "?"}:
-        raise CifError(f"{path}: {what} is not given ('{value}')")
-    try:
-        return float(v)
-    except ValueError as exc:
-        raise CifError(f"{path}: {what} = {value!r} is not a number") from exc
-
-
 _SYMOP_KEYS = (
     "_space_group_symop_operation_xyz",
     "_symmetry_equiv_pos_as_xyz",
@@ -795,11 +698,8 @@ def read_cif(path: str | Path, name: str | None = None) -> Crystal:
     ('Si', 5.431, 192)
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise CifError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    items, loops = _parse_cif(text, str(path))
+    block = read_cif_block(path)
+    items, loops = block.items, block.loops
 
     cell = []
     for key in (
@@ -812,7 +712,7 @@ def read_cif(path: str | Path, name: str | None = None) -> Crystal:
     ):
         if key not in items:
             raise CifError(f"{path}: {key} is missing: the unit cell is not defined")
-        cell.append(_cif_float(items[key], key, str(path)))
+        cell.append(cif_float(items[key], key, str(path)))
 
     # symmetry operations
     ops_txt: list[str] | None = None
@@ -878,7 +778,7 @@ def read_cif(path: str | Path, name: str | None = None) -> Crystal:
         except AnodemapInputError as exc:
             raise CifError(f"{path}: atom site {label!r}: {exc}") from exc
         frac = tuple(
-            _cif_float(site_loop[f"_atom_site_fract_{ax}"][k], f"{label} fract_{ax}", str(path))
+            cif_float(site_loop[f"_atom_site_fract_{ax}"][k], f"{label} fract_{ax}", str(path))
             for ax in "xyz"
         )
         occ = 1.0
@@ -886,14 +786,14 @@ def read_cif(path: str | Path, name: str | None = None) -> Crystal:
             ".",
             "?",
         }:
-            occ = _cif_float(site_loop["_atom_site_occupancy"][k], f"{label} occupancy", str(path))
+            occ = cif_float(site_loop["_atom_site_occupancy"][k], f"{label} occupancy", str(path))
         b_iso = None
         for key, factor in (
             ("_atom_site_b_iso_or_equiv", 1.0),
             ("_atom_site_u_iso_or_equiv", 8.0 * math.pi**2),
         ):
             if key in site_loop and site_loop[key][k] not in {".", "?"}:
-                b_iso = factor * _cif_float(site_loop[key][k], f"{label} {key}", str(path))
+                b_iso = factor * cif_float(site_loop[key][k], f"{label} {key}", str(path))
                 break
         if b_iso is None:
             warnings.warn(
@@ -910,7 +810,7 @@ def read_cif(path: str | Path, name: str | None = None) -> Crystal:
         formula = items.get("_chemical_formula_sum", "")
         name = re.sub(r"\s+", "", formula) if formula not in {"", "?", "."} else path.stem
         name = re.sub(r"(?<=[A-Za-z])1(?![0-9])", "", name)  # "Si1" -> "Si"
-    source = _cif_source(text) or str(path)
+    source = block.source or str(path)
     try:
         return Crystal(
             name=name,
@@ -923,17 +823,6 @@ def read_cif(path: str | Path, name: str | None = None) -> Crystal:
         )
     except AnodemapInputError as exc:
         raise CifError(f"{path}: {exc}") from exc
-
-
-def _cif_source(text: str) -> str:
-    """The leading comment block of a CIF (where anodemap's data files state their source)."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            out.append(line[1:].strip())
-        elif line.strip():
-            break
-    return "\n".join(out).strip()
 
 
 def write_cif(crystal: Crystal, path: str | Path, comment: str | None = None) -> Path:
@@ -991,8 +880,7 @@ def write_cif(crystal: Crystal, path: str | Path, comment: str | None = None) ->
         lines.append(
             f"{s.label} {s.element} {x:.8f} {y:.8f} {z:.8f} {s.occupancy:.6f} {s.b_iso:.6f}"
         )
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_text("\n".join(lines) + "\n", path)
 
 
 # --------------------------------------------------------------------------------------

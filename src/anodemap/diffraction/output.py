@@ -8,6 +8,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from anodemap.io import Axis, Dataset, save
-from anodemap.io.results import map_dataset, write_json
+from anodemap.io.ang import write_ang_file
+from anodemap.io.results import map_dataset, write_json, write_text
 
 __all__ = [
     "averaged_patterns_figure",
@@ -214,55 +216,16 @@ def write_ang(result: Any, path: str | os.PathLike) -> Path:
         np.nan_to_num(np.asarray(result.maps["virtual_adf"]).reshape(-1)),
         np.nan_to_num(np.asarray(result.maps["correlation"]).reshape(-1)),
     ]
-    lines = [
-        "# TEM_PIXperUM          1.000000",
-        "# x-star 0",
-        "# y-star 0",
-        "# z-star 0",
-        "# WorkingDistance 0",
-        "#",
-    ]
-    for key, name in sorted(result.phase_labels.items(), key=lambda kv: int(kv[0])):
-        if int(key) <= 0:
-            continue
-        lines += [
-            f"# Phase {key}",
-            f"# MaterialName  	{name}",
-            f"# Formula     	{name}",
-            "# Symmetry              43",
-            "#",
-        ]
-    lines += [
-        "# GRID: SqrGrid",
-        f"# XSTEP: {step_x * to_um:.6f}",
-        f"# YSTEP: {step_y * to_um:.6f}",
-        f"# NCOLS_ODD: {nx}",
-        f"# NCOLS_EVEN: {nx}",
-        f"# NROWS: {ny}",
-        "#",
-        "# written by anodemap: IQ = virtual bright field, CI = orientation reliability/100,"
-        " SEM signal = virtual ADF, Fit = correlation index Q",
-        "#",
-    ]
-    table = np.column_stack(cols)
-    fmt = ["%.5f"] * 3 + ["%.5f"] * 2 + ["%.3f", "%.3f", "%d", "%.3f", "%.4f"]
-
-    def write(fh: Any) -> None:
-        fh.write("\n".join(lines) + "\n")
-        np.savetxt(fh, table, fmt=fmt)
-
-    _write_text_atomically(path, write)
-    return path
-
-
-def _write_text_atomically(path: Path, write: Any) -> None:
-    """Call ``write(fh)`` on a temporary file unique to this process and call, then
-    rename it to ``path`` (recorded as this run's in an output folder this process
-    holds: :func:`anodemap.io.outdir.claim`)."""
-    from anodemap.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        write(fh)
+    phases = {int(k): name for k, name in result.phase_labels.items() if int(k) > 0}
+    return write_ang_file(
+        path,
+        np.column_stack(cols),
+        phases,
+        step_um=(step_y * to_um, step_x * to_um),
+        shape=(ny, nx),
+        note="IQ = virtual bright field, CI = orientation reliability/100, SEM signal = "
+        "virtual ADF, Fit = correlation index Q",
+    )
 
 
 def write_diffraction_results(
@@ -410,17 +373,16 @@ def write_averaged_patterns(avg: Any, outdir: str | os.PathLike, stem: str = "me
         f"{name}: {int(k)} patterns" for name, k in zip(avg.names, avg.n_patterns, strict=True)
     )
     columns = ",".join(["s (1/Å)", *[f'"{name}"' for name in avg.names]])
-    _write_text_atomically(
-        csv,
-        lambda fh: np.savetxt(
-            fh,
-            np.column_stack([avg.s, np.asarray(avg.profiles).T]),
-            delimiter=",",
-            header=header[2:] + "\n" + columns,
-            comments="",
-            fmt="%.7g",
-        ),
+    text = io.StringIO()
+    np.savetxt(
+        text,
+        np.column_stack([avg.s, np.asarray(avg.profiles).T]),
+        delimiter=",",
+        header=header[2:] + "\n" + columns,
+        comments="",
+        fmt="%.7g",
     )
+    write_text(text.getvalue(), csv)
     return [f"{stem}_patterns.hspy", f"{stem}_profiles.hspy", f"{stem}_profiles.csv"]
 
 
