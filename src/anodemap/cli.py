@@ -53,6 +53,11 @@ def _console(args: argparse.Namespace) -> None:
         _LOGGER.setLevel(logging.INFO)
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless --no-progress or --quiet (which says only warnings/errors)."""
+    return not (args.no_progress or getattr(args, "quiet", False))
+
+
 # ------------------------------------------------------------------ simulate
 def _simulate_eels(outdir: Path, shape: tuple[int, int], seed: int, pixel_size: float) -> Path:
     """Simulate a spectrum image and write it with its truth maps; return the .hspy path."""
@@ -202,7 +207,7 @@ def _context(args: argparse.Namespace) -> Any:
 
     return Context(
         scheduler=getattr(args, "scheduler", None),
-        progress=not args.no_progress,
+        progress=_progress(args),
         figures=not args.no_figures,
         log=_log,
         command_line=command_line(args),
@@ -252,11 +257,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
             camera_length=args.camera_length,
             intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
             allow_truncated=args.allow_truncated,
-            progress=not args.no_progress,
+            progress=_progress(args),
             single_pass=not args.two_pass,
         )
-        if args.no_progress:  # with progress, the library has said it before writing
-            print(plan.summary(), file=sys.stderr)
+        if not _progress(args):  # with progress, the library has said it before writing
+            _log(plan.summary())
         sp = plan.scores.get("single_pass")
         if sp:
             _log(

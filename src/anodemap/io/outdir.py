@@ -197,7 +197,8 @@ def command_line(args: Any = None) -> str | None:
     """The command line of this run, as a shell would take it.
 
     ``args.argv`` where the caller set it (the demo for the commands it runs); else
-    ``sys.argv`` when this process is the ``anodemap`` command; else (``main`` called
+    ``sys.argv`` when this process is the ``anodemap`` command (or ``python -m
+    anodemap``); else (``main`` called
     from Python) the command rebuilt from the parsed options, every option spelled out.
 
     Examples
@@ -209,14 +210,18 @@ def command_line(args: Any = None) -> str | None:
     "anodemap eels 'a b.hspy' -o out --window 8 25 --no-figures"
     """
     argv = getattr(args, "argv", None)
+    program = ["anodemap"]
     if argv is None and Path(sys.argv[0]).name == "anodemap":
         argv = sys.argv[1:]
+    elif argv is None and Path(sys.argv[0]).parts[-2:] == ("anodemap", "__main__.py"):
+        argv, program = sys.argv[1:], ["python", "-m", "anodemap"]
     if argv is not None:
-        return shlex.join(["anodemap", *map(str, argv)])
+        return shlex.join([*program, *map(str, argv)])
     if args is None:
         return None
     words = ["anodemap"]
-    values = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
+    # func and analysis are set by the parser itself (set_defaults), not options
+    values = {k: v for k, v in vars(args).items() if k not in ("func", "argv", "analysis")}
     for key in ("command", "modality", "input"):
         if values.get(key) is not None:
             words.append(str(values.pop(key)))
