@@ -29,7 +29,7 @@ from anodemap.synth import make_phantom, simulate_eels  # noqa: E402
 _SHARED = {
     "fit_status": [0, 1, 2, 3, 4, 5, 7],
     "li_si_status": [0, 1, 2, 3, 4, 5, 6, 7],
-    "li_k_status": [0, 3, 4, 5, 8, 9, 10],
+    "li_k_status": [0, 1, 3, 4, 5, 8, 9, 10],
 }
 
 

@@ -49,7 +49,9 @@ _FILES = {
     "loss_peak_energy": "loss_peak_energy",
     "li2o_window": "li2o_window",
     "li_k": "li_k",
+    "li_k_err": "li_k_uncertainty",
     "li_k_fraction": "li_k_fraction",
+    "li_k_fraction_err": "li_k_fraction_uncertainty",
     "li_k_background_exponent": "li_k_background_exponent",
     "zlp_position": "zlp_position",
 }
@@ -89,7 +91,7 @@ _STATUS_COLOURS = {
     Status.NO_ZERO_LOSS: "#AA3377",  # purple
     Status.OUTSIDE_CALIBRATION: "#4477AA",  # blue
     Status.STRONGEST_PEAK_OUTSIDE_WINDOW: "#66CCEE",  # cyan
-    Status.BACKGROUND_NO_COUNTS: "#EE7733",  # orange
+    Status.BACKGROUND_NO_COUNTS: "#009988",  # teal (far from the red of NOT_CONVERGED)
     Status.BACKGROUND_EXPONENT: "#332288",  # indigo
     Status.TOO_THICK: "#DDCC77",  # sand (never in a map with yellow)
     # the diffraction codes never occur in an EELS map; coloured so that any status map
@@ -478,7 +480,13 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def compare_li_k(result: Any, truth: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The Li-K part of :func:`compare_with_truth` (see there)."""
+    """The Li-K part of :func:`compare_with_truth` (see there).
+
+    Besides the rank correlations, where the truth has the exact edge counts and the
+    result a 1σ map (``li_k_err``, ``li_k_fraction_err``): the errors in units of their
+    1σ (``normalised_error_vs_exact_truth``: their spread, and the shares within 1σ
+    and 2σ; 1, 0.68 and 0.95 for an honest 1σ without bias).
+    """
     material = truth["labels"] != 0
     li_si = np.asarray(truth["li_per_si"], dtype=float)
     status = result.maps["li_k_status"]
@@ -523,6 +531,20 @@ def compare_li_k(result: Any, truth: dict[str, np.ndarray]) -> dict[str, Any]:
             entry["relative_error_vs_exact_truth"] = _error_stats(
                 (values[has_li] - exact[has_li]) / exact[has_li]
             )
+            sigma = result.maps.get(f"{key}_err")
+            if sigma is not None:
+                z = (values[ok] - exact[ok]) / np.asarray(sigma, dtype=float)[ok]
+                z = z[np.isfinite(z)]
+                entry["normalised_error_vs_exact_truth"] = (
+                    {
+                        "n": int(z.size),
+                        "std": float(np.std(z)),
+                        "within_1_sigma": float(np.mean(np.abs(z) < 1)),
+                        "within_2_sigma": float(np.mean(np.abs(z) < 2)),
+                    }
+                    if z.size
+                    else None
+                )
         out[key] = entry
     return out
 

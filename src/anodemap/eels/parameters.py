@@ -59,6 +59,24 @@ class EELSParameters:
     li2o_window, li_k_window, li_k_background : (float, float)
         Energy windows in eV for the Li2O/silicate and Li-K maps (the Li-K background
         window is where the power law is fitted, below the edge).
+    li_k_method : {"fit", "window"}
+        Where the Li-K counts in ``li_k_window`` come from
+        (:func:`anodemap.eels.windows.edge_fit`): ``"fit"``, the edge of a power law
+        plus the hydrogenic Li-K edge fitted together over ``li_k_background`` and
+        ``li_k_edge_fit`` (less noisy: it uses every channel of the edge); ``"window"``,
+        the counts in the window above the power law of the background window (the
+        paper's map). See docs/eels.md, "The Li-K map", for how each measures against
+        the simulated truth.
+    li_k_edge_fit : (float, float)
+        Energies above the Li-K onset that the fit sees, in eV; the end is cut to the
+        axis less the Fourier-log taper (:data:`anodemap.eels.windows.LI_K_EDGE_FIT_EV`).
+    beam_energy_kev, collection_angle_mrad : float, optional
+        Incident energy (keV) and spectrometer collection semi-angle β (mrad) for the
+        shape of the hydrogenic Li-K edge (``li_k_method="fit"``). Default: the file's
+        metadata (``Acquisition_instrument.TEM.beam_energy`` and
+        ``...TEM.Detector.EELS.collection_angle``, HyperSpy's), else 200 keV (the
+        paper's) and 10 mrad (a model choice; the paper does not give β). Between 5 and
+        50 mrad, 80 and 300 keV the shape over 57-75 eV changes by at most 5 %.
     li_k_exponent_range : (float, float)
         Power-law exponents r of the Li-K background outside this range flag the pixel
         (``BACKGROUND_EXPONENT``); see :data:`anodemap.eels.windows.POWER_LAW_EXPONENT_RANGE`.
@@ -121,6 +139,36 @@ class EELSParameters:
     li2o_window: tuple[float, float] = _win.LI2O_WINDOW_EV
     li_k_window: tuple[float, float] = _win.LI_K_WINDOW_EV
     li_k_background: tuple[float, float] = _win.LI_K_BACKGROUND_EV
+    li_k_method: str = field(
+        default="fit",
+        metadata=option(
+            "--li-k-method",
+            "Li-K counts in 58-62 eV: from a power law and the hydrogenic edge fitted "
+            "together (fit), or the window's counts above the power law (window: the paper's)",
+            choices=("fit", "window"),
+        ),
+    )
+    li_k_edge_fit: tuple[float, float] = _win.LI_K_EDGE_FIT_EV
+    beam_energy_kev: float | None = field(
+        default=None,
+        metadata=option(
+            "--beam-energy",
+            "beam energy, for the shape of the Li-K edge",
+            unit="keV",
+            parse=number(above=0, unit=" keV"),
+            default_text="from the file, else 200",
+        ),
+    )
+    collection_angle_mrad: float | None = field(
+        default=None,
+        metadata=option(
+            "--collection-angle",
+            "spectrometer collection semi-angle, for the shape of the Li-K edge",
+            unit="mrad",
+            parse=number(above=0, unit=" mrad"),
+            default_text="from the file, else 10",
+        ),
+    )
     li_k_exponent_range: tuple[float, float] = _win.POWER_LAW_EXPONENT_RANGE
     li_k_max_thickness: float = 1.5
     thickness_method: str = "threshold"

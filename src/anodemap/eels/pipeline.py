@@ -5,7 +5,8 @@ alignment -> zero-loss extraction -> t/λ (log-ratio); then the plasmon fit on t
 spectra and the strongest loss peak (a warning where it lies outside the fit window);
 zero-loss deconvolution (Richardson–Lucy over the energy range of the 42 eV window
 only, Fourier-log, or none) -> the 42 eV window map; Fourier-log (which removes the
-plural plasmons) -> the Li-K edge map above a power-law background. With
+plural plasmons) -> the Li-K edge map, with its 1σ (a power law and the hydrogenic Li-K
+edge fitted together, or the paper's window above the power law). With
 ``EELSParameters(fit_deconvolved=True)`` the whole axis is deconvolved and the fit sees
 the deconvolved spectra. The data are read once, chunk by chunk, by the execution layer
 (:mod:`anodemap._compute`), so the same call runs in memory, out of core and on a
@@ -89,6 +90,13 @@ _LI_K_BIN_EV = 0.2
 # Channels of the Fourier-log taper at the end of the (summed) axis (2 eV at 0.2 eV).
 _LI_K_TAPER_CHANNELS = 10
 
+# The shape of the hydrogenic Li-K edge needs the beam energy and the collection angle;
+# where neither the parameters nor the file give them: the paper's 200 kV (JEOL 2200FS),
+# and 10 mrad (a model choice: the paper does not state beta; the shape over 57-75 eV
+# changes by at most 5 % between 5 and 50 mrad).
+_DEFAULT_BEAM_ENERGY_KEV = 200.0
+_DEFAULT_COLLECTION_ANGLE_MRAD = 10.0
+
 # Pixel counts at which the auto fit window is found on a sum of spectra: at most this
 # many, evenly spread over the scan (model choice: the sum of 256 spectra has the shape
 # of the scan's mean spectrum at far better counts).
@@ -107,9 +115,15 @@ _MAP_OUTPUTS: dict[str, tuple[str, str, OutputSpec]] = {
     "reduced_chi2": ("Reduced χ² of the plasmon fit", "", OutputSpec()),
     "loss_peak_energy": ("Strongest loss peak above the zero-loss peak", "eV", OutputSpec()),
     "li2o_window": ("Li$_2$O/silicate second-plasmon window, 42 ± 2 eV", "counts", OutputSpec()),
-    "li_k": ("Li-K edge, 60 ± 2 eV, above a power-law background", "counts", OutputSpec()),
+    "li_k": ("Li-K edge counts, 60 ± 2 eV", "counts", OutputSpec()),
+    "li_k_err": ("Li-K edge counts, 1σ (counting noise)", "counts", OutputSpec()),
     "li_k_fraction": (
         "Li-K edge counts per single-scattering count",
+        "Li-K / (I$_0$ t/λ)",
+        OutputSpec(),
+    ),
+    "li_k_fraction_err": (
+        "Li-K edge counts per single-scattering count, 1σ",
         "Li-K / (I$_0$ t/λ)",
         OutputSpec(),
     ),
@@ -263,7 +277,7 @@ def process_spectra(
     status[outside] = Status.STRONGEST_PEAK_OUTSIDE_WINDOW
 
     li2o = _win.integrate_window(deconvolved, win_energy, *p.li2o_window)
-    lik, lik_fraction, lik_r, lik_status = _li_k(aligned, zlp, energy, t, ok, pre_fit, p)
+    lik = _li_k(aligned, zlp, energy, t, ok, pre_fit, p)
 
     def masked(values: Any, bad_mask: np.ndarray) -> np.ndarray:
         return np.where(bad_mask, np.nan, np.asarray(values, dtype=float))
@@ -281,11 +295,8 @@ def process_spectra(
         "reduced_chi2": masked(fit.redchi, fit_bad),
         "loss_peak_energy": peak,
         "li2o_window": masked(li2o, input_bad),
-        "li_k": lik,
-        "li_k_fraction": lik_fraction,
-        "li_k_background_exponent": lik_r,
+        **lik,
         "fit_status": status,
-        "li_k_status": lik_status,
     }
     return maps, work, fit
 
@@ -311,20 +322,27 @@ def _li_k(
     ok: np.ndarray,
     input_status: np.ndarray,
     p: EELSParameters,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Li-K maps: counts, counts per single-scattering count, exponent, status.
+) -> dict[str, np.ndarray]:
+    """The Li-K maps: counts and their 1σ, per single-scattering count, exponent, status.
 
     Fourier-log (reconvolved by the zero-loss peak) on channels summed to about
     ``_LI_K_BIN_EV``: the single-scattering distribution, in which the plural plasmons
     that lie under and below the edge are gone, so that the pre-edge is a power law.
-    Then :func:`anodemap.eels.windows.edge_window`. The single-scattering count of a
-    pixel is ``I0 t/λ`` with ``I0 = I_t exp(-t/λ)`` (``I_t`` its total counts).
+    Then :func:`anodemap.eels.windows.edge_fit` with the hydrogenic Li-K shape
+    (``p.li_k_method``: the fitted edge's counts in the window, or the paper's window
+    counts above the two-area background), its 1σ from the counting noise of the
+    recorded spectra propagated through Fourier-log (:func:`_fourier_log_variance`).
+    The single-scattering count of a pixel is ``I0 t/λ`` with ``I0 = I_t exp(-t/λ)``
+    (``I_t`` its total counts).
     """
     n = aligned.shape[0]
     status = np.where(ok, np.uint8(Status.OK), input_status).astype(np.uint8)
     nan = np.full(n, np.nan)
+    names = ("li_k", "li_k_err", "li_k_fraction", "li_k_fraction_err", "li_k_background_exponent")
+    out = {k: nan.copy() for k in names}
+    out["li_k_status"] = status
     if not ok.any():
-        return nan, nan.copy(), nan.copy(), status
+        return out
     scale = float(energy[1] - energy[0])
     b = max(1, int(math.floor(_LI_K_BIN_EV / scale + 1e-9)))
     m = (energy.size // b) * b
@@ -338,24 +356,146 @@ def _li_k(
     # against a counting noise of about 45 counts
     ssd, fl_status = fourier_log(summed, zsum, e_b, taper=_LI_K_TAPER_CHANNELS)
     ssd = np.asarray(ssd, dtype=np.float64)
-    edge = _win.edge_window(
-        ssd, e_b, p.li_k_window, p.li_k_background, exponent_range=p.li_k_exponent_range
+    shape = _li_k_shape(e_b, p)
+    edge_end = min(p.li_k_edge_fit[1], float(e_b[-1]) - _LI_K_TAPER_CHANNELS * b * scale)
+    edge = _win.edge_fit(
+        ssd,
+        e_b,
+        shape,
+        p.li_k_window,
+        p.li_k_background,
+        (p.li_k_edge_fit[0], edge_end),
+        exponent_range=p.li_k_exponent_range,
+        method=p.li_k_method,
+        variance=_fourier_log_variance(summed, zsum, _LI_K_TAPER_CHANNELS),
     )
     sub = np.where(np.asarray(fl_status) != Status.OK, fl_status, edge.status).astype(np.uint8)
     thick = ~(t[rows] <= p.li_k_max_thickness)
     sub[thick & (sub == Status.OK)] = Status.TOO_THICK
     status[rows] = sub
     good = status == Status.OK
-    counts = nan.copy()
-    counts[rows] = edge.signal
-    counts[~good] = np.nan
-    exponent = nan.copy()
-    exponent[rows] = edge.exponent
+    for key, values in (("li_k", edge.signal), ("li_k_err", edge.error)):
+        out[key][rows] = values
+        out[key][~good] = np.nan
+    out["li_k_background_exponent"][rows] = edge.exponent
     total = aligned.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         single = total * np.exp(-t) * t
-        fraction = np.where(good, counts / single, np.nan)
-    return counts, fraction, exponent, status
+        out["li_k_fraction"] = np.where(good, out["li_k"] / single, np.nan)
+        out["li_k_fraction_err"] = np.where(good, out["li_k_err"] / single, np.nan)
+    return out
+
+
+def _li_k_shape(energy: np.ndarray, p: EELSParameters) -> np.ndarray:
+    """The hydrogenic Li-K cross-section on ``energy`` (cm²/eV) at the parameters' beam
+    energy and collection angle (their defaults where not resolved from a file)."""
+    e0 = _DEFAULT_BEAM_ENERGY_KEV if p.beam_energy_kev is None else p.beam_energy_kev
+    beta = (
+        _DEFAULT_COLLECTION_ANGLE_MRAD
+        if p.collection_angle_mrad is None
+        else p.collection_angle_mrad
+    )
+    return _win.hydrogenic_k_edge(energy, _win.LI_K_ONSET_EV, 3, e0, beta)
+
+
+def _fourier_log_variance(spectra: np.ndarray, zlp: np.ndarray, taper: int) -> Any:
+    """``variance(u, sel)``: the counting-noise variance of ``sum(u * S[sel])``, with
+    ``S`` the Fourier-log single-scattering distribution of ``spectra``.
+
+    To first order in the noise of the recorded spectrum ``J``, Fourier-log reconvolved
+    by ``Z`` changes by ``dS = F⁻¹[Z/J · F(dJ)]`` (``F`` the transform, on the padded
+    and tapered axis of :func:`~anodemap.eels.deconvolution.fourier_log`), so
+    ``sum(u dS) = sum(v dJ)`` with ``v = taper · F⁻¹[conj(Z/J) · F(u)]``, and the variance
+    is ``sum(v² var(J))``: the noise of every channel, the zero-loss and plasmon
+    regions' too, wherever Fourier-log moves it. The variance of each recorded channel
+    is modelled as ``g J + c`` (gain times counts plus read noise), with ``g`` and ``c``
+    estimated per spectrum from its second differences in the upper half of the axis
+    (:func:`_counting_variance`); the noise of the zero-loss peak ``Z``,
+    taken from the same spectrum, is left out (it changes the single scattering in
+    proportion, by about 1/sqrt(I0)).
+    """
+    import scipy.fft
+
+    n_pix, n_e = spectra.shape
+    n = scipy.fft.next_fast_len(2 * n_e - 1, real=True)
+    window = np.ones(n_e, dtype=np.float32)
+    if taper > 0:
+        window[n_e - taper :] = np.hanning(2 * taper)[taper:]
+    # float32 transforms: a variance needs nothing like float32's 1e-7 precision
+    j = np.asarray(spectra, dtype=np.float32)
+    jf = scipy.fft.rfft(j * window, n=n, axis=-1)
+    zf = scipy.fft.rfft(np.asarray(zlp, dtype=np.float32), n=n, axis=-1)
+    ratio = np.empty_like(jf)
+    _conj_ratio(zf, jf, ratio)
+    del jf, zf
+    var_j = np.empty_like(j)
+    _counting_variance(j, window, n_e // 2, var_j)
+
+    def variance(u: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        full = np.zeros((n_pix, n), dtype=np.float32)
+        full[:, sel] = u
+        f = scipy.fft.rfft(full, axis=-1)
+        f *= ratio
+        v = scipy.fft.irfft(f, n=n, axis=-1)[:, :n_e]
+        return np.einsum("ij,ij->i", v * v, var_j, dtype=np.float64)
+
+    return variance
+
+
+@numba.njit(cache=True, nogil=True)
+def _conj_ratio(zf, jf, out):
+    """``out = conj(zf / jf)``, 0 where ``jf`` is 0 or the ratio is not finite."""
+    for p in range(jf.shape[0]):
+        for k in range(jf.shape[1]):
+            j = jf[p, k]
+            jj = j.real * j.real + j.imag * j.imag
+            r = zf[p, k] * j.conjugate() / jj if jj > 0.0 else 0.0j
+            out[p, k] = r.conjugate() if math.isfinite(r.real) and math.isfinite(r.imag) else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_variance(spectra, window, start, out):
+    """Per spectrum, ``out = window² (g counts + c)``: the variance of each channel with
+    the gain ``g`` and offset ``c`` of ``var = g counts + c`` from second differences.
+
+    For independent channels of a spectrum that is smooth over three channels,
+    ``(y[i-1] - 2 y[i] + y[i+1])² / 6`` estimates the variance at ``i``; its least-squares
+    line against the mean counts of the nine channels around ``i`` (a mean of few would
+    carry noise enough to flatten the line) gives ``g`` (Poisson: the detector's
+    counts per electron) and ``c`` (read noise). ``c`` is not held >= 0: it is an
+    extrapolation to zero counts, noisy, and cutting it would bias ``g`` low; the
+    variance ``g counts + c`` is held >= 0 instead. Channels from ``start`` on: the upper
+    half of the axis, free of sharp features (zero-loss peak, plasmon maximum).
+    """
+    n_pix, n_e = spectra.shape
+    half = 4  # the level: mean of 9 channels, so that its own noise barely biases g
+    for p in range(n_pix):
+        y = spectra[p]
+        m = 0
+        sx = sy = sxx = sxy = 0.0
+        for i in range(max(start, half), n_e - half):
+            d = float(y[i - 1]) - 2.0 * float(y[i]) + float(y[i + 1])
+            q = d * d / 6.0
+            lv = 0.0
+            for k in range(i - half, i + half + 1):
+                lv += float(y[k])
+            lv /= 2 * half + 1
+            m += 1
+            sx += lv
+            sy += q
+            sxx += lv * lv
+            sxy += lv * q
+        g = c = 0.0
+        den = m * sxx - sx * sx
+        if m > 0 and den > 0.0:
+            g = (m * sxy - sx * sy) / den
+            c = (sy - g * sx) / m
+        if not g >= 0.0:
+            # no rise of the noise with the counts to be seen: a constant variance
+            g = 0.0
+            c = sy / m if m > 0 else 0.0
+        for i in range(n_e):
+            out[p, i] = max(g * float(y[i]) + c, 0.0) * window[i] * window[i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -489,8 +629,8 @@ class EELSResult:
         ``li_si_ratio``, ``li_si_uncertainty`` (statistical: the fit's 1σ through the
         slope of the calibration curve), ``li_si_calibration_uncertainty`` (systematic:
         the curve's own 1σ), ``thickness`` (t/λ), ``loss_peak_energy`` (eV),
-        ``li2o_window``, ``li_k`` (counts), ``li_k_fraction``,
-        ``li_k_background_exponent`` and three status maps (uint8,
+        ``li2o_window``, ``li_k`` (counts), ``li_k_err`` (its 1σ), ``li_k_fraction``,
+        ``li_k_fraction_err``, ``li_k_background_exponent`` and three status maps (uint8,
         :class:`anodemap.status.Status`): ``fit_status`` (plasmon fit), ``li_si_status``
         and ``li_k_status``.
     nav_axes : list of Axis
@@ -599,7 +739,9 @@ class EELSResult:
             "li_si_uncertainty_calibration": stats(
                 self.maps["li_si_calibration_uncertainty"][valid]
             ),
+            "li_k_method": self.parameters.li_k_method,
             "li_k_counts": stats(self.maps["li_k"][k_ok]),
+            "li_k_counts_uncertainty": stats(self.maps["li_k_err"][k_ok]),
             "li_k_fraction": stats(self.maps["li_k_fraction"][k_ok]),
             "thickness_t_over_lambda": stats(t),
             "calibration": self.calibration.to_dict(),
@@ -669,6 +811,22 @@ def analyse_eels(
                 + f"); record the spectra to higher energy (the command line has no option "
                 f"for this window; {name} in Python)"
             )
+    if p.li_k_method not in ("fit", "window"):
+        raise AnodemapInputError(
+            f"--li-k-method {p.li_k_method} (li_k_method): must be fit or window"
+        )
+    lo_fit, hi_fit = p.li_k_edge_fit
+    end = min(hi_fit, energy[-1] - taper_ev)
+    first = p.li_k_window[0] if p.li_k_method == "window" else p.li_k_window[1]
+    if not (p.li_k_background[1] <= lo_fit <= first and p.li_k_window[1] <= end):
+        raise AnodemapInputError(
+            f"li_k_edge_fit [{lo_fit:g}, {hi_fit:g}] eV, cut to {end:g} eV by the end of the "
+            f"axis less the Fourier-log taper, must start above the background window "
+            f"{tuple(p.li_k_background)} eV and hold the end of the Li-K window "
+            f"{tuple(p.li_k_window)} eV (its whole, for --li-k-method window; "
+            "li_k_edge_fit in Python)"
+        )
+    p = _edge_kinematics(dataset, p)
     window_auto = None
     if p.window == "auto":
         lo, hi, peak, n_used = _find_auto_window(dataset, energy, p)
@@ -738,6 +896,32 @@ def analyse_eels(
         titles=titles,
         window_auto=window_auto,
     )
+
+
+def _edge_kinematics(dataset: Dataset, p: EELSParameters) -> EELSParameters:
+    """``p`` with the beam energy and collection angle the Li-K edge shape is computed
+    for: as given, else from the file's metadata (HyperSpy's keys, keV and mrad), else
+    the defaults (``_DEFAULT_BEAM_ENERGY_KEV``, ``_DEFAULT_COLLECTION_ANGLE_MRAD``)."""
+    found = {}
+    for name, key, default in (
+        ("beam_energy_kev", "Acquisition_instrument.TEM.beam_energy", _DEFAULT_BEAM_ENERGY_KEV),
+        (
+            "collection_angle_mrad",
+            "Acquisition_instrument.TEM.Detector.EELS.collection_angle",
+            _DEFAULT_COLLECTION_ANGLE_MRAD,
+        ),
+    ):
+        value = getattr(p, name)
+        if value is None:
+            meta = dataset.get_meta(key)
+            try:
+                value = float(meta) if meta not in (None, "") else None
+            except (TypeError, ValueError):
+                value = None
+            if value is None or not (math.isfinite(value) and value > 0):
+                value = default
+        found[name] = float(value)
+    return dataclasses.replace(p, **found)
 
 
 @contextlib.contextmanager
