@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from anodemap.io.dataset import Dataset
 
-__all__ = ["Kind", "describe", "diffraction_scan", "lowloss_eels"]
+__all__ = ["Kind", "describe", "diffraction_scan", "edx_spectra", "lowloss_eels"]
 
 Kind = Callable[[Dataset], "str | None"]
 
@@ -40,6 +40,11 @@ _ZERO_LOSS_REACH_EV = 10.0
 # plasmon peaks are 3-5 eV wide: channels wider than 1 eV cannot resolve one (model
 # choice; low-loss spectra are recorded at 0.01-0.5 eV per channel, EDX at 5-20 eV)
 _MAX_CHANNEL_EV = 1.0
+# X-ray spectra: channels of 2 eV or more (EDX detectors record 5-20 eV per channel,
+# EELS 0.01-1 eV), an axis that reaches 1 keV (model choices, for files that do not say
+# EDS in their signal type, e.g. TIA's)
+_MIN_XRAY_CHANNEL_EV = 2.0
+_MIN_XRAY_TOP_EV = 1000.0
 # patterns smaller than this cannot hold a direct beam and rings to match (model choice:
 # the smallest simulated patterns we validate are 32 px)
 _MIN_PATTERN_PX = 16
@@ -204,4 +209,34 @@ def diffraction_scan(ds: Dataset) -> str | None:
         )
     if min(ds.sig_shape) < _MIN_PATTERN_PX:
         return _refuse(ds, needs + f" of at least {_MIN_PATTERN_PX} × {_MIN_PATTERN_PX} pixels")
+    return None
+
+
+@_needs("anodemap edx needs an EDX spectrum image (X-ray spectra, energy axis in eV or keV)")
+def edx_spectra(ds: Dataset) -> str | None:
+    """Why ``ds`` is not X-ray spectra (a spectrum image, line scan or one spectrum) for
+    ``anodemap edx``, or None: signal type EDS_TEM/EDS_SEM, or no signal type and an
+    energy axis with X-ray channels (at least 2 eV wide, reaching 1 keV)."""
+    needs = edx_spectra.needs  # type: ignore[attr-defined]
+    st = ds.signal_type.upper()
+    if len(ds.sig_shape) != 1:
+        return _refuse(ds, needs)
+    ax = ds.sig_axes[0]
+    factor = _ENERGY_EV.get(ax.units.strip().lower())
+    if factor is None or factor < 1.0:
+        return _refuse(
+            ds, needs + f"; its signal axis is in '{ax.units or 'no units'}', not eV or keV"
+        )
+    if st.startswith("EDS"):
+        return None
+    if st:
+        return _refuse(ds, needs)
+    width = abs(float(ax.scale)) * factor
+    top = float(ax.values.max()) * factor
+    if width < _MIN_XRAY_CHANNEL_EV or top < _MIN_XRAY_TOP_EV:
+        return _refuse(
+            ds,
+            needs + f"; its channels ({width:.3g} eV wide, up to {top:.4g} eV) are not those "
+            "of X-ray spectra (for EELS, anodemap eels)",
+        )
     return None
