@@ -41,3 +41,52 @@ def debye(pos: np.ndarray, s: np.ndarray, sigma_pair: float = 0.0) -> np.ndarray
     interference = 2.0 * (np.sinc(2.0 * np.outer(s, rc[m])) @ h[m])  # i ≠ j, both orders
     damping = np.exp(-2.0 * np.pi**2 * sigma_pair**2 * s**2)
     return f**2 * (len(pos) + interference * damping)
+
+
+def debye_scan(
+    intensities: list[np.ndarray],
+    s: np.ndarray,
+    labels: np.ndarray,
+    *,
+    size: int = 96,
+    scale: float = 0.045,
+    counts_at_edge: float = 30.0,
+    descan_px: float = 1.5,
+    seed: int = 0,
+    calibration_error: float = 1.0,
+):
+    """A 4D scan whose pattern at each position is ``intensities[labels[y, x]]`` (I(s) on
+    ``s``) drawn on a ``size`` x ``size`` detector of ``scale`` 1/Å per pixel around a
+    direct beam that moves by up to ``descan_px``, with Poisson noise (``counts_at_edge``
+    expected counts per pixel at the detector's edge). The axes say ``calibration_error`` x
+    ``scale`` (a camera length off by that factor). Returns an anodemap Dataset with
+    calibrated axes and a 300 keV beam, and the true centres."""
+    from anodemap.io import Axis, Dataset
+
+    rng = np.random.default_rng(seed)
+    ny, nx = labels.shape
+    mid = (size - 1) / 2.0
+    centres = mid + rng.uniform(-descan_px, descan_px, (ny, nx, 2))
+    yy, xx = np.mgrid[:size, :size].astype(np.float64)
+    edge = mid * scale
+    data = np.empty((ny, nx, size, size), np.float32)
+    for iy in range(ny):
+        for ix in range(nx):
+            cy, cx = centres[iy, ix]
+            sr = np.hypot(yy - cy, xx - cx) * scale
+            prof = intensities[labels[iy, ix]]
+            lam = np.interp(sr, s, prof) / np.interp(edge, s, prof) * counts_at_edge
+            # a direct beam of a fifth of the scattered counts (a specimen, not vacuum)
+            beam = lam.sum() / 5.0 / (2 * np.pi * 1.5**2) * np.exp(-0.5 * (sr / scale / 1.5) ** 2)
+            data[iy, ix] = rng.poisson(lam + beam)
+    cal = scale * calibration_error
+    axes = [
+        Axis("y", ny, 5.0, 0.0, "nm"),
+        Axis("x", nx, 5.0, 0.0, "nm"),
+        Axis("ky", size, cal, -mid * cal, "1/Å", navigate=False),
+        Axis("kx", size, cal, -mid * cal, "1/Å", navigate=False),
+    ]
+    ds = Dataset(data, axes)
+    ds.set_meta("Signal.signal_type", "electron_diffraction")
+    ds.set_meta("Acquisition_instrument.TEM.beam_energy", 300.0)
+    return ds, centres

@@ -125,7 +125,7 @@ def test_input_errors() -> None:
     with pytest.raises(AnodemapInputError, match="not positive"):
         reduced_intensity(S, -np.ones_like(S), "Si:1", fit="scale")
     with pytest.raises(AnodemapInputError, match="damping"):
-        pair_distribution(S, S, R, damping="hann")  # type: ignore[arg-type]
+        pair_distribution(S, S, R, damping="gauss")  # type: ignore[arg-type]
 
 
 # --- Debye-simulated silicon -------------------------------------------------------------

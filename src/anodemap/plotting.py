@@ -35,7 +35,23 @@ __all__ = [
     "map_png",
     "FigureWorker",
     "import_in_background",
+    "TOL_COLOURS",
 ]
+
+# Paul Tol's colour-blind-safe "bright" scheme without its grey, then his "muted" one
+# (https://personal.sron.nl/~pault/): lines of states and regions
+TOL_COLOURS = (
+    "#4477AA",
+    "#EE6677",
+    "#228833",
+    "#CCBB44",
+    "#66CCEE",
+    "#AA3377",
+    "#332288",
+    "#117733",
+    "#999933",
+    "#882255",
+)
 
 
 def nice_length(target: float) -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sys
 import threading
 import typing
@@ -113,7 +114,11 @@ class Analysis:
         The kind of dataset it reads, named by the analysis that defines the kind (a
         study runs every analysis that reads a dataset's kind; default: its own name).
     requires : tuple of str
-        Names of analyses of the same dataset whose results it needs.
+        Names of analyses of the same dataset whose results it needs. The output folder
+        of each is given to :meth:`run` in ``files`` under the required analysis's name
+        (a study: its folder beside this one; the command line: the option that
+        :attr:`file_options` declares for it), checked to hold a complete result of the
+        same input, and reaches :meth:`analyse` in ``files``.
     version : str
         Changed when the analysis's results change on purpose (part of a study's
         content key, with the package's version and source).
@@ -257,6 +262,9 @@ class Analysis:
         parameters = parameters if parameters is not None else self.Parameters()
         files = {k: v for k, v in (files or {}).items() if v is not None}
         path, outdir = Path(path), Path(outdir)
+        required = {
+            name: required_result(self, name, files.get(name), path) for name in self.requires
+        }
         comparison = ["truth_comparison.json", "truth_comparison.png"] if truth else []
         with output_folder(
             outdir,
@@ -265,6 +273,8 @@ class Analysis:
             command_line=context.command_line,
             log=context.log,
         ) as folder:
+            for name, made_from in required.items():
+                same_input(self, name, files[name], made_from, folder.provenance()["input"])
             # an earlier comparison must not sit beside this run's maps until rewritten
             folder.discard(comparison)
             # started first, the figure process imports matplotlib while this one reads
@@ -310,6 +320,63 @@ def connected(context: Context, inputs: Sequence[Path]) -> Iterator[Context]:
         yield dataclasses.replace(context, client=client)
     finally:
         client.close()
+
+
+def _fix(analysis: Analysis, name: str, path: Path) -> str:
+    flag = analysis.file_options.get(name, (f"--{name}",))[0]
+    return f"run anodemap {name} {path} -o DIR first, then give {flag} DIR"
+
+
+def required_result(
+    analysis: Analysis, name: str, folder: Any, path: Path
+) -> dict[str, Any] | None:
+    """Check that ``folder`` holds a complete result of the analysis ``name`` (its
+    ``summary.json``, written last); return the input record it was made from.
+
+    Raises
+    ------
+    AnodemapInputError
+        No folder given, or no readable ``summary.json`` in it: one line that names the
+        option and says what to run.
+    """
+    flag = analysis.file_options.get(name, (f"--{name}",))[0]
+    if folder is None:
+        raise AnodemapInputError(
+            f"anodemap {analysis.name} needs the result of anodemap {name} of the same "
+            f"input ({flag} DIR, not given); {_fix(analysis, name, path)}"
+        )
+    summary = Path(folder) / "summary.json"
+    try:
+        record = json.loads(summary.read_text(encoding="utf-8")).get("input")
+    except (OSError, ValueError, AttributeError):
+        raise AnodemapInputError(
+            f"{flag} {folder}: no readable summary.json there, so no complete result of "
+            f"anodemap {name}; {_fix(analysis, name, path)}"
+        ) from None
+    return record if isinstance(record, dict) else None
+
+
+def same_input(
+    analysis: Analysis,
+    name: str,
+    folder: Any,
+    made_from: dict[str, Any] | None,
+    record: dict[str, Any] | None,
+) -> None:
+    """Refuse a required result made from another input than ``record`` (compared by
+    the hash both records hold; a result made from Python records none: not checked)."""
+    if not made_from or not record:
+        return
+    for key in ("sha256", "sha256_head_tail"):
+        if made_from.get(key) and record.get(key):
+            if made_from[key] != record[key]:
+                flag = analysis.file_options.get(name, (f"--{name}",))[0]
+                raise AnodemapInputError(
+                    f"{flag} {folder}: the anodemap {name} result of "
+                    f"{made_from.get('path')}, not of {record.get('path')} (their contents "
+                    f"differ); {_fix(analysis, name, Path(str(record.get('path'))))}"
+                )
+            return
 
 
 def field_names(parameters: type) -> Sequence[str]:

@@ -5,10 +5,16 @@ The core of the electron reduced density function (eRDF) route, on plain arrays:
 * :func:`electron_scattering_factor`, :func:`mean_scattering_factors` — Lobato & Van Dyck
   (2014) electron scattering factors, stored as data with their source;
 * :func:`reduced_intensity` — φ(s) with N and a smooth background fitted at high s;
-* :func:`pair_distribution` — G(r) = 8π ∫ φ(s) sin(2π s r) ds, optional Lorch damping;
+* :func:`pair_distribution` — G(r) = 8π ∫ φ(s) W(s) sin(2π s r) ds, W a damping window
+  (:func:`damping_window`: Lorch, raised cosine or none);
 * :func:`find_peaks` — the first peaks of G(r): position, height, FWHM;
 * :func:`bootstrap_pdf`, :func:`compare_regions` — G(r) of a region from its patterns with a
-  bootstrap band and peak intervals, and the difference of two regions with its intervals.
+  bootstrap band and peak intervals, and the difference of two regions with its intervals;
+* :func:`termination_corrections` — the bias of the peak positions from the finite s range
+  and the damping, estimated from a model of the peaks, with its systematic term.
+
+The command ``anodemap pdf`` (:mod:`anodemap.pdf.analysis`) runs them over the phase classes
+and regions of a diffraction result.
 
 s = 1/d in 1/Å throughout, r in Å. See ``docs/pdf.md`` for the formulas and validation.
 
@@ -41,9 +47,11 @@ from anodemap.pdf.scattering import (
     scattering_elements,
     scattering_source,
 )
+from anodemap.pdf.termination import TerminationCorrection, termination_corrections
 from anodemap.pdf.transform import (
     Peak,
     ReducedIntensity,
+    damping_window,
     find_peaks,
     lorch_window,
     pair_distribution,
@@ -57,8 +65,10 @@ __all__ = [
     "PeakInterval",
     "ReducedIntensity",
     "RegionComparison",
+    "TerminationCorrection",
     "bootstrap_pdf",
     "compare_regions",
+    "damping_window",
     "electron_scattering_factor",
     "find_peaks",
     "lorch_window",
@@ -68,4 +78,5 @@ __all__ = [
     "reduced_intensity",
     "scattering_elements",
     "scattering_source",
+    "termination_corrections",
 ]

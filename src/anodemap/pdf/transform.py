@@ -44,8 +44,10 @@ from anodemap.pdf.scattering import (
 )
 
 __all__ = [
+    "DAMPINGS",
     "Peak",
     "ReducedIntensity",
+    "damping_window",
     "find_peaks",
     "lorch_window",
     "pair_distribution",
@@ -53,7 +55,9 @@ __all__ = [
 ]
 
 Fit = Literal["scale", "scale+constant", "scale+linear"]
-Damping = Literal["lorch"] | None
+Damping = Literal["lorch", "hann"] | None
+#: The damping windows :func:`damping_window` knows (None: no window).
+DAMPINGS = ("lorch", "hann", None)
 
 #: Fraction of the s range, at its high end, over which N and the background are fitted
 #: (model choice: the upper half, where the oscillations of φ are weak; cf. [2]).
@@ -231,6 +235,31 @@ def lorch_window(s: np.ndarray, s_max: float) -> np.ndarray:
     return np.sinc(np.asarray(s, dtype=np.float64) / s_max)
 
 
+def damping_window(s: np.ndarray, damping: Damping, s_max: float | None = None) -> np.ndarray:
+    """The damping window W(s) put under the G(r) integral.
+
+    ``"lorch"``: Lorch (1969) ``sin(π s/s_max)/(π s/s_max)``; ``"hann"``: the raised cosine
+    ``(1 + cos(π s/s_max))/2`` (Blackman and Tukey 1958; it damps harder: broader peaks,
+    weaker ripples); None: W = 1. Both windows reach 0 at ``s_max`` (default: the last s).
+
+    Examples
+    --------
+    >>> damping_window(np.array([0.0, 1.0, 2.0]), "hann").tolist()
+    [1.0, 0.5, 0.0]
+    >>> damping_window(np.array([0.0, 1.0]), None).tolist()
+    [1.0, 1.0]
+    """
+    s = np.asarray(s, dtype=np.float64)
+    top = float(s[-1]) if s_max is None else float(s_max)
+    if damping == "lorch":
+        return lorch_window(s, top)
+    if damping == "hann":
+        return 0.5 * (1.0 + np.cos(np.pi * np.clip(s / top, 0.0, 1.0)))
+    if damping is None:
+        return np.ones_like(s)
+    raise AnodemapInputError(f"damping={damping!r} is not one of 'lorch', 'hann', None")
+
+
 def pair_distribution(
     s: np.ndarray,
     phi: np.ndarray,
@@ -251,11 +280,12 @@ def pair_distribution(
         s = 1/d (1/Å) and φ(s) from :func:`reduced_intensity`.
     r : array_like, shape (m,)
         Distances in Å at which G is evaluated (e.g. ``np.arange(0, 10, 0.005)``).
-    damping : {"lorch", None}
-        Window W(s): Lorch (default; it trades resolution for suppressed termination
-        ripples, which otherwise show as false peaks beside sharp shells) or none (W = 1).
+    damping : {"lorch", "hann", None}
+        Window W(s) (:func:`damping_window`): Lorch (default; it trades resolution for
+        suppressed termination ripples, which otherwise show as false peaks beside sharp
+        shells), the raised cosine, or none (W = 1).
     s_max : float, optional
-        s at which the Lorch window reaches zero (default: the last s).
+        s at which the window reaches zero (default: the last s).
 
     Returns
     -------
@@ -275,12 +305,7 @@ def pair_distribution(
     r = _as_1d("r", r)
     if s.shape != phi.shape:
         raise AnodemapInputError(f"s and phi differ in length ({s.size} and {phi.size})")
-    if damping == "lorch":
-        weight = phi * lorch_window(s, float(s[-1]) if s_max is None else s_max)
-    elif damping is None:
-        weight = phi
-    else:
-        raise AnodemapInputError(f"damping={damping!r} is not one of 'lorch', None")
+    weight = phi * damping_window(s, damping, s_max)
     # trapezoid weights once, then one matrix product per block of r (bounded memory)
     ds = np.diff(s)
     w = np.zeros_like(s)
@@ -318,18 +343,42 @@ class Peak:
         return asdict(self)
 
 
+def _parabola(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares ``c2 x² + c1 x + c0`` through at least three points: the normal
+    equations by Cramer's rule in plain floats (``np.polyfit``'s answer without its
+    overhead, which dominated the peak search of the bootstrap's resamples)."""
+    h = float(np.max(np.abs(x))) or 1.0
+    us, ys = (x / h).tolist(), y.tolist()  # of order 1: well-conditioned
+    p0, p1, p2, p3, p4, q0, q1, q2 = float(len(us)), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for u, v in zip(us, ys, strict=True):
+        u2 = u * u
+        p1, p2, p3, p4 = p1 + u, p2 + u2, p3 + u2 * u, p4 + u2 * u2
+        q0, q1, q2 = q0 + v, q1 + v * u, q2 + v * u2
+
+    def det(
+        a: float, b: float, c: float, d: float, e: float, f: float, g: float, i: float, j: float
+    ) -> float:
+        return a * (e * j - f * i) - b * (d * j - f * g) + c * (d * i - e * g)
+
+    m = det(p4, p3, p2, p3, p2, p1, p2, p1, p0)
+    c2 = det(q2, p3, p2, q1, p2, p1, q0, p1, p0) / m
+    c1 = det(p4, q2, p2, p3, q1, p1, p2, q0, p0) / m
+    c0 = det(p4, p3, q2, p3, p2, q1, p2, p1, q0) / m
+    return c2 / h**2, c1 / h, c0
+
+
 def _half_crossing(r: np.ndarray, g: np.ndarray, i: int, half: float, step: int) -> float:
     """r where G first drops below ``half`` walking from sample i by ``step``; NaN if a
     rise (another peak) or the array end comes first."""
-    j = i
-    while 0 <= j + step < g.size:
-        k = j + step
-        if g[k] < half:
-            return float(r[j] + (r[k] - r[j]) * (g[j] - half) / (g[j] - g[k]))
-        if g[k] > g[j]:  # climbing a neighbour before reaching half height
-            return float("nan")
-        j = k
-    return float("nan")
+    seg = g[i::step] if step > 0 else g[i::-1]
+    stop = (seg[1:] < half) | (seg[1:] > seg[:-1])  # below half, or climbing a neighbour
+    if not stop.any():
+        return float("nan")
+    m = int(np.argmax(stop))  # samples m (inside) and m + 1 (the first below, or higher)
+    if not seg[m + 1] < half:
+        return float("nan")
+    j, k = i + step * m, i + step * (m + 1)
+    return float(r[j] + (r[k] - r[j]) * (g[j] - half) / (g[j] - g[k]))
 
 
 def find_peaks(
@@ -395,7 +444,7 @@ def find_peaks(
         while hi < g.size - 1 and g[hi + 1] >= top_fraction * g[i] and g[hi + 1] <= g[hi]:
             hi += 1
         x = r[lo : hi + 1] - r[i]  # centred: a well-conditioned fit
-        c2, c1, c0 = np.polyfit(x, g[lo : hi + 1], 2)
+        c2, c1, c0 = _parabola(x, g[lo : hi + 1])
         if c2 < 0:
             dx = float(np.clip(-c1 / (2.0 * c2), x[0], x[-1]))
             pos, height = float(r[i]) + dx, float(c0 + c1 * dx + c2 * dx * dx)

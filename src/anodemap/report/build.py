@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from anodemap import __version__
-from anodemap.report import compare, figures
+from anodemap.report import compare, figures, pdf
 from anodemap.report.collect import collect_states, read_run, sha256_of
 from anodemap.report.format import num, pct
 from anodemap.report.truth import truth_tables
@@ -131,6 +131,7 @@ def assemble(run: dict[str, Any], out: Path) -> dict[str, Any]:
             "capacity": compare.capacity_comparison(states, dists),
             "calibrations": compare.calibrations(states, out),
             "truth": truth_tables(states, out),
+            "pdf": pdf.amorphous_comparison(states, out),
         },
         "cycling": _cycling(run.get("cycling")),
     }
@@ -244,6 +245,7 @@ def render(report: dict[str, Any], out: Path) -> str:
     made["versus_cycle"] = figures.cycle_figure(comparison["versus_cycle"], report["states"])
     made["capacity"] = figures.capacity_figure(comparison["capacity"], report["states"])
     made["cycling"] = figures.cycling_figure(report["cycling"])
+    made["pdf"] = pdf.amorphous_figure(comparison["pdf"], report["states"])
     env = Environment(
         loader=PackageLoader("anodemap.report", "templates"),
         autoescape=True,  # every string from a file is escaped

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from anodemap.errors import AnodemapInputError
+from anodemap.report import pdf as pdf_report
 from anodemap.status import Status
 
 __all__ = ["RUN_SCHEMA", "collect_states", "read_json", "read_run", "sha256_of"]
@@ -72,6 +73,8 @@ _MAIN_FIGURES = {
 }
 # Figures of several panels, shown at the page's full width
 _WIDE = frozenset({"overview.png", "example_fits.png", "mean_patterns.png", "region_patterns.png"})
+_FIGURE_TITLES.update(pdf_report.FIGURE_TITLES)
+_MAIN_FIGURES["pdf"] = pdf_report.MAIN_FIGURES
 _TRUTH_FIGURE = "truth_comparison.png"
 # What status 0 means in each EELS status map (as anodemap.eels.output's figures say)
 _OK_MEANING = {
@@ -234,6 +237,8 @@ def _analysis(name: str, entry: dict[str, Any], out: Path) -> dict[str, Any]:
         a["statistics"] = eels_statistics(summary)
     elif "phase_fractions" in summary:
         a["statistics"] = diffraction_statistics(summary)
+    elif summary.get("analysis") == "pdf":
+        a["statistics"] = pdf_report.pdf_statistics(summary)
     else:
         a["problems"].append(f"the report has no section for the analysis {name!r} yet")
     kind = (a["statistics"] or {}).get("kind", name)

@@ -19,6 +19,8 @@ import re
 import textwrap
 from typing import Any
 
+from anodemap.plotting import TOL_COLOURS
+
 __all__ = [
     "STATE_COLOURS",
     "capacity_figure",
@@ -29,20 +31,9 @@ __all__ = [
     "phase_fraction_figure",
 ]
 
-# P. Tol's "bright" scheme without its grey (https://personal.sron.nl/~pault/), then
-# the "muted" one for studies with more states
-STATE_COLOURS = (
-    "#4477AA",
-    "#EE6677",
-    "#228833",
-    "#CCBB44",
-    "#66CCEE",
-    "#AA3377",
-    "#332288",
-    "#117733",
-    "#999933",
-    "#882255",
-)
+# P. Tol's "bright" scheme without its grey, then the "muted" one for studies with more
+# states
+STATE_COLOURS = TOL_COLOURS
 _STEP_MARKERS = {"pristine": "s", "lithiated": "v", "delithiated": "o"}
 _OTHER_MARKER = "D"
 # the phase maps' colours by name (anodemap.diffraction.output: Okabe-Ito)

@@ -210,7 +210,10 @@ def _run_datasets(
 
     def chain(job: tuple[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
         state, ds = job
-        return {name: _run_one(study, state, ds, name, out, ctx, force) for name in ds.analyses}
+        done: dict[str, dict[str, Any]] = {}
+        for name in ds.analyses:  # in order: what an analysis requires runs before it
+            done[name] = _run_one(study, state, ds, name, out, ctx, force, done)
+        return done
 
     at_once = min(PARALLEL_DATASETS, len(jobs)) if context.client is not None else 1
     if at_once <= 1:
@@ -241,8 +244,14 @@ def _run_one(
     out: Path,
     context: Context,
     force: bool,
+    earlier: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run (or keep) one analysis of one dataset; its entry in ``run.json``."""
+    """Run (or keep) one analysis of one dataset; its entry in ``run.json``.
+
+    ``earlier``: the entries of the analyses of the dataset run before it; the folder of
+    each that it requires is given to it (``files[NAME]``), and that result's key is part
+    of its own (a changed diffraction result reruns the PDF).
+    """
     from anodemap import __version__
     from anodemap.io.results import write_json
 
@@ -253,6 +262,7 @@ def _run_one(
     # the study's calibration for every dataset, unless the dataset names its own files
     given = {"calibration": study.calibration, **ds.files}
     files = {k: v for k, v in given.items() if k in analysis.files and v is not None}
+    required = {r: (earlier or {}).get(r) or {} for r in analysis.requires}
     entry: dict[str, Any] = {
         "folder": rel,
         "status": "failed",
@@ -264,6 +274,11 @@ def _run_one(
     label = f"{state}/{ds.name}/{name}"
     t0 = time.perf_counter()
     try:
+        for r, e in required.items():
+            if e.get("status") not in ("done", "skipped"):
+                raise AnodemapError(
+                    f"not run: it needs the {r} result of this dataset, which failed or is missing"
+                )
         parameters = analysis.parameters(ds.parameters.get(name, {}))
         key = content_key(
             {
@@ -277,6 +292,7 @@ def _run_one(
                 "files": {k: _identity(Path(v)) for k, v in files.items() if v is not None},
                 "truth": _identity(truth),
                 "figures": context.figures,
+                "requires": {r: e.get("key") for r, e in required.items()},
             }
         )
         entry["key"] = key
@@ -291,7 +307,7 @@ def _run_one(
                 folder,
                 parameters,
                 dataclasses.replace(context, log=_prefixed(context.log, label)),
-                files=files,
+                files={**files, **{r: out / e["folder"] for r, e in required.items()}},
                 signal=ds.signal,
                 truth=truth,
             )
