@@ -1,0 +1,154 @@
+"""The parameters of the feature segmentation, with their command-line options.
+
+Kept apart from the numerical code so that the command line builds its options
+without importing it.
+
+Examples
+--------
+>>> FeaturesParameters().smoothing_px
+0.7
+>>> FeaturesParameters(background="none").background
+'none'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from anodemap.analysis.options import number, option
+
+__all__ = ["FeaturesParameters"]
+
+
+@dataclass
+class FeaturesParameters:
+    """Parameters of ``anodemap features`` (docs/features.md says how each was chosen).
+
+    Parameters
+    ----------
+    smoothing_px : float
+        Gaussian σ (px) of the smoothing before the grey, dendrite-like, boundary and
+        bright thresholds (pores are decided unsmoothed). Model choice: of 0.7, 1 and
+        1.5 px, 0.7 gave the best mean IoU on the simulated electrode (1000 counts per
+        c-Si column) with the best thresholds.
+    dark_sigmas, boundary_sigmas : float
+        Dendrite-like below the grey level by more than ``dark_sigmas`` grey widths,
+        boundary above it by more than ``boundary_sigmas``. Model choices: the best
+        thresholds on the simulated electrode lay at 1.9-2.6 and 2.6-3.9 widths.
+    pore_ratio, bright_ratio : float
+        A darkest mode below ``pore_ratio`` x the grey level is pores; a brightest mode
+        above ``bright_ratio`` x the grey level is crystalline Si (model choices: a pore
+        holds under half a column of material; c-Si is about 2 x Li1.8Si in the
+        Z-contrast model).
+    background : {"envelope", "none"}
+        Without a t/λ map: divide the thickness out by the envelope of the grey class
+        (:func:`anodemap.features.thickness.envelope_term`), or not at all.
+    background_scale_nm : float
+        Gaussian σ of that envelope, nm (20 px for an uncalibrated image). Model choice:
+        about 40 nm (0.4 grain) was best on average of 19-75 nm on the simulated electrode.
+    min_thickness : float
+        t/λ below this in the ``--thickness`` map is a hole (pore, vacuum): filled from
+        the material around it (anodemap eels's ``min_thickness``).
+    black_level : float, optional
+        Detector counts of zero signal, subtracted first. Default: 0, or the image's
+        minimum where it holds negative values (an offset is then certain).
+    frame : int, optional
+        Which image of a series (tilt or time series, stack) to segment.
+    min_region_px : int
+        Connected regions smaller than this are not listed in ``regions.csv`` (they keep
+        their class in the label map and the fractions).
+    feature_scales_px : tuple of float
+        Scales (Gaussian σ, px) of the trainable mode's features. Model choice: with 8
+        strokes of 15 px per class on the simulated electrode, (0.5, 1, 2) classified
+        1.5-3.5 % more pixels right than (1, 2, 4, 8), whose widest features let the
+        forest learn the strokes' neighbourhoods rather than their classes.
+    n_trees : int
+        Trees of the trainable mode's random forest.
+    seed : int
+        The random forest's seed.
+    """
+
+    smoothing_px: float = field(
+        default=0.7,
+        metadata=option(
+            "--smoothing",
+            "Gaussian smoothing before the thresholds",
+            unit="px",
+            parse=number(least=0, unit=" px"),
+        ),
+    )
+    dark_sigmas: float = 2.0
+    boundary_sigmas: float = 3.0
+    pore_ratio: float = 0.5
+    bright_ratio: float = 1.3
+    background: str = field(
+        default="envelope",
+        metadata=option(
+            "--background",
+            "without --thickness: divide the thickness out by the envelope of the grey "
+            "class, or not",
+            choices=("envelope", "none"),
+        ),
+    )
+    background_scale_nm: float = field(
+        default=40.0,
+        metadata=option(
+            "--background-scale",
+            "Gaussian σ of the grey envelope (thickness varies slower than this)",
+            unit="nm",
+            parse=number(above=0, unit=" nm"),
+        ),
+    )
+    min_thickness: float = 0.1
+    black_level: float | None = field(
+        default=None,
+        metadata=option(
+            "--black-level",
+            "detector counts of zero signal, subtracted first",
+            unit="counts",
+            parse=number(),
+            metavar="COUNTS",
+            default_text="0, or the image's minimum if it is negative",
+        ),
+    )
+    frame: int | None = field(
+        default=None,
+        metadata=option(
+            "--frame",
+            "which image of a series (tilt, time series, stack) to segment: its index",
+            parse=number(int, least=0),
+            metavar="N",
+        ),
+    )
+    min_region_px: int = field(
+        default=4,
+        metadata=option(
+            "--min-region",
+            "smallest connected region listed in regions.csv",
+            unit="px",
+            parse=number(int, least=1, unit=" px"),
+        ),
+    )
+    feature_scales_px: tuple[float, ...] = (0.5, 1.0, 2.0)
+    n_trees: int = field(
+        default=100,
+        metadata=option(
+            "--trees",
+            "trees of the random forest (--training)",
+            parse=number(int, least=1),
+            metavar="N",
+        ),
+    )
+    seed: int = field(
+        default=0,
+        metadata=option(
+            "--seed",
+            "seed of the random forest (--training)",
+            parse=number(int, least=0),
+            metavar="N",
+        ),
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}

@@ -1,0 +1,235 @@
+"""The unsupervised default: classes of a thickness-normalised HAADF image by its
+intensity, with thresholds measured on the image's own histogram.
+
+The rule, in order (``J``: the image with the thickness term divided out, smoothed by a
+Gaussian of ``smoothing_px``):
+
+1. **grey** is the majority class (paper: "the majority of the microstructure"): its
+   level ``μ`` is the highest peak of the histogram of ``J`` and its width ``σ`` the
+   half width at half maximum of the peak's narrower side (÷ 1.1774), at least the noise.
+   Where Otsu's split of the image leaves a dark side under 0.25 x the bright side
+   (vacuum around a particle), the peak is sought on the bright side. Pixels at a
+   clipped extreme of the detector range are left out of every level and threshold.
+2. **pores** are the darkest mode: Otsu's threshold between the pixels darker than ``μ``,
+   kept only when the pixels below it average under ``pore_ratio`` × ``μ`` (a pore holds
+   less than half the material of the column around it; otherwise the image has no pore).
+3. **bright** (crystalline Si): Otsu's threshold of the material, kept when the pixels
+   above it average over ``bright_ratio`` × ``μ`` (c-Si is about twice as bright as
+   Li1.8Si per thickness in the Z-contrast model of :mod:`anodemap.synth.haadf`) and it
+   lies above the grey band.
+4. **dendrite-like**: darker than ``μ - dark_sigmas σ`` (and not pore): the dark grey
+   regions, high in Li (paper, Fig. 2b, feature 1).
+5. **boundary**: brighter than ``μ + boundary_sigmas σ`` and not bright (O-rich grain
+   boundaries: Li2O and silicates scatter more than Li_xSi).
+
+The probability of each class is that of ``J`` lying between the class's two thresholds
+given the image's measured noise (Gaussian, of sd ``s``): ``Φ((J - t_lo)/s) - Φ((J -
+t_hi)/s)``. It says how sure the class is against the noise, not against the rule.
+
+Measured on the simulated electrode (tests/test_features.py), structure-tensor coherence
+did not separate the dendrite-like sheets from the grey (medians 0.6-0.7 in both at
+every scale tried), so the default decides by intensity; the texture features serve the
+trainable mode (:mod:`anodemap.features.trainable`).
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> img = np.full((64, 64), 1.0); img[:, :8] = 0.05; img[20:40, 20:40] = 1.8
+>>> img[50:60, 30:50] = 0.8
+>>> prob, info = classify(img + rng.normal(0, 0.03, img.shape))
+>>> labels = prob.argmax(axis=0)
+>>> [int(labels[30, 4]), int(labels[30, 30]), int(labels[10, 40]), int(labels[55, 40])]
+[0, 1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.special import ndtr
+
+from anodemap.features.classes import BRIGHT, BY_INTENSITY, CLASS_NAMES, CLASSES, PORE
+
+__all__ = ["classify", "noise_sd"]
+
+# histogram of J for the grey peak: bins between these percentiles, smoothed (model choice)
+_HIST_BINS = 256
+_HIST_RANGE = (0.5, 99.5)
+_HIST_SMOOTH_BINS = 2.0
+_FWHM_TO_SIGMA = 1.0 / math.sqrt(2.0 * math.log(2.0))  # HWHM / this = σ (1.1774)
+# a dark side of the image this much darker than its bright side is vacuum, not the grey
+# (model choice: the simulated pores hold under 0.1 of the grey; c-Si, the brightest
+# material, about 2 x the grey, so a grey/c-Si split stays above 0.4)
+_VACUUM_RATIO = 0.25
+# share of the pixels at the image's minimum or maximum that says it is clipped (model
+# choice: noise spreads an unclipped image's extremes over single pixels)
+_CLIPPED = 0.005
+
+
+def noise_sd(image: np.ndarray, smoothing_px: float = 0.0) -> float:
+    """The standard deviation of the image's pixel noise (robust: the median absolute
+    deviation of its high-pass residual), after a Gaussian smoothing of ``smoothing_px``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> noisy = np.random.default_rng(1).normal(0, 0.1, (128, 128))
+    >>> round(noise_sd(noisy), 2)
+    0.1
+    """
+    img = np.asarray(image, dtype=float)
+    residual = img - ndimage.gaussian_filter(img, 1.0)
+    mad = np.median(np.abs(residual - np.median(residual))) * 1.4826
+    delta = np.zeros((15, 15))
+    delta[7, 7] = 1.0
+    white = float(np.sqrt(np.sum((delta - ndimage.gaussian_filter(delta, 1.0)) ** 2)))
+    sigma = mad / white
+    if smoothing_px > 0:
+        sigma *= float(np.sqrt(np.sum(ndimage.gaussian_filter(delta, smoothing_px) ** 2)))
+    return float(sigma)
+
+
+def _otsu(values: np.ndarray) -> float | None:
+    from skimage.filters import threshold_otsu
+
+    values = values[np.isfinite(values)]
+    if values.size < 2 or values.min() == values.max():
+        return None
+    return float(threshold_otsu(values))
+
+
+def _grey_peak(values: np.ndarray, floor: float) -> tuple[float, float]:
+    lo, hi = np.percentile(values, _HIST_RANGE)
+    hist, edges = np.histogram(values, bins=_HIST_BINS, range=(lo, hi))
+    smooth = ndimage.gaussian_filter1d(hist.astype(float), _HIST_SMOOTH_BINS)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    i = int(np.argmax(smooth))
+    half = smooth[i] / 2.0
+    left = i
+    while left > 0 and smooth[left] > half:
+        left -= 1
+    right = i
+    while right < smooth.size - 1 and smooth[right] > half:
+        right += 1
+    hwhm = min(centres[i] - centres[left], centres[right] - centres[i])
+    return float(centres[i]), max(float(hwhm) * _FWHM_TO_SIGMA, floor)
+
+
+def classify(
+    image: np.ndarray,
+    *,
+    smoothing_px: float = 0.7,
+    dark_sigmas: float = 2.0,
+    boundary_sigmas: float = 3.0,
+    pore_ratio: float = 0.5,
+    bright_ratio: float = 1.3,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Class probabilities of every pixel of a thickness-normalised image by the rule of
+    this module.
+
+    Parameters
+    ----------
+    image : ndarray (ny, nx)
+        The HAADF image with its thickness term divided out.
+    smoothing_px : float
+        Gaussian σ (px) of the smoothing before the thresholds.
+    dark_sigmas, boundary_sigmas : float
+        Where dendrite-like and boundary begin, in grey widths σ below and above the grey
+        level (model choices, measured on the simulated electrode: docs/features.md).
+    pore_ratio, bright_ratio : float
+        The pore mode must lie below, the bright mode above, this many grey levels.
+
+    Returns
+    -------
+    probability : ndarray (5, ny, nx)
+        Per class code (:mod:`anodemap.features.classes`); each pixel's sum is 1.
+    info : dict
+        The measured levels and thresholds (in units of the grey level), the noise, and
+        which classes the image holds.
+    """
+    img = np.asarray(image, dtype=float)
+    usable = _unclipped(img)
+    scale = float(np.median(img[usable]))
+    scale = scale if scale > 0 else float(np.abs(img[usable]).max() or 1.0)
+    j = ndimage.gaussian_filter(np.nan_to_num(img / scale), smoothing_px)
+    s = max(noise_sd(img / scale, smoothing_px), 1e-6)
+    values = j[usable]
+    # a dark majority (vacuum around a particle, a needle) is not the grey: look for the
+    # grey peak above it
+    split = _otsu(values)
+    if split is not None and np.median(values[values < split]) < _VACUUM_RATIO * np.median(
+        values[values >= split]
+    ):
+        mu, sigma = _grey_peak(values[values >= split], s)
+    else:
+        mu, sigma = _grey_peak(values, s)
+    has = {c: True for c in BY_INTENSITY}
+    t_pore = _otsu(values[values < mu])
+    pore_level = None
+    if t_pore is not None and np.median(values[values < t_pore]) < pore_ratio * mu:
+        # midway between the pores' level and the grey: a pixel half pore counts as pore
+        # half the time, so the pores' area is not biased by their edges
+        pore_level = float(np.median(values[values < t_pore]))
+        t_pore = 0.5 * (pore_level + mu)
+    else:
+        has[PORE], t_pore = False, -math.inf
+    material = values[values >= t_pore]
+    t_bright = _otsu(material)
+    t_grey_hi = mu + boundary_sigmas * sigma
+    if t_bright is None or not (
+        t_bright > t_grey_hi and np.mean(material[material > t_bright]) > bright_ratio * mu
+    ):
+        has[BRIGHT], t_bright = False, math.inf
+    t_grey_lo = max(mu - dark_sigmas * sigma, t_pore)
+    t_grey_hi = min(t_grey_hi, t_bright)
+    cuts = [-math.inf, t_pore, t_grey_lo, t_grey_hi, t_bright, math.inf]
+    raw = np.nan_to_num(img / scale)
+    s_raw = max(noise_sd(raw), 1e-6)
+    above = []
+    for k, t in enumerate(cuts):
+        if not math.isfinite(t):
+            above.append(np.full(j.shape, float(t < 0)))
+        elif k == 1:  # pores unsmoothed: a crack one pixel wide stays dark
+            above.append(ndtr((raw - t) / s_raw))
+        else:
+            above.append(ndtr((j - t) / s))
+    prob = np.zeros((len(BY_INTENSITY), *j.shape))
+    for k, code in enumerate(BY_INTENSITY):
+        prob[code] = np.clip(above[k] - above[k + 1], 0.0, 1.0)
+    prob /= np.maximum(prob.sum(axis=0, keepdims=True), 1e-12)
+    info = {
+        "intensity_scale": scale,
+        "grey_level": mu,
+        "grey_width": sigma,
+        "pore_level": pore_level,
+        "noise_sd": s,
+        "thresholds": {
+            "pore_dendrite": _finite(t_pore),
+            "dendrite_grey": _finite(t_grey_lo),
+            "grey_boundary": _finite(t_grey_hi),
+            "boundary_bright": _finite(t_bright),
+        },
+        "classes_found": {CLASS_NAMES[c]: bool(has[c]) for c in CLASSES},
+        "clipped_pixels": int(np.count_nonzero(~usable)),
+    }
+    return prob, info
+
+
+def _unclipped(img: np.ndarray) -> np.ndarray:
+    """Finite pixels not at a clipped extreme: the image's minimum or maximum held by
+    more than ``_CLIPPED`` of the pixels (a saturated or cut detector range) is left out
+    of the levels and thresholds (such pixels are still classified)."""
+    ok = np.isfinite(img)
+    for value in (np.min(img[ok]), np.max(img[ok])):
+        at = img == value
+        if np.count_nonzero(at) > _CLIPPED * img.size:
+            ok &= ~at
+    return ok if np.count_nonzero(ok) >= 2 else np.isfinite(img)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None

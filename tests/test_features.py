@@ -1,0 +1,284 @@
+"""Feature segmentation of HAADF images (anodemap.features) against the simulated truth,
+the HAADF simulator (anodemap.synth.haadf) and ``anodemap features`` end to end.
+
+The simulated electrode: a 192 x 192 phantom of 2.5 nm pixels (the EELS grid), its HAADF
+image of 229 x 229 pixels of 1.875 nm, rotated by 4 degrees, drifting and jittering,
+1000 counts per c-Si column of t/λ 1. Every number compared is over all pixels. The
+bounds sit a little below what was measured (docs/features.md gives the measurements).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from anodemap.cli import main
+from anodemap.features.classes import BOUNDARY, BRIGHT, CLASS_NAMES, DENDRITE, GREY, PORE
+from anodemap.features.parameters import FeaturesParameters
+from anodemap.features.segment import segment
+from anodemap.features.truth import compare
+from anodemap.io import Axis, load, save
+from anodemap.io.results import map_dataset
+from anodemap.synth import make_phantom
+from anodemap.synth.haadf import haadf_dataset, simulate_haadf, truth_scribbles
+
+SEED = 1
+
+
+def _run(*args) -> int:
+    """``anodemap`` with these arguments (paths allowed): its exit code."""
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def electrode():
+    phantom = make_phantom((192, 192), pixel_size_nm=2.5, seed=SEED)
+    sim = simulate_haadf(phantom, seed=SEED)
+    eels_axes = [
+        Axis(n, k, 2.5, 0.0, "nm", False) for n, k in zip("yx", phantom.shape, strict=True)
+    ]
+    return phantom, sim, haadf_dataset(sim), eels_axes
+
+
+@pytest.fixture(scope="module")
+def with_thickness(electrode):
+    """The unsupervised classes with the t/λ map of the EELS grid, placed by its axes."""
+    phantom, sim, ds, eels_axes = electrode
+    seg = segment(sim.image, ds.axes, thickness=(phantom.t_over_lambda, eels_axes))
+    return seg, compare(seg.labels, sim.truth["labels"], seg.summary["porosity"])
+
+
+def _check(comparison, recall, precision):
+    for code in (PORE, BRIGHT, GREY, DENDRITE, BOUNDARY):
+        c = comparison["classes"][CLASS_NAMES[code]]
+        assert c["recall"] >= recall[code], (CLASS_NAMES[code], c)
+        assert c["precision"] >= precision[code], (CLASS_NAMES[code], c)
+
+
+# ------------------------------------------------------------------ the simulator
+def test_simulated_haadf_has_its_own_grid_and_truth_on_it(electrode):
+    phantom, sim, ds, _ = electrode
+    assert sim.pixel_size_nm == pytest.approx(0.75 * phantom.pixel_size_nm)
+    assert sim.image.shape == (229, 229) != phantom.shape
+    for key in ("labels", "t_over_lambda", "expected_counts", "sample_y_nm", "sample_x_nm"):
+        assert sim.truth[key].shape == sim.image.shape
+    # the field of view lies inside the phantom, rotated by 4 degrees
+    y, x = sim.truth["sample_y_nm"], sim.truth["sample_x_nm"]
+    assert 0 < x.min() and x.max() < phantom.shape[1] * phantom.pixel_size_nm
+    assert abs(np.degrees(np.arctan2(-(x[-1, 0] - x[0, 0]), y[-1, 0] - y[0, 0]))) == (
+        pytest.approx(4.0, abs=1.0)  # the drift turns it by 0.5 degrees
+    )
+    # line jitter: the step between rows' first pixels varies, not so within a row
+    assert np.std(np.diff(x[:, 0])) > 0.05 * sim.pixel_size_nm
+    assert np.std(np.diff(x[0])) < 1e-9
+    assert ds.sig_axes[0].units == "nm" and ds.sig_axes[0].scale == sim.pixel_size_nm
+
+
+def test_z_contrast_orders_the_classes_per_thickness(electrode):
+    """Per unit t/λ: c-Si brightest, then the O-rich boundaries, grey, dendrite-like;
+    pores hold the least signal; the counts are Poisson around the expectation."""
+    _, sim, _, _ = electrode
+    lab = sim.truth["labels"]
+    per_t = sim.truth["expected_counts"] / np.maximum(sim.truth["t_over_lambda"], 1e-3)
+    level = {c: np.median(per_t[lab == c]) for c in (BRIGHT, BOUNDARY, GREY, DENDRITE)}
+    assert level[BRIGHT] > level[BOUNDARY] > level[GREY] > level[DENDRITE]
+    counts = {c: np.median(sim.truth["expected_counts"][lab == c]) for c in range(5)}
+    assert counts[PORE] < 0.2 * min(counts[c] for c in (BRIGHT, GREY, DENDRITE, BOUNDARY))
+    resid = (sim.image - sim.truth["expected_counts"]) / np.sqrt(
+        np.maximum(sim.truth["expected_counts"], 1.0)
+    )
+    assert np.std(resid[sim.truth["expected_counts"] > 50]) == pytest.approx(1.0, abs=0.05)
+
+
+# ------------------------------------------------------------------ unsupervised
+def test_unsupervised_with_the_eels_thickness_recovers_the_truth(with_thickness):
+    """Measured (seed 1): recall pore 0.92, bright 0.97, grey 0.92, dendrite-like 0.66,
+    boundary 0.47; precision 0.99, 0.91, 0.79, 0.83, 0.72; porosity 4.44 ± 0.49 % against
+    4.78 %."""
+    seg, c = with_thickness
+    _check(
+        c,
+        recall={PORE: 0.88, BRIGHT: 0.94, GREY: 0.88, DENDRITE: 0.6, BOUNDARY: 0.42},
+        precision={PORE: 0.95, BRIGHT: 0.87, GREY: 0.75, DENDRITE: 0.78, BOUNDARY: 0.66},
+    )
+    por = c["porosity"]
+    assert abs(por["error"]) <= 0.01  # the issue's target: 1 % absolute
+    assert abs(por["error"]) <= 2 * por["uncertainty"]
+    assert seg.summary["thickness_term"].startswith("t/λ map")
+
+
+def test_unsupervised_without_a_thickness_map(electrode):
+    """The grey envelope stands in for t/λ. Measured (seed 1): recall 0.93, 0.96, 0.89,
+    0.71, 0.36; precision 0.98, 0.97, 0.75, 0.68, 0.69; porosity 4.53 ± 0.50 %."""
+    _, sim, ds, _ = electrode
+    seg = segment(sim.image, ds.axes)
+    c = compare(seg.labels, sim.truth["labels"], seg.summary["porosity"])
+    _check(
+        c,
+        recall={PORE: 0.88, BRIGHT: 0.92, GREY: 0.85, DENDRITE: 0.65, BOUNDARY: 0.3},
+        precision={PORE: 0.94, BRIGHT: 0.93, GREY: 0.7, DENDRITE: 0.62, BOUNDARY: 0.62},
+    )
+    assert abs(c["porosity"]["error"]) <= 0.01
+    assert abs(c["porosity"]["error"]) <= 2 * c["porosity"]["uncertainty"]
+
+
+def test_the_thickness_term_matters(electrode, with_thickness):
+    """Left in (background none), the FIB wedge makes thick grey look like boundary and
+    thin grey like dendrite-like: far fewer pixels right."""
+    _, sim, ds, _ = electrode
+    raw = segment(sim.image, ds.axes, FeaturesParameters(background="none"))
+    plain = compare(raw.labels, sim.truth["labels"])["accuracy"]
+    assert with_thickness[1]["accuracy"] > plain + 0.1
+
+
+def test_probabilities_are_distributions_and_flag_the_errors(with_thickness, electrode):
+    seg, _ = with_thickness
+    _, sim, _, _ = electrode
+    assert seg.probability.shape == (5, *seg.labels.shape)
+    np.testing.assert_allclose(seg.probability.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(seg.probability.argmax(axis=0), seg.labels)
+    wrong = seg.labels != sim.truth["labels"]
+    assert seg.uncertainty[wrong].mean() > 2 * seg.uncertainty[~wrong].mean()
+
+
+# ------------------------------------------------------------------ trainable
+def test_trainable_matches_or_beats_the_unsupervised_default(electrode, with_thickness):
+    """Scribbles from the truth (8 strokes of 15 px per class, 0.7 % of the pixels).
+    Measured (seed 1): 82.3 % of the pixels right against 81.0 %."""
+    phantom, sim, ds, eels_axes = electrode
+    marks = truth_scribbles(sim.truth["labels"], seed=SEED)
+    assert 0.004 < np.count_nonzero(marks) / marks.size < 0.01
+    seg = segment(sim.image, ds.axes, thickness=(phantom.t_over_lambda, eels_axes), scribbles=marks)
+    c = compare(seg.labels, sim.truth["labels"], seg.summary["porosity"])
+    assert c["accuracy"] >= with_thickness[1]["accuracy"] - 0.005
+    assert abs(c["porosity"]["error"]) <= 0.01
+    assert seg.summary["mode"] == "trainable"
+    assert seg.summary["method"]["marked_pixels"]["dendrite-like"] > 20
+    again = segment(
+        sim.image, ds.axes, thickness=(phantom.t_over_lambda, eels_axes), scribbles=marks
+    )
+    np.testing.assert_array_equal(again.probability, seg.probability)  # seeded forest
+
+
+# ------------------------------------------------------------------ regions
+def test_regions_have_sizes_and_shapes_in_nm(with_thickness):
+    seg, _ = with_thickness
+    rows = seg.regions
+    assert rows and {r["class"] for r in rows} == set(CLASS_NAMES.values())
+    p = seg.pixel_size_nm
+    for r in rows:
+        assert r["area_nm2"] == pytest.approx(r["area_px"] * p * p)
+        assert r["equivalent_diameter_nm"] == pytest.approx(2 * np.sqrt(r["area_nm2"] / np.pi))
+        assert 0 <= r["eccentricity"] <= 1 and 0 <= r["orientation_deg"] < 180
+        assert r["area_px"] >= FeaturesParameters().min_region_px
+    # listed regions are a part of the labelled pixels
+    for code, name in CLASS_NAMES.items():
+        listed = sum(r["area_px"] for r in rows if r["class"] == name)
+        assert listed <= np.count_nonzero(seg.labels == code)
+
+
+def test_a_thickness_map_that_misses_the_image_is_refused(electrode):
+    from anodemap.errors import AnodemapInputError
+
+    _, sim, ds, _ = electrode
+    small = [Axis("y", 10, 2.0, 0.0, "nm", False), Axis("x", 10, 2.0, 0.0, "nm", False)]
+    with pytest.raises(AnodemapInputError, match="does not cover the image"):
+        segment(sim.image, ds.axes, thickness=(np.full((10, 10), 0.8), small))
+
+
+# ------------------------------------------------------------------ the command
+@pytest.fixture(scope="module")
+def simulated_files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("haadf")
+    assert (
+        _run("simulate", "haadf", "-o", out, "--shape", 96, 96, "--scan-step", 2.5, "--seed", 3)
+        == 0
+    )
+    return out
+
+
+def test_anodemap_features_end_to_end(simulated_files, tmp_path, capsys):
+    hs = pytest.importorskip("hyperspy.api")
+    out = tmp_path / "features"
+    tmap = simulated_files / "truth" / "t_over_lambda_eels_grid.hspy"
+    code = _run("features", simulated_files / "haadf.hspy", "-o", out, "--thickness", tmap)
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["files"]) >= {"labels.hspy", "probability.hspy", "regions.csv"}
+    assert {"features.png", "uncertainty.png"} <= set(summary["files"])
+    assert sum(summary["class_fractions"].values()) == pytest.approx(1.0)
+    assert summary["class_fractions_over"] == "all pixels of the image"
+    assert summary["porosity"]["uncertainty"] > 0
+    assert summary["parameters"]["smoothing_px"] == FeaturesParameters().smoothing_px
+    s = hs.load(out / "labels.hspy")
+    image = hs.load(simulated_files / "haadf.hspy")
+    assert s.data.shape == image.data.shape and s.data.dtype == np.uint8
+    for a, b in zip(s.axes_manager.signal_axes, image.axes_manager.signal_axes, strict=True):
+        assert a.units == b.units == "nm"
+        assert (a.scale, a.offset) == (pytest.approx(b.scale), pytest.approx(b.offset))
+    prob = hs.load(out / "probability.hspy")
+    assert prob.data.shape == (5, *s.data.shape)
+    header = (out / "regions.csv").read_text().splitlines()[0]
+    assert header.startswith("region,class,class_code,area_px,area_nm2,equivalent_diameter_nm")
+    truth = np.asarray(load(simulated_files / "truth" / "labels.hspy").data)
+    assert compare(s.data, truth)["accuracy"] > 0.7
+
+
+def test_anodemap_features_trains_on_scribbles(simulated_files, tmp_path, capsys):
+    out = tmp_path / "trained"
+    marks = simulated_files / "truth" / "scribbles.png"
+    code = _run(
+        "features",
+        simulated_files / "haadf.hspy",
+        "-o",
+        out,
+        "--no-figures",
+        "--training",
+        marks,
+        "--trees",
+        30,
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "trainable"
+    assert summary["method"]["classifier"].startswith("sklearn RandomForestClassifier(30 trees")
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (None, "no such file"),
+        (lambda p: np.save(p, np.zeros((5, 5), int)), "paint the scribbles on this image"),
+        (lambda p: np.save(p, np.full((109, 109), 7)), "values other than 0-5"),
+        (lambda p: p.write_bytes(b"not a numpy file"), "cannot be read"),
+        (lambda p: np.save(p, np.ones((109, 109), int)), "at least two"),
+    ],
+)
+def test_a_bad_scribble_file_is_refused_in_one_line(
+    make, expected, simulated_files, tmp_path, capsys
+):
+    scribbles = tmp_path / "marks.npy"
+    if make is not None:
+        make(scribbles)
+    out = tmp_path / "out"
+    image = simulated_files / "haadf.hspy"
+    code = _run("features", image, "-o", out, "--no-figures", "--training", scribbles)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("anodemap: error:")]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert "--training" in errors[0] and str(scribbles) in errors[0], errors[0]
+    assert expected in errors[0], errors[0]
+    assert not (out / "summary.json").exists()
+
+
+def test_thickness_map_written_as_eels_writes_it_is_accepted(simulated_files, tmp_path):
+    """A t/λ map with the axes anodemap eels gives its maps (scan axes in nm)."""
+    t = np.asarray(load(simulated_files / "truth" / "t_over_lambda_eels_grid.hspy").data)
+    axes = [Axis("y", t.shape[0], 2.5, 0.0, "nm"), Axis("x", t.shape[1], 2.5, 0.0, "nm")]
+    path = save(map_dataset(t, axes, "t/λ", ""), tmp_path / "t_over_lambda.hspy")
+    out = tmp_path / "o"
+    image = simulated_files / "haadf.hspy"
+    assert _run("features", image, "-o", out, "--no-figures", "--thickness", path, "-q") == 0
