@@ -64,18 +64,10 @@ from pathlib import Path
 import numpy as np
 
 from _pagecache import drop_page_cache
+from _timing import timed
 
 HERE = Path(__file__).resolve().parent
 GAMMA = 0.5  # pyxem's documented gamma correction of the polar patterns
-
-
-def _timed(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def _git_commit() -> str:
@@ -395,7 +387,7 @@ def main(argv=None) -> int:
         times = [_anodemap_run(path, tmp / f"out{i}", tmp / "cache") for i in range(args.repeat)]
         t_am = statistics.median(times)
         am_pred, am_euler = _anodemap_maps(tmp / "out0")
-        t_tpl, libs = _timed(
+        t_tpl, libs = timed(
             lambda: [
                 generate_templates(
                     load_phase(p),
@@ -414,11 +406,11 @@ def main(argv=None) -> int:
         # ---- pyxem: library once, then centring + polar + matching
         print("pyxem library and matching ...", flush=True)
         cifs = {p: structure_path(p) for p in ("Si", "Li15Si4")}
-        t_lib, (px_sim, sizes) = _timed(
+        t_lib, (px_sim, sizes) = timed(
             lambda: _pyxem_library(cifs, energy, args.precession, args.step, s_max), 1
         )
         sig = _pyxem_signal(sim.patterns, float(sim.scale), energy)
-        t_px, om = _timed(lambda: _pyxem_map(sig, px_sim, npt, args.npt_azim), args.repeat)
+        t_px, om = timed(lambda: _pyxem_map(sig, px_sim, npt, args.npt_azim), args.repeat)
         px_pred, px_euler = _pyxem_maps(om, sizes)
         # accuracy without precession in the library (as pyxem users often run it)
         px_sim0, _ = _pyxem_library(cifs, energy, 0.0, args.step, s_max)

@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,16 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from _timing import timed
+
 HERE = Path(__file__).resolve().parent
-
-
-def _timed(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main() -> None:
@@ -74,7 +66,7 @@ def main() -> None:
     lines = ("Si_Ka", "O_Ka")
     res: dict = {"shape": [*shape, sim.spectra.shape[-1]], "machine": platform.platform()}
 
-    t_ours, r = _timed(
+    t_ours, r = timed(
         lambda: analyse_edx(
             ds,
             EDXParameters(
@@ -88,10 +80,10 @@ def main() -> None:
         ),
         args.repeat,
     )
-    t_local, r_local = _timed(
+    t_local, r_local = timed(
         lambda: analyse_edx(ds, EDXParameters(lines=lines), progress=False), args.repeat
     )
-    t_win, r_win = _timed(
+    t_win, r_win = timed(
         lambda: analyse_edx(ds, EDXParameters(lines=lines, method="windows"), progress=False),
         args.repeat,
     )
@@ -110,12 +102,12 @@ def main() -> None:
         i.metadata.Sample.xray_lines[0]: np.asarray(i.data).ravel() for i in m.get_lines_intensity()
     }
     mf = s.create_model()
-    t_lstsq, _ = _timed(lambda: mf.multifit(optimizer="lstsq"), 1)
+    t_lstsq, _ = timed(lambda: mf.multifit(optimizer="lstsq"), 1)
     lin = {
         i.metadata.Sample.xray_lines[0]: np.asarray(i.data).ravel()
         for i in mf.get_lines_intensity()
     }
-    t_exwin, ex_win = _timed(
+    t_exwin, ex_win = timed(
         lambda: s.get_lines_intensity(
             xray_lines=list(lines),
             background_windows=s.estimate_background_windows(xray_lines=list(lines)),

@@ -37,16 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from _timing import timed
+
 HERE = Path(__file__).resolve().parent
-
-
-def _timed(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def _exspy_signal(spectra: np.ndarray, energy: np.ndarray):
@@ -137,9 +130,9 @@ def main(argv=None) -> int:
         "second_plasmon": False,
     }
     fit_plasmon(aligned[:64], energy, **same)  # compile
-    t_am, fit = _timed(lambda: fit_plasmon(aligned, energy, **same), args.repeat)
+    t_am, fit = timed(lambda: fit_plasmon(aligned, energy, **same), args.repeat)
     s_sub = _exspy_signal(aligned[sub], energy)
-    t_ex, (centre_ex, set_ex) = _timed(lambda: _exspy_fit(s_sub, window), 1)
+    t_ex, (centre_ex, set_ex) = timed(lambda: _exspy_fit(s_sub, window), 1)
     am_rate, ex_rate = n / t_am, sub.size / t_ex
     # compare where both converged on material (pores have no plasmon to fit)
     material = np.isfinite(sim.truth["plasmon_peak_eV"]).ravel()[sub]
@@ -193,7 +186,7 @@ def main(argv=None) -> int:
         peaks: dict[str, list[int]] = {m: [] for m in files}
         t_exspy: list[float] = []
         for _ in range(args.repeat):
-            t_exspy.append(_timed(exspy_whole, 1)[0])
+            t_exspy.append(timed(exspy_whole, 1)[0])
             for method in files:
                 t0 = time.perf_counter()
                 res = subprocess.run(command(method), capture_output=True, text=True, check=True)

@@ -364,8 +364,8 @@ def test_region_maps_from_image_files(tmp_path):
     and a map of the wrong size are clear errors."""
     from PIL import Image
 
-    from anodemap.io.regions import load_regions
     from anodemap.errors import AnodemapIOError
+    from anodemap.io.regions import load_regions
 
     labels = np.zeros((6, 7), np.uint8)
     labels[:3, :3], labels[4:, 2:] = 100, 200

@@ -53,9 +53,10 @@ capacity_mAh_g = 3314
 [[states]]
 name = "delithiated_1"
   [[states.datasets]]
-  path = "{eels}"
-  name = "eels_wrong_kind"
-  kind = "diffraction"
+  path = "{sped}"
+  name = "sped_unknown_phase"
+  [states.datasets.parameters]
+  phases = ["Si", "NoSuchPhase"]
   [[states.datasets]]
   path = "{eels}"
   name = "eels_5"
@@ -109,8 +110,16 @@ def test_a_study_file_is_read_with_kinds_inferred(data, tmp_path):
             ["dataset 1", "nope.hspy", "does not exist"],
         ),
         (
+            '[[states]]\nname = "a"\n[[states.datasets]]\npath = "{eels}"\nkind = "tilt"\n',
+            ["kind = 'tilt'", "eels, diffraction, edx"],
+        ),
+        (  # a kind that is an analysis but not a kind of data (pdf reads diffraction scans)
+            '[[states]]\nname = "a"\n[[states.datasets]]\npath = "{eels}"\nkind = "pdf"\n',
+            ["kind = 'pdf'", "eels, diffraction, edx"],
+        ),
+        (  # a kind the file's data are not
             '[[states]]\nname = "a"\n[[states.datasets]]\npath = "{eels}"\nkind = "edx"\n',
-            ["kind = 'edx'", "eels, diffraction"],
+            ["kind = 'edx'", "EELS spectrum image", "not data of this kind"],
         ),
         (
             '[[states]]\nname = "a"\n[[states.datasets]]\npath = "{eels}"\n'
@@ -154,7 +163,8 @@ def test_run_writes_one_folder_per_analysis_and_run_json(first_run, data):
     assert code == 1  # one dataset failed
     run = json.loads((out / "run.json").read_text())
     assert run["schema"] == RUN_SCHEMA
-    assert run["counts"] == {"done": 3, "skipped": 0, "failed": 1}
+    # the failed diffraction dataset fails its PDF too (not run: it needs that result)
+    assert run["counts"] == {"done": 4, "skipped": 0, "failed": 2}
     lith, delith = run["states"]
     assert lith["li_per_si_from_capacity"] == pytest.approx(3.47, abs=0.01)  # paper: 3.47
     eels = lith["datasets"][0]["analyses"]["eels"]
@@ -167,7 +177,9 @@ def test_run_writes_one_folder_per_analysis_and_run_json(first_run, data):
     assert (out / diff["folder"] / "phase.hspy").is_file()
     assert json.loads((out / diff["truth_comparison"]).read_text())["phase_accuracy"] > 0.9
     wrong = delith["datasets"][0]["analyses"]["diffraction"]
-    assert wrong["status"] == "failed" and "anodemap diffraction needs" in wrong["error"]
+    assert wrong["status"] == "failed" and "NoSuchPhase" in wrong["error"]
+    pdf = delith["datasets"][0]["analyses"]["pdf"]
+    assert pdf["status"] == "failed" and "needs the diffraction result" in pdf["error"]
     assert not (out / wrong["folder"] / "summary.json").exists()
     # the dataset after the failure ran, with its own parameters
     ok = delith["datasets"][1]["analyses"]["eels"]
@@ -197,16 +209,16 @@ def test_a_rerun_keeps_what_is_up_to_date_and_redoes_what_changed(first_run, dat
     argv = ["run", str(study), "-o", str(out), "--no-progress", "--no-figures"]
     assert main(argv) == 1
     run = json.loads((out / "run.json").read_text())
-    assert run["counts"] == {"done": 0, "skipped": 3, "failed": 1}
+    assert run["counts"] == {"done": 0, "skipped": 4, "failed": 2}
     # a changed parameter reruns that analysis only
     study.write_text(study.read_text().replace("rl_iterations = 5", "rl_iterations = 6"))
     assert main(argv) == 1
     run = json.loads((out / "run.json").read_text())
-    assert run["counts"] == {"done": 1, "skipped": 2, "failed": 1}
+    assert run["counts"] == {"done": 1, "skipped": 3, "failed": 2}
     assert run["states"][1]["datasets"][1]["analyses"]["eels"]["status"] == "done"
     # --force reruns everything
     assert main([*argv, "--force"]) == 1
-    assert json.loads((out / "run.json").read_text())["counts"]["done"] == 3
+    assert json.loads((out / "run.json").read_text())["counts"]["done"] == 4
 
 
 def test_an_interrupted_analysis_is_not_taken_as_up_to_date(first_run, tmp_path):

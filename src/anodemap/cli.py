@@ -184,6 +184,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             pattern_shape=(args.pattern_size, args.pattern_size),
         )
         _log(f"wrote the study file {study}; run it with: anodemap run {study} -o OUT")
+    elif args.modality == "edx":
+        from anodemap.synth.edx import write_edx_simulation
+
+        write_edx_simulation(
+            Path(args.output), tuple(args.shape), args.seed, args.pixel_size, log=_log
+        )
     elif args.modality == "diffraction":
         _simulate_diffraction(
             Path(args.output),
@@ -194,6 +200,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             args.precession,
             tvips=args.tvips,
         )
+    elif args.modality == "haadf":
+        from anodemap.synth.haadf import write_haadf
+
+        write_haadf(Path(args.output), tuple(args.shape), args.seed, args.pixel_size, log=_log)
     else:
         _simulate_eels(Path(args.output), tuple(args.shape), args.seed, args.pixel_size)
     return 0
@@ -440,9 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="write a simulated electrode dataset with its truth")
     p.add_argument(
         "modality",
-        choices=["eels", "diffraction", "study"],
-        help="what to simulate: one EELS or diffraction dataset, or a four-state study "
-        "(both for each state, and its study file)",
+        choices=["eels", "diffraction", "edx", "haadf", "study"],
+        help="what to simulate: one EELS, diffraction, EDX or HAADF dataset of the simulated "
+        "electrode with its truth, or a four-state study (EELS and diffraction for each "
+        "state, and its study file)",
     )
     _add_simulation_options(p)
     p.add_argument(

@@ -9,7 +9,7 @@ Examples
 --------
 >>> from anodemap.analysis import analysis_names, get_analysis
 >>> analysis_names()
-['eels', 'diffraction']
+['eels', 'diffraction', 'pdf', 'edx', 'features']
 >>> get_analysis("diffraction").data_kind
 '4D (precession) diffraction scan'
 """
@@ -28,6 +28,9 @@ __all__ = ["Analysis", "Context", "Outcome", "analyses_of", "analysis_names", "g
 _BUILTIN = {
     "eels": "anodemap.eels.analysis:EELSAnalysis",
     "diffraction": "anodemap.diffraction.analysis:DiffractionAnalysis",
+    "pdf": "anodemap.pdf.analysis:PDFAnalysis",
+    "edx": "anodemap.edx.analysis:EDXAnalysis",
+    "features": "anodemap.features.analysis:FeaturesAnalysis",
 }
 
 

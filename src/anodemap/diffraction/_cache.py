@@ -110,6 +110,8 @@ def cached(kind: str, parts: tuple, build: Callable[[], Any], enabled: bool = Tr
         pass
     value = build()
     # a read-only or full disk: the result is still returned
-    with contextlib.suppress(OSError), atomic_path(path, record=False) as tmp, open(tmp, "wb") as f:
-        pickle.dump(value, f, protocol=5)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, record=False) as tmp, open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=5)
     return value

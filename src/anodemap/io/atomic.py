@@ -53,7 +53,7 @@ def atomic_path(path: str | os.PathLike, *, record: bool = True) -> Iterator[Pat
     Parameters
     ----------
     path : path-like
-        The target (a file, or a folder store such as .zspy; its parent is made).
+        The target (a file, or a folder store such as .zspy), in an existing folder.
     record : bool
         Record ``path`` as this run's in the output folder this process holds
         (:func:`anodemap.io.outdir.claim`); False for files outside output folders
@@ -64,7 +64,6 @@ def atomic_path(path: str | os.PathLike, *, record: bool = True) -> Iterator[Pat
         from anodemap.io.outdir import claim
 
         claim(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
         yield tmp

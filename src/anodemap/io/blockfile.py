@@ -349,6 +349,7 @@ def write_blo(
         "original_metadata": {"blockfile_header": header},
         "attributes": {"_lazy": True},
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path) as tmp:
             _write_blockfile(tmp, signal, nav_u8, progress)

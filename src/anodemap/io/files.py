@@ -359,6 +359,7 @@ def save(
     plugin = _plugin_for(path, write=True)
     if path.exists() and not overwrite:
         raise AnodemapIOError(f"{path}: exists, and is kept (overwrite=False)")
+    path.parent.mkdir(parents=True, exist_ok=True)
     writer = importlib.import_module(plugin["api"]).file_writer
     kwargs: dict[str, Any] = {}
     if plugin["name"] in ("HSPY", "ZSPY"):

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from anodemap.io.dataset import Dataset
 
-__all__ = ["Kind", "describe", "diffraction_scan", "edx_spectra", "lowloss_eels"]
+__all__ = ["Kind", "describe", "diffraction_scan", "edx_spectra", "image", "lowloss_eels"]
 
 Kind = Callable[[Dataset], "str | None"]
 
@@ -239,4 +239,27 @@ def edx_spectra(ds: Dataset) -> str | None:
             needs + f"; its channels ({width:.3g} eV wide, up to {top:.4g} eV) are not those "
             "of X-ray spectra (for EELS, anodemap eels)",
         )
+    return None
+
+
+# images smaller than this hold too few pixels for a grey level and its spread (model
+# choice, anodemap.features)
+_MIN_IMAGE_PX = 8
+
+
+@_needs("anodemap features needs an image (HAADF, ADF or BF: two real-space axes)")
+def image(ds: Dataset) -> str | None:
+    """Why ``ds`` is not an image or an image series (tilt, time, stack) for ``anodemap
+    features``, or None: two signal axes in a real-space unit or uncalibrated, not a
+    diffraction pattern's, at most one series axis, at least 8 × 8 pixels."""
+    needs = image.needs  # type: ignore[attr-defined]
+    st = ds.signal_type.upper()
+    if st.startswith("EDS") or st == "EELS" or len(ds.sig_shape) != 2:
+        return _refuse(ds, needs)
+    if _is_diffraction(ds):
+        return _refuse(ds, needs + "; these are diffraction patterns (reciprocal-space axes)")
+    if len(ds.nav_shape) > 1:
+        return _refuse(ds, needs + " or a series of images, not a scan of patterns")
+    if min(ds.sig_shape) < _MIN_IMAGE_PX:
+        return _refuse(ds, needs + f" of at least {_MIN_IMAGE_PX} × {_MIN_IMAGE_PX} pixels")
     return None

@@ -21,6 +21,10 @@ The format (TOML, docs/study.md, "The study file")::
       kind = "eels"                      # optional: inferred from the file
       truth = "lith1/truth_eels"         # optional: simulated truth maps
 
+      [[states.datasets]]
+      path = "lith1/sped.zspy"           # a diffraction scan: diffraction, then pdf
+      parameters = { phases = ["Si", "Li15Si4"], pdf = { composition = "Si:1 Li:2" } }
+
 Everything is checked before any work starts (:func:`read_study`): an unknown key, a
 missing file, an unknown kind, a name used twice, a parameter an analysis does not have
 — each one clear error naming the study file and where in it.
@@ -28,8 +32,12 @@ missing file, an unknown kind, a name used twice, a parameter an analysis does n
 Examples
 --------
 >>> import pathlib, tempfile
+>>> from anodemap.eels import eels_dataset
+>>> from anodemap.io import save
+>>> from anodemap.synth import simulate_spectrum
 >>> d = pathlib.Path(tempfile.mkdtemp())
->>> _ = (d / "a.hspy").write_bytes(b"x")
+>>> sim = simulate_spectrum(2.0, 0.8, noise=False)
+>>> _ = save(eels_dataset(sim.spectra[None, None], sim.energy), d / "a.hspy")
 >>> _ = (d / "s.toml").write_text('''
 ... [study]
 ... name = "test"
@@ -227,6 +235,28 @@ def _kind(path: Path, signal: Any) -> str:
     raise AnodemapInputError(f"{what}: no analysis of anodemap reads it")
 
 
+def _kinds() -> list[str]:
+    """The kinds of dataset that some analysis reads (``eels``, ``diffraction``, ...)."""
+    from anodemap.analysis import analysis_names, get_analysis
+
+    return list(dict.fromkeys(get_analysis(n).reads or n for n in analysis_names()))
+
+
+def _check_kind(path: Path, signal: Any, kind: str) -> None:
+    """Refuse a file none of whose signals is data of ``kind`` (the analysis of that
+    name says what it needs and what the file holds)."""
+    from anodemap.analysis import get_analysis
+    from anodemap.io import load_all
+    from anodemap.io.kinds import describe
+
+    items = load_all(path, lazy=True)
+    if signal is not None and isinstance(signal, int) and 0 <= signal < len(items):
+        items = [items[signal]]
+    if not any(get_analysis(kind).accepts(item) for item in items):
+        what = "; ".join(describe(item) for item in items)
+        raise AnodemapInputError(f"{path.name} holds {what}, not data of this kind")
+
+
 def read_study(path: str | Path) -> Study:
     """Read and check the study file ``path`` (see the module's description).
 
@@ -301,16 +331,17 @@ def read_study(path: str | Path) -> Study:
                     kind = _kind(dpath, signal)
                 except AnodemapInputError as err:
                     raise _err(file, dwhere, f"{err} (give kind = ...)") from err
-            elif kind not in analysis_names():
-                raise _err(
-                    file,
-                    dwhere,
-                    f"kind = {kind!r}: anodemap knows {', '.join(analysis_names())}",
-                )
-            analysis = get_analysis(kind)
-            merged = dict(defaults.get(kind, {}))
-            merged.update(ddoc.get("parameters") or {})
-            analysis.parameters(merged, where=f"{file}: {dwhere}, parameters")
+            else:
+                kinds = _kinds()
+                if kind not in kinds:
+                    raise _err(file, dwhere, f"kind = {kind!r}: anodemap knows {', '.join(kinds)}")
+                try:
+                    _check_kind(dpath, signal, kind)
+                except AnodemapInputError as err:
+                    raise _err(file, dwhere, f"kind = {kind!r}: {err}") from err
+            parameters = _dataset_parameters(
+                defaults, ddoc.get("parameters") or {}, kind, f"{file}: {dwhere}, parameters"
+            )
             files = {}
             for key in sorted(_FILE_KEYS & set(ddoc)):
                 readers = [a for a in analyses_of(kind) if key in get_analysis(a).files]
@@ -336,7 +367,7 @@ def read_study(path: str | Path) -> Study:
                     region=region,
                     truth=truth,
                     signal=signal,
-                    parameters={kind: merged},
+                    parameters=parameters,
                     files=files,
                 )
             )
@@ -358,3 +389,28 @@ def read_study(path: str | Path) -> Study:
         simulated=bool(head.get("simulated", False)),
         cycling=cycling,
     )
+
+
+def _dataset_parameters(
+    defaults: dict[str, Any], given: dict[str, Any], kind: str, where: str
+) -> dict[str, dict[str, Any]]:
+    """The parameters of every analysis that runs on a dataset of ``kind``: the study's
+    ``[parameters.NAME]`` defaults, updated by the dataset's own ``parameters`` table —
+    its plain keys for the analysis of the kind, its sub-tables named after another
+    analysis of the kind (e.g. ``parameters.pdf`` of a diffraction dataset) for that
+    one; each checked against the analysis's parameters."""
+    from anodemap.analysis import analyses_of, get_analysis
+
+    names = analyses_of(kind)
+    others = {k for k, v in given.items() if k in names and k != kind and isinstance(v, dict)}
+    out = {}
+    for name in names:
+        merged = dict(defaults.get(name, {}))
+        if name == kind:
+            merged.update({k: v for k, v in given.items() if k not in others})
+        else:
+            merged.update(given.get(name, {}) if name in others else {})
+        label = where if name == kind else f"{where}.{name}"
+        get_analysis(name).parameters(merged, where=label)
+        out[name] = merged
+    return out
