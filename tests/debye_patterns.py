@@ -54,13 +54,16 @@ def debye_scan(
     descan_px: float = 1.5,
     seed: int = 0,
     calibration_error: float = 1.0,
+    ellipse: tuple[float, float] | None = None,
 ):
     """A 4D scan whose pattern at each position is ``intensities[labels[y, x]]`` (I(s) on
     ``s``) drawn on a ``size`` x ``size`` detector of ``scale`` 1/Å per pixel around a
     direct beam that moves by up to ``descan_px``, with Poisson noise (``counts_at_edge``
     expected counts per pixel at the detector's edge). The axes say ``calibration_error`` x
-    ``scale`` (a camera length off by that factor). Returns an anodemap Dataset with
-    calibrated axes and a 300 keV beam, and the true centres."""
+    ``scale`` (a camera length off by that factor). ``ellipse`` = (axis ratio, angle of
+    the major axis in degrees): each ring drawn as an ellipse of that ratio and the same
+    area (a projector-lens distortion). Returns an anodemap Dataset with calibrated axes
+    and a 300 keV beam, and the true centres."""
     from anodemap.io import Axis, Dataset
 
     rng = np.random.default_rng(seed)
@@ -73,7 +76,13 @@ def debye_scan(
     for iy in range(ny):
         for ix in range(nx):
             cy, cx = centres[iy, ix]
-            sr = np.hypot(yy - cy, xx - cx) * scale
+            if ellipse is None:
+                sr = np.hypot(yy - cy, xx - cx) * scale
+            else:
+                t = np.radians(ellipse[1])
+                u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+                v = (yy - cy) * np.cos(t) - (xx - cx) * np.sin(t)
+                sr = np.hypot(u / np.sqrt(ellipse[0]), v * np.sqrt(ellipse[0])) * scale
             prof = intensities[labels[iy, ix]]
             lam = np.interp(sr, s, prof) / np.interp(edge, s, prof) * counts_at_edge
             # a direct beam of a fifth of the scattered counts (a specimen, not vacuum)

@@ -108,3 +108,22 @@ def test_corrected_profile_gives_the_si_distances(si_intensity):
     r1, r2 = _first_peaks(s2, i2)
     assert r1 == pytest.approx(R1, abs=0.02)
     assert r2 == pytest.approx(R2, abs=0.03)
+
+
+def test_azimuthal_average_undoes_the_ellipse_like_corrected_profile(si_intensity):
+    # the per-pattern route (anodemap.diffraction.averaging, used by anodemap pdf) and the
+    # one-pattern route give the same profile with the ellipse undone
+    from anodemap.diffraction.averaging import azimuthal_average
+
+    pattern = detector(si_intensity, scale=0.0105)
+    e = measure_ellipse(pattern, (128.0, 128.0), window_px=(22, 40))
+    s1, i1 = corrected_profile(pattern, 0.0105, ellipse=e)
+    prof = azimuthal_average(pattern, calibration=0.0105, center=e.centre, ellipse=e)
+    n = min(s1.size, prof.s.size)
+    np.testing.assert_allclose(prof.s[:n], s1[:n], rtol=1e-12)
+    np.testing.assert_allclose(prof.intensity[2:n], i1[2:n], rtol=1e-9)
+    plain = azimuthal_average(pattern, calibration=0.0105, center=e.centre)
+    # the 422 ring (s = 0.902) is sharper with the ellipse undone (the smear grows with s)
+    ring = (prof.s > 0.87) & (prof.s < 0.93)
+    sharp, smeared = prof.intensity[ring].max(), plain.intensity[: prof.s.size][ring].max()
+    assert sharp > 1.05 * smeared, sharp / smeared

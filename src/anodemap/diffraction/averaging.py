@@ -448,6 +448,27 @@ class AzimuthalProfile:
     calibration: ReciprocalCalibration
 
 
+def _ellipse_factors(ellipse: Any) -> tuple[float, float, float, float] | None:
+    """(√(ab)/a, √(ab)/b, cos θ, sin θ) of an ellipse with semi-axes a ≥ b along θ and
+    θ + 90° (None for None): offsets scaled by these along the axes lie on circles.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> [round(v, 4) for v in _ellipse_factors(SimpleNamespace(a=1.02, b=1.0, angle_rad=0.0))]
+    [0.9901, 1.01, 1.0, 0.0]
+    """
+    if ellipse is None:
+        return None
+    mean = math.sqrt(ellipse.a * ellipse.b)
+    return (
+        mean / ellipse.a,
+        mean / ellipse.b,
+        math.cos(ellipse.angle_rad),
+        math.sin(ellipse.angle_rad),
+    )
+
+
 def _full_ring_s(centres: np.ndarray, sig: tuple[int, ...], scale: tuple[float, float]) -> float:
     """Largest s (1/Å) whose circle around every centre ``(n, 2)`` (px) lies inside the
     detector: the last radius at which every azimuthal bin is a full ring."""
@@ -466,9 +487,25 @@ def _full_ring_s(centres: np.ndarray, sig: tuple[int, ...], scale: tuple[float, 
     )
 
 
-def _bin_weights(dy: np.ndarray, dx: np.ndarray, scale: tuple[float, float], width: float):
-    """Bin index and linear-split weight of each pixel (pixel shared by two bins)."""
-    s = np.sqrt((dy * scale[0]) ** 2 + (dx * scale[1]) ** 2) / width
+def _bin_weights(
+    dy: np.ndarray,
+    dx: np.ndarray,
+    scale: tuple[float, float],
+    width: float,
+    ellipse: tuple[float, float, float, float] | None = None,
+):
+    """Bin index and linear-split weight of each pixel (pixel shared by two bins).
+
+    ``ellipse`` = (factor along the major axis, factor along the minor axis, cos, sin of
+    the major axis's angle): the ring distortion undone (:func:`_ellipse_factors`); the
+    radius then in pixels of the geometric-mean scale."""
+    if ellipse is None:
+        s = np.sqrt((dy * scale[0]) ** 2 + (dx * scale[1]) ** 2) / width
+    else:
+        fu, fv, c, sn = ellipse
+        u = (dx * c + dy * sn) * fu
+        v = (dy * c - dx * sn) * fv
+        s = np.sqrt(u * u + v * v) * math.sqrt(scale[0] * scale[1]) / width
     k0 = np.floor(s).astype(np.int64)
     f = s - k0
     return k0, f
@@ -481,6 +518,7 @@ def _azimuthal_kernel(
     width: float,
     n_bins: int,
     matrix: Any,
+    ellipse: tuple[float, float, float, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """I(s) of each pattern in ``block`` (n, ky, kx); each pixel's count is split
     linearly between the two nearest bin centres (model choice: smoother than nearest-bin
@@ -500,7 +538,7 @@ def _azimuthal_kernel(
         c = np.asarray(centers[0][sl], dtype=float)
         dy = yy[None, :, None] - c[:, 0, None, None]
         dx = xx[None, None, :] - c[:, 1, None, None]
-        k0, f = _bin_weights(dy, dx, scale, width)
+        k0, f = _bin_weights(dy, dx, scale, width, ellipse)
         base = (np.arange(nb) * (n_bins + 1))[:, None, None]
         size = nb * (n_bins + 1)
         lo = np.where(k0 < n_bins, k0, n_bins) + base
@@ -528,6 +566,7 @@ def azimuthal_average(
     client: Any = None,
     scheduler: str | None = None,
     progress: bool = False,
+    ellipse: Any = None,
 ) -> AzimuthalProfile:
     """Azimuthal average I(s) of one pattern or of every pattern, s = 1/d in 1/Å.
 
@@ -544,6 +583,10 @@ def azimuthal_average(
     s_max : float, optional
         Largest s (default: the largest circle around every centre that lies inside the
         detector, so that every bin is a full ring).
+    ellipse : Ellipse, optional
+        An elliptical ring distortion (:func:`anodemap.diffraction.rings.measure_ellipse`;
+        its axes and angle, not its centre) undone about each centre: s is then measured
+        in the geometric-mean pixel size.
 
     Returns
     -------
@@ -573,7 +616,10 @@ def azimuthal_average(
     if not width > 0:
         raise AnodemapInputError(f"bin_width={bin_width}: must be positive (1/Å)")
     cs = np.asarray(fixed, dtype=float).reshape(-1, 2) if cmap is None else cmap.reshape(-1, 2)
+    factors = _ellipse_factors(ellipse)
     top = float(s_max) if s_max is not None else _full_ring_s(cs, sig, cal.scale)
+    if s_max is None and factors is not None:
+        top *= min(factors[0], factors[1])  # the edge seen through the correction
     if top <= 0:
         raise AnodemapInputError("the centre lies on or outside the detector edge")
     n_bins = int(math.floor(top / width)) + 1
@@ -583,7 +629,7 @@ def azimuthal_average(
         from scipy import sparse
 
         yy, xx = np.mgrid[: sig[0], : sig[1]]
-        k0, f = _bin_weights(yy - fixed[0], xx - fixed[1], cal.scale, width)
+        k0, f = _bin_weights(yy - fixed[0], xx - fixed[1], cal.scale, width, factors)
         k0, f = k0.ravel(), f.ravel()
         pix = np.arange(k0.size)
         rows = np.concatenate([pix, pix])
@@ -606,6 +652,7 @@ def azimuthal_average(
             "width": width,
             "n_bins": n_bins,
             "matrix": matrix,
+            "ellipse": factors,
         },
         rows_per_chunk=chunk_rows(arr, rows_per_chunk),
         client=client,

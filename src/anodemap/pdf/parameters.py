@@ -86,6 +86,10 @@ class PDFParameters:
     termination_correction : bool
         Subtract the termination bias estimated from a model of the peaks and add its
         systematic half-width to the intervals (:mod:`anodemap.pdf.termination`).
+    ring_correction : bool
+        Measure the centre and elliptical distortion of the strongest ring of the
+        material patterns' mean (:func:`anodemap.diffraction.rings.measure_ellipse`) and
+        undo them in every pattern's I(s).
     beam_radii : float
         Default lower end of the s range in direct-beam radii (model choice 2).
     in_memory_gb : float
@@ -168,6 +172,15 @@ class PDFParameters:
             "--termination-correction",
             "subtract the termination bias of the peak positions estimated from a model "
             "of the peaks, its size added to the intervals",
+            action=argparse.BooleanOptionalAction,
+        ),
+    )
+    ring_correction: bool = field(
+        default=True,
+        metadata=option(
+            "--ring-correction",
+            "measure the ring centre and elliptical distortion on the mean of the material "
+            "patterns and undo them in every pattern's I(s)",
             action=argparse.BooleanOptionalAction,
         ),
     )

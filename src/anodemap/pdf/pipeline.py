@@ -328,7 +328,11 @@ def analyse_pdfs(
         client=client,
         progress=progress,
         in_memory_gb=p.in_memory_gb,
+        ring_correction=p.ring_correction,
+        beam_radius_px=labels.beam_radius_px,
     )
+    if prof.ring is not None:
+        say(f"ring geometry: {prof.ring['how']}")
     intensity = prof.intensity.reshape(-1, prof.s.size)
     scaling = _s_scale(p, masks, intensity, prof.s)
     s = prof.s * scaling["factor"]
@@ -392,6 +396,9 @@ def analyse_pdfs(
         "calibration_inv_angstrom_per_px": list(scale),
         "calibration_of_diffraction_result": list(labels.scale),
         "s_scale_correction": scaling,
+        "ring_geometry": prof.ring
+        if prof.ring is not None
+        else {"applied": False, "how": "not measured (--no-ring-correction)"},
         "fit": p.fit,
         "damping": p.damping,
         "r_grid_angstrom": {"start": 0.0, "stop": float(r[-1]), "step": p.r_step_angstrom},

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,12 +153,16 @@ class PatternProfiles:
     intensity : ndarray (ny, nx, n_s)
         Mean counts per pixel.
     centres : ndarray (ny, nx, 2)
-        Direct-beam centres, pixels.
+        The centres the profiles are about, pixels: the direct beam's, moved by the
+        offset of the ring centre where the ring geometry was measured.
+    ring : dict, optional
+        The ring geometry measured and whether it was applied (:func:`ring_geometry`).
     """
 
     s: np.ndarray
     intensity: np.ndarray
     centres: np.ndarray
+    ring: dict[str, Any] | None = None
 
 
 #: Share of the material patterns whose full rings set the largest s (model choice: a
@@ -175,11 +180,17 @@ def pattern_profiles(
     client: Any = None,
     progress: bool = False,
     in_memory_gb: float = 2.0,
+    ring_correction: bool = False,
+    beam_radius_px: float | None = None,
 ) -> PatternProfiles:
     """Direct-beam centre and azimuthal average of every pattern (two passes over the
     data, read once into memory when it is lazy, at most ``in_memory_gb`` and no
     ``client`` is given), up to the largest circle that lies on the detector around the
-    centres of all but ``FULL_RING_QUANTILE`` of the ``material`` patterns (default: all)."""
+    centres of all but ``FULL_RING_QUANTILE`` of the ``material`` patterns (default: all).
+
+    With ``ring_correction``, one more pass: the ring centre and elliptical distortion
+    measured on the material patterns' mean (:func:`ring_geometry`) are undone in every
+    pattern's profile."""
     from anodemap.diffraction.virtual import azimuthal_average, find_direct_beam
 
     data = dataset.data if hasattr(dataset, "data") else dataset
@@ -190,6 +201,12 @@ def pattern_profiles(
         data = np.asarray(data)
     beam = find_direct_beam(data, client=client, progress=progress)
     centres = np.asarray(beam.filled(), dtype=np.float64)
+    ring, ellipse = None, None
+    if ring_correction:
+        ring, ellipse, offset = ring_geometry(
+            data, centres, material, beam_radius_px, client=client, progress=progress
+        )
+        centres = centres + offset
     ky, kx = (int(n) for n in data.shape[-2:])
     cy, cx = centres[..., 0], centres[..., 1]
     edge = np.minimum(
@@ -203,7 +220,108 @@ def pattern_profiles(
     top = float(np.quantile(chosen, FULL_RING_QUANTILE, method="lower"))
     if not top > 0:
         raise AnodemapInputError("the direct-beam centres lie on or outside the detector edge")
+    if ellipse is not None:
+        top *= math.sqrt(ellipse.a * ellipse.b) / ellipse.a  # the edge through the correction
     prof = azimuthal_average(
-        data, calibration=scale, center=centres, s_max=top, client=client, progress=progress
+        data,
+        calibration=scale,
+        center=centres,
+        s_max=top,
+        client=client,
+        progress=progress,
+        ellipse=ellipse,
     )
-    return PatternProfiles(np.asarray(prof.s), np.asarray(prof.intensity), centres)
+    return PatternProfiles(np.asarray(prof.s), np.asarray(prof.intensity), centres, ring)
+
+
+#: The ring geometry is applied when the fit used this many of its 90 sectors and their
+#: radii scatter about the ellipse by at most this (px), and the ring centre lies this
+#: close to the mean direct-beam centre (model choices: a ring crossed by Bragg spots or
+#: too faint leaves fewer sectors, or scatters more; a centre further off is a failed fit).
+_RING_SECTORS, _RING_RESIDUAL_PX, _RING_OFFSET_PX = 60, 1.0, 3.0
+
+
+def ring_geometry(
+    data: Any,
+    centres: np.ndarray,
+    material: np.ndarray | None,
+    beam_radius_px: float | None,
+    *,
+    client: Any = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], Any, np.ndarray]:
+    """The centre offset and elliptical distortion of the strongest ring of the material
+    patterns' descan-corrected mean (:func:`anodemap.diffraction.rings.measure_ellipse`).
+
+    The mean is taken with each pattern shifted by whole pixels onto the detector's
+    middle (:func:`anodemap.diffraction.averaging.mean_pattern`); the mean of what the
+    whole-pixel shifts leave (under ±0.5 px each) is where the direct beam lies in it.
+    The ring is the most prominent maximum of the mean's radial profile beyond 2.5
+    direct-beam radii; its window ±20 %.
+
+    Returns
+    -------
+    info : dict
+        What was measured and whether it is applied (for ``summary.json``).
+    ellipse : Ellipse or None
+        The distortion to undo (None: not applied).
+    offset : ndarray (2,)
+        Ring centre minus direct-beam centre (px), added to every centre (0 when not
+        applied).
+    """
+    from scipy.signal import find_peaks
+
+    from anodemap.diffraction.averaging import mean_pattern
+    from anodemap.diffraction.rings import corrected_profile, measure_ellipse
+
+    zero = np.zeros(2)
+    sig = tuple(int(n) for n in data.shape[-2:])
+    nav = tuple(int(n) for n in data.shape[:2])
+    use = np.ones(nav, bool) if material is None else np.asarray(material).reshape(nav)
+    if not use.any():
+        return {"applied": False, "how": "no material patterns"}, None, zero
+    mean = mean_pattern(data, use, center=centres, client=client, progress=progress)
+    target = np.array([(sig[0] - 1) / 2.0, (sig[1] - 1) / 2.0])
+    c = centres[use]
+    beam_in_mean = target + np.mean(c + np.rint(target - c) - target, axis=0)
+    radius_px, profile = corrected_profile(mean, 1.0, centre=beam_in_mean)
+    lo = max(2.5 * (beam_radius_px or 2.0), 3.0)
+    edge = float(radius_px[-1]) - 2.0
+    inside = (radius_px >= lo) & (radius_px <= edge)
+    idx = np.flatnonzero(inside & np.isfinite(profile))
+    peaks, props = find_peaks(profile[idx], prominence=0) if idx.size > 2 else ([], {})
+    if len(peaks) == 0:
+        return {"applied": False, "how": "no ring in the material patterns' mean"}, None, zero
+    best = int(idx[peaks[int(np.argmax(props["prominences"]))]])
+    r_ring = float(radius_px[best])
+    window = (0.8 * r_ring, min(1.2 * r_ring, edge))
+    try:
+        e = measure_ellipse(mean, tuple(beam_in_mean), window_px=window)
+    except AnodemapInputError as err:
+        return {"applied": False, "how": f"not measured: {err}"}, None, zero
+    offset = np.asarray(e.centre) - beam_in_mean
+    info: dict[str, Any] = {
+        **e.summary(),
+        "ring_window_px": [float(window[0]), float(window[1])],
+        "centre_offset_px": [float(offset[0]), float(offset[1])],
+    }
+    reasons = []
+    if e.n_sectors < _RING_SECTORS:
+        reasons.append(f"{e.n_sectors} of 90 sectors fitted (needs {_RING_SECTORS})")
+    if e.residual_px > _RING_RESIDUAL_PX:
+        reasons.append(f"residual {e.residual_px:.2f} px (at most {_RING_RESIDUAL_PX:g})")
+    if np.hypot(*offset) > _RING_OFFSET_PX:
+        reasons.append(f"ring centre {np.hypot(*offset):.1f} px from the beam's")
+    if reasons:
+        return (
+            {**info, "applied": False, "how": "measured, not applied: " + "; ".join(reasons)},
+            None,
+            zero,
+        )
+    how = (
+        f"measured on the ring at {r_ring:.1f} px of the mean of {int(use.sum())} material "
+        f"patterns: axis ratio {e.axis_ratio:.4f}, major axis at "
+        f"{np.degrees(e.angle_rad):.1f} deg, centre offset ({offset[0]:.2f}, {offset[1]:.2f}) px; "
+        "undone in every pattern's I(s)"
+    )
+    return {**info, "applied": True, "how": how}, e, offset
