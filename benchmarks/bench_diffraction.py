@@ -211,7 +211,7 @@ def _pyxem_maps(om, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     rot = om.to_rotation()
     # pyxem 0.21 reports, for patterns drawn in anodemap's sample frame (X along kx, Y
     # along ky, beam along +Z), the rotation g diag(-1, 1, -1) where anodemap reports g
-    # (tests/test_orientation_independent.py checks it): brought into anodemap's frame
+    # (tests/diffraction/test_orientation_independent.py checks it): brought into anodemap's frame
     # before it is compared with the truth
     g = rot.to_matrix().reshape(-1, 3, 3) @ np.diag([-1.0, 1.0, -1.0])
     from orix.quaternion import Rotation

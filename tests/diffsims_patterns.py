@@ -8,7 +8,7 @@ precession by the Lorentzian approximation of Palatinus et al., Acta Cryst. B75 
 ``Rotation`` objects. Only the detector (pixel grid, Gaussian spots, direct beam, diffuse
 rings and background, Poisson noise) is drawn here.
 
-Frames (each statement is checked in ``tests/test_orientation_independent.py``)
+Frames (each statement is checked in ``tests/diffraction/test_orientation_independent.py``)
 ---------------------------------------------------------------------------------
 * orix and anodemap agree on Bunge Euler angles: ``Rotation.from_euler(radians(e))`` has
   the matrix of :func:`anodemap.diffraction.templates.orientation_matrix`, the passive

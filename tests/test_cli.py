@@ -212,7 +212,7 @@ def test_eels_on_a_real_measured_spectrum(exspy_lowloss_msa, tmp_path):
     assert main(["eels", str(exspy_lowloss_msa), "-o", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     # the default 8-25 eV window holds its weaker feature near 13.6 eV, not its strongest
-    # plasmon near 31 eV: the fit converges and is flagged for it (tests/test_eels_window.py
+    # plasmon near 31 eV: the fit converges and is flagged for it (tests/eels/test_eels_window.py
     # has the auto and 24-40 eV windows)
     assert summary["n_pixels"] == 1
     assert summary["status_counts"]["strongest_peak_outside_window"] == 1

@@ -15,7 +15,7 @@ Geometry and conventions
   ``g @ [0, 0, 1] = (sin φ2 sin Φ, cos φ2 sin Φ, cos Φ)``. With the matcher's pattern
   axes, X runs along the pattern columns (kx) and Y along the rows (ky).
 * Other programs' sample frames, measured on the same patterns
-  (``tests/test_orientation_independent.py``): diffsims' lab frame is (X, −Y, −Z) (its
+  (``tests/diffraction/test_orientation_independent.py``): diffsims' lab frame is (X, −Y, −Z) (its
   Ewald sphere is centred at +z/λ: its beam travels along −z), so a grain of orientation
   ``g`` here is diffsims' rotation ``g · diag(1, −1, −1)`` drawn with its y axis reversed;
   pyxem 0.21's ``get_orientation`` reports ``g · diag(−1, 1, −1)`` for it.

@@ -134,7 +134,7 @@ DEFAULT_MODEL = "lorentzian"
 # Model choice (same measurement): with plural scattering modelled, a linear background
 # gave max |bias| 0.023 eV (rms 0.010), an offset 0.054 eV (rms 0.019), a power law plus
 # offset 0.022 eV (rms 0.007) at 5-7x the cost; a plain Lorentzian plus offset is biased
-# by up to +0.14 eV by the second plasmon (see tests/test_plasmon.py).
+# by up to +0.14 eV by the second plasmon (see tests/eels/test_plasmon.py).
 DEFAULT_BACKGROUND = "linear"
 # Plasmon orders in the plural-scattering series (model choice: the third order's
 # low-energy tail still reaches the window for t/λ >= 1; orders >= 4 changed positions

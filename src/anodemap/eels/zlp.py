@@ -297,7 +297,7 @@ def locate_zlp(
     maximum (the channels above half maximum for the default 0.5); the window is centred
     on the maximum channel, then re-centred once on the channel nearest the estimate.
 
-    Measured accuracy (tests/test_zlp.py): on noise-free sampled Gaussians with
+    Measured accuracy (tests/eels/test_zlp.py): on noise-free sampled Gaussians with
     sub-channel shifts the bias is below 1e-12 channel (the log-parabola is exact for a
     Gaussian), below 3e-4 channel for channel-integrated Gaussians and about 0.02 channel
     for a pseudo-Voigt with 50 % Lorentzian. With Poisson noise and 1e5 counts in the

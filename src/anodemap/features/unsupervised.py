@@ -26,7 +26,7 @@ The probability of each class is that of ``J`` lying between the class's two thr
 given the image's measured noise (Gaussian, of sd ``s``): ``Φ((J - t_lo)/s) - Φ((J -
 t_hi)/s)``. It says how sure the class is against the noise, not against the rule.
 
-Measured on the simulated electrode (tests/test_features.py), structure-tensor coherence
+Measured on the simulated electrode (tests/features/test_features.py), structure-tensor coherence
 did not separate the dendrite-like sheets from the grey (medians 0.6-0.7 in both at
 every scale tried), so the default decides by intensity; the texture features serve the
 trainable mode (:mod:`anodemap.features.trainable`).

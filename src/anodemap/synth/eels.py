@@ -75,7 +75,7 @@ _EDGE_POWER_LAW = 3.0  # model choice (post-edge decay (E/E_onset)^-r), Si-L2,3
 # his SIGMAK3 program) for Li at 200 keV and beta = 10 mrad, integrated over the
 # collection angle, falls as (E/E_K)^-3.5 at 56-62 eV and ^-3.6 at 62-80 eV (evaluated
 # with exspy 0.3's HydrogenicGOS, an implementation of that model); (E/E_K)^-3.6 follows
-# it within 2 % at 56-100 eV (tests/test_synth.py compares the two).
+# it within 2 % at 56-100 eV (tests/synth/test_synth.py compares the two).
 _LI_K_POWER_LAW = 3.6  # computed (hydrogenic K shell, see above), not measured
 # Li-K share of the single scattering per Li atom (li_k_strength), computed, not
 # measured: the hydrogenic Li-K cross-section at 200 keV, beta = 10 mrad, integrated over

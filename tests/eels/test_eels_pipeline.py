@@ -217,7 +217,7 @@ def test_default_fits_aligned_spectra_and_deconvolves_for_the_windows(sim):
         maps["li2o_window"][ok], integrate_window(sub, sub_energy, 40.0, 44.0), rtol=1e-12
     )
     # the Li-K map does not depend on the deconvolution chosen for the 42 eV window: it
-    # always comes from Fourier-log (tests/test_eels_li_k.py checks it against the truth)
+    # always comes from Fourier-log (tests/eels/test_eels_li_k.py checks it against the truth)
     np.testing.assert_array_equal(maps["li_k"], plain["li_k"])
     np.testing.assert_array_equal(maps["li_k_status"], plain["li_k_status"])
     change = np.abs(maps["li2o_window"][ok] / plain["li2o_window"][ok] - 1)

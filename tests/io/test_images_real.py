@@ -19,7 +19,7 @@ from anodemap.cli import main
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis, Dataset, kinds, load, save
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 
 # file -> (the title of its image signal in HyperSpy, or None for the only signal)
 IMAGES = {

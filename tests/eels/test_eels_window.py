@@ -16,7 +16,7 @@ from anodemap.errors import AnodemapInputError
 from anodemap.status import Status, describe
 from anodemap.synth import make_phantom, simulate_eels
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LOWLOSS = SHARED_DATA / "real" / "exspy" / "lowloss_spectrum.msa"
 
 

@@ -1,7 +1,7 @@
 """Tests of anodemap.pdf.bootstrap on regions of Debye-simulated silicon patterns.
 
 Each region is 40 patterns; every pattern is the Debye intensity of a diamond-Si cluster
-(the helper of ``tests/test_pdf.py``, copied: an independent forward model, not the
+(the helper of ``tests/pdf/test_pdf.py``, copied: an independent forward model, not the
 transform the code inverts) with its own Poisson noise, 10 expected counts at s = 2.2 1/Å
 per pattern. The second model is the same cluster scaled by 1.0128, which moves r1 by
 +0.030 Å (2.352 → 2.382 Å).

@@ -36,7 +36,7 @@ from anodemap.edx.quant import atomic_fractions
 from anodemap.edx.reading import load_edx
 from anodemap.edx.windows import line_windows, windows_kernel
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 FEPT = "exspy/EDS_TEM_FePt_nanoparticles.hspy"
 BCF = "hyperspy/test_TEM.bcf"
 EMD = "hyperspy/fei_SI_SuperX-HAADF_10frames_10x50.emd"

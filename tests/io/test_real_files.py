@@ -18,7 +18,7 @@ from anodemap.cli import main
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 from anodemap.io import kinds, load, load_all
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL = SHARED / "real"
 
 

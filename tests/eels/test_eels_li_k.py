@@ -1,7 +1,7 @@
 """The Li-K edge map (paper Figures S8b, S10d) against the simulator's exact Li-K counts.
 
 The simulator (anodemap.synth.eels) puts a Li-K edge (onset 54.7 eV, hydrogenic-like decay,
-strength per Li atom; tests/test_synth.py checks its shape against exspy's hydrogenic
+strength per Li atom; tests/synth/test_synth.py checks its shape against exspy's hydrogenic
 cross-section) into the single-scattering distribution and reports, per pixel, the counts of
 that edge in the paper's 58-62 eV window (``li_k_counts``) and their share of the single
 scattering (``li_k_fraction``). The map is right when it measures those.
