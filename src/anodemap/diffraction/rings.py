@@ -63,6 +63,9 @@ class Ellipse:
         RMS of the sectors' radii about the fitted ellipse.
     n_sectors : int
         Sectors used in the fit (after rejecting outliers).
+    amplitude_sigma_px : float
+        1σ of the ellipse's half-difference of axes (a − b)/2 and of each centre
+        coordinate, from the residual: residual × √(2 / n_sectors).
     """
 
     centre: tuple[float, float]
@@ -71,6 +74,7 @@ class Ellipse:
     angle_rad: float
     residual_px: float
     n_sectors: int
+    amplitude_sigma_px: float = 0.0
 
     @property
     def axis_ratio(self) -> float:
@@ -92,6 +96,7 @@ class Ellipse:
             "ring_radius_px": float(math.sqrt(self.a * self.b)),
             "residual_px": float(self.residual_px),
             "n_sectors": int(self.n_sectors),
+            "amplitude_sigma_px": float(self.amplitude_sigma_px),
         }
 
 
@@ -190,13 +195,17 @@ def measure_ellipse(
         cx, cy = cx + coef[1], cy + coef[2]
     c0, c3, c4 = coef[0], coef[3], coef[4]
     amp = math.hypot(c3, c4)
+    residual = float(np.sqrt(np.mean(resid[keep] ** 2)))
     return Ellipse(
         centre=(cy, cx),
         a=float(c0 + amp),
         b=float(c0 - amp),
         angle_rad=float(0.5 * math.atan2(c4, c3)),
-        residual_px=float(np.sqrt(np.mean(resid[keep] ** 2))),
+        residual_px=residual,
         n_sectors=int(keep.sum()),
+        # least squares over evenly spread sectors: each cos/sin coefficient has the
+        # variance residual^2 * 2/n
+        amplitude_sigma_px=residual * math.sqrt(2.0 / keep.sum()),
     )
 
 

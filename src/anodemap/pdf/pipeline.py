@@ -330,6 +330,7 @@ def analyse_pdfs(
         in_memory_gb=p.in_memory_gb,
         ring_correction=p.ring_correction,
         beam_radius_px=labels.beam_radius_px,
+        ring_patterns=masks["amorphous"][1] if "amorphous" in masks else None,
     )
     if prof.ring is not None:
         say(f"ring geometry: {prof.ring['how']}")

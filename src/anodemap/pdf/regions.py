@@ -182,6 +182,7 @@ def pattern_profiles(
     in_memory_gb: float = 2.0,
     ring_correction: bool = False,
     beam_radius_px: float | None = None,
+    ring_patterns: np.ndarray | None = None,
 ) -> PatternProfiles:
     """Direct-beam centre and azimuthal average of every pattern (two passes over the
     data, read once into memory when it is lazy, at most ``in_memory_gb`` and no
@@ -189,8 +190,8 @@ def pattern_profiles(
     centres of all but ``FULL_RING_QUANTILE`` of the ``material`` patterns (default: all).
 
     With ``ring_correction``, one more pass: the ring centre and elliptical distortion
-    measured on the material patterns' mean (:func:`ring_geometry`) are undone in every
-    pattern's profile."""
+    measured on the mean of the ``ring_patterns`` (the amorphous class: diffuse rings,
+    no spots) (:func:`ring_geometry`) are undone in every pattern's profile."""
     from anodemap.diffraction.virtual import azimuthal_average, find_direct_beam
 
     data = dataset.data if hasattr(dataset, "data") else dataset
@@ -204,7 +205,7 @@ def pattern_profiles(
     ring, ellipse = None, None
     if ring_correction:
         ring, ellipse, offset = ring_geometry(
-            data, centres, material, beam_radius_px, client=client, progress=progress
+            data, centres, ring_patterns, beam_radius_px, client=client, progress=progress
         )
         centres = centres + offset
     ky, kx = (int(n) for n in data.shape[-2:])
@@ -238,7 +239,11 @@ def pattern_profiles(
 #: radii scatter about the ellipse by at most this (px), and the ring centre lies this
 #: close to the mean direct-beam centre (model choices: a ring crossed by Bragg spots or
 #: too faint leaves fewer sectors, or scatters more; a centre further off is a failed fit).
-_RING_SECTORS, _RING_RESIDUAL_PX, _RING_OFFSET_PX = 60, 1.0, 3.0
+#: The ellipse and the centre offset are each applied only where they exceed this many
+#: of their 1σ (else the ring is taken as round, or centred on the beam).
+_RING_SECTORS, _RING_RESIDUAL_PX, _RING_OFFSET_PX, _RING_SIGMAS = 60, 1.0, 3.0, 3.0
+#: Fewest patterns whose mean the ring is measured on.
+_RING_MIN_PATTERNS = 20
 
 
 def ring_geometry(
@@ -250,8 +255,10 @@ def ring_geometry(
     client: Any = None,
     progress: bool = False,
 ) -> tuple[dict[str, Any], Any, np.ndarray]:
-    """The centre offset and elliptical distortion of the strongest ring of the material
-    patterns' descan-corrected mean (:func:`anodemap.diffraction.rings.measure_ellipse`).
+    """The centre offset and elliptical distortion of the strongest ring of the
+    descan-corrected mean of ``material`` (the amorphous patterns: a diffuse ring is
+    round on a true detector, while the spots of a few grains make a crystalline ring
+    look elliptical) (:func:`anodemap.diffraction.rings.measure_ellipse`).
 
     The mean is taken with each pattern shifted by whole pixels onto the detector's
     middle (:func:`anodemap.diffraction.averaging.mean_pattern`); the mean of what the
@@ -277,9 +284,14 @@ def ring_geometry(
     zero = np.zeros(2)
     sig = tuple(int(n) for n in data.shape[-2:])
     nav = tuple(int(n) for n in data.shape[:2])
-    use = np.ones(nav, bool) if material is None else np.asarray(material).reshape(nav)
-    if not use.any():
-        return {"applied": False, "how": "no material patterns"}, None, zero
+    use = np.zeros(nav, bool) if material is None else np.asarray(material).reshape(nav)
+    if use.sum() < _RING_MIN_PATTERNS:
+        how = (
+            f"not measured: {int(use.sum())} amorphous patterns, fewer than "
+            f"{_RING_MIN_PATTERNS} (a crystalline ring of few grains is spotty, not a "
+            "measure of the detector's distortion)"
+        )
+        return {"applied": False, "how": how}, None, zero
     mean = mean_pattern(data, use, center=centres, client=client, progress=progress)
     target = np.array([(sig[0] - 1) / 2.0, (sig[1] - 1) / 2.0])
     c = centres[use]
@@ -318,10 +330,24 @@ def ring_geometry(
             None,
             zero,
         )
+    # what is not significant is not applied: a round ring, a centre on the beam
+    sigma = e.amplitude_sigma_px
+    round_ring = (e.a - e.b) / 2 <= _RING_SIGMAS * sigma
+    if np.hypot(*offset) <= _RING_SIGMAS * sigma * math.sqrt(2):
+        offset = zero
+    info["ellipse_applied"] = not round_ring
+    info["offset_applied"] = bool(offset.any())
     how = (
-        f"measured on the ring at {r_ring:.1f} px of the mean of {int(use.sum())} material "
-        f"patterns: axis ratio {e.axis_ratio:.4f}, major axis at "
-        f"{np.degrees(e.angle_rad):.1f} deg, centre offset ({offset[0]:.2f}, {offset[1]:.2f}) px; "
-        "undone in every pattern's I(s)"
+        f"measured on the ring at {r_ring:.1f} px of the mean of {int(use.sum())} amorphous "
+        f"patterns: axis ratio {info['axis_ratio']:.4f}, major axis at "
+        f"{info['major_axis_angle_deg']:.1f} deg, centre offset "
+        f"({info['centre_offset_px'][0]:.2f}, {info['centre_offset_px'][1]:.2f}) px, "
+        f"1σ {sigma:.3f} px; "
+        + ("within 3σ of a circle: not undone; " if round_ring else "the ellipse undone; ")
+        + (
+            "the offset within 3σ: the beam centres kept"
+            if not offset.any()
+            else "the centres moved by the offset"
+        )
     )
-    return {**info, "applied": True, "how": how}, e, offset
+    return {**info, "applied": True, "how": how}, (None if round_ring else e), offset
