@@ -12,7 +12,10 @@ Gaussian of ``smoothing_px``):
    clipped extreme of the detector range are left out of every level and threshold.
 2. **pores** are the darkest mode: Otsu's threshold between the pixels darker than ``μ``,
    kept only when the pixels below it average under ``pore_ratio`` × ``μ`` (a pore holds
-   less than half the material of the column around it; otherwise the image has no pore).
+   less than half the material of the column around it). Where pores are few, that split
+   falls between dendrite-like and grey instead; then the pixels under ``pore_ratio`` ×
+   ``μ`` are the pores if there are at least 10 of them and 0.1 % of the image. Otherwise
+   the image has no pore.
 3. **bright** (crystalline Si): Otsu's threshold of the material, kept when the pixels
    above it average over ``bright_ratio`` × ``μ`` (c-Si is about twice as bright as
    Li1.8Si per thickness in the Z-contrast model of :mod:`anodemap.synth.haadf`) and it
@@ -56,6 +59,9 @@ from anodemap.features.classes import BRIGHT, BY_INTENSITY, CLASS_NAMES, CLASSES
 
 __all__ = ["classify", "noise_sd"]
 
+# pores without a mode of their own: at least this many pixels, and this share of the
+# image, under pore_ratio x the grey level (model choice: a few noisy pixels are no pore)
+_MIN_PORE_PX, _MIN_PORE_SHARE = 10, 0.001
 # histogram of J for the grey peak: bins between these percentiles, smoothed (model choice)
 _HIST_BINS = 256
 _HIST_RANGE = (0.5, 99.5)
@@ -169,12 +175,20 @@ def classify(
         mu, sigma = _grey_peak(values, s)
     has = {c: True for c in BY_INTENSITY}
     t_pore = _otsu(values[values < mu])
-    pore_level = None
+    pore_level, few = None, False
     if t_pore is not None and np.median(values[values < t_pore]) < pore_ratio * mu:
-        # midway between the pores' level and the grey: a pixel half pore counts as pore
-        # half the time, so the pores' area is not biased by their edges
         pore_level = float(np.median(values[values < t_pore]))
-        t_pore = 0.5 * (pore_level + mu)
+    elif np.count_nonzero(values < pore_ratio * mu) >= max(
+        _MIN_PORE_PX, _MIN_PORE_SHARE * values.size
+    ):
+        # few pores: Otsu's split of the dark side then falls between the dendrite-like
+        # and the grey; the pores are still the pixels under pore_ratio x the grey
+        pore_level, few = float(np.median(values[values < pore_ratio * mu])), True
+    if pore_level is not None:
+        # midway between the pores' level and the grey: a pixel half pore counts as pore
+        # half the time, so the pores' area is not biased by their edges (but never above
+        # pore_ratio x the grey: a few pores' midpoint would take in dark dendrite-like)
+        t_pore = min(0.5 * (pore_level + mu), pore_ratio * mu) if few else 0.5 * (pore_level + mu)
     else:
         has[PORE], t_pore = False, -math.inf
     material = values[values >= t_pore]
