@@ -128,15 +128,15 @@ _PROFILE_STEP_PX = 0.25
 #: linearly in x between them (model choice).
 _X_GRID = (0.0, 1.0, 2.0, 3.0, 3.75, 4.5)
 #: Li15Si4 composition (Li per Si), from its formula.
-_X_LI15SI4 = 15.0 / 4.0
+X_LI15SI4 = 15.0 / 4.0
 #: Density deficit of a-Si relative to c-Si: 1.8 % (J. S. Custer et al., Appl. Phys. Lett.
 #: 64 (1994) 437, "Density of amorphous Si").
-_ASI_DENSITY_DEFICIT = 0.018
+ASI_DENSITY_DEFICIT = 0.018
 #: Oxide-rich boundary material: a lithium silicate of composition Li2SiO3 (model choice:
 #: a Li2O-SiO2 mixture, paper: "Li2O and lithium-silicates") at 0.1004 atoms/Å³ (model
 #: choice: 2.5 g/cm³, Li2SiO3 molar mass 89.96 g/mol, 6 atoms per formula unit).
-_OXIDE_COUNTS = {"Li": 2, "Si": 1, "O": 3}
-_OXIDE_DENSITY = 2.5 / 89.96 * 6 * 0.602214076  # atoms per Å³ (N_A = 6.02214076e23, exact)
+OXIDE_COUNTS = {"Li": 2, "Si": 1, "O": 3}
+OXIDE_DENSITY = 2.5 / 89.96 * 6 * 0.602214076  # atoms per Å³ (N_A = 6.02214076e23, exact)
 #: The SiO_x surface layer of pristine Si (paper: "a thin SiO_x coating"), modelled as SiO2
 #: (model choice: x = 2) at 2.2 g/cm³ (model choice: the commonly quoted density of vitreous
 #: silica), molar mass 60.08 g/mol, 3 atoms per formula unit; distances from ``_OXIDE_DMIN``.
@@ -364,9 +364,9 @@ def _silicide_density(x: float) -> float:
     """
     si = load_phase("Si")
     li = load_phase("Li15Si4")
-    v_si = si.volume / 8.0 / (1.0 - _ASI_DENSITY_DEFICIT)
+    v_si = si.volume / 8.0 / (1.0 - ASI_DENSITY_DEFICIT)
     v_li = li.volume / 16.0
-    return (1.0 + x) / (v_si + (v_li - v_si) * x / _X_LI15SI4)
+    return (1.0 + x) / (v_si + (v_li - v_si) * x / X_LI15SI4)
 
 
 @lru_cache(maxsize=32)
@@ -374,11 +374,11 @@ def _cached_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousMode
     si = load_phase("Si")
     bond = float(si.lattice_matrix[0, 0]) * math.sqrt(3.0) / 4.0  # c-Si bond, a√3/4
     if key == "oxide":
-        total = sum(_OXIDE_COUNTS.values())
+        total = sum(OXIDE_COUNTS.values())
         units = max(1, round(n_atoms / total))
-        counts = {e: c * units for e, c in _OXIDE_COUNTS.items()}
-        pos, types, box, elements = _random_packing(counts, _OXIDE_DENSITY, _OXIDE_DMIN, seed)
-        density = _OXIDE_DENSITY
+        counts = {e: c * units for e, c in OXIDE_COUNTS.items()}
+        pos, types, box, elements = _random_packing(counts, OXIDE_DENSITY, _OXIDE_DMIN, seed)
+        density = OXIDE_DENSITY
         name = "oxide Li2SiO3"
     elif key == "SiO2":
         total = sum(_SIO2_COUNTS.values())

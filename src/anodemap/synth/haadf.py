@@ -127,19 +127,19 @@ def z_contrast(
     True
     """
     from anodemap.synth.diffraction import (
-        _ASI_DENSITY_DEFICIT,
-        _OXIDE_COUNTS,
-        _OXIDE_DENSITY,
-        _X_LI15SI4,
+        ASI_DENSITY_DEFICIT,
+        OXIDE_COUNTS,
+        OXIDE_DENSITY,
+        X_LI15SI4,
     )
 
     x = np.asarray(li_per_si, dtype=float)
     v_si, v_li = _volumes_per_si()
-    v0 = np.where(crystalline, v_si, v_si / (1.0 - _ASI_DENSITY_DEFICIT))
-    volume = v0 + (v_li - v_si) * x / _X_LI15SI4
+    v0 = np.where(crystalline, v_si, v_si / (1.0 - ASI_DENSITY_DEFICIT))
+    volume = v0 + (v_li - v_si) * x / X_LI15SI4
     silicide = (_Z["Si"] ** n + x * _Z["Li"] ** n) / volume
-    atoms = sum(_OXIDE_COUNTS.values())
-    oxide = _OXIDE_DENSITY / atoms * sum(c * _Z[e] ** n for e, c in _OXIDE_COUNTS.items())
+    atoms = sum(OXIDE_COUNTS.values())
+    oxide = OXIDE_DENSITY / atoms * sum(c * _Z[e] ** n for e, c in OXIDE_COUNTS.items())
     f = np.clip(np.asarray(oxide_fraction, dtype=float), 0.0, 1.0)
     return (1.0 - f) * silicide + f * oxide
 
