@@ -37,6 +37,9 @@ def inputs(tmp_path_factory):
     params = diffraction.parameters(_QUICK["diffraction"])
     diffraction.run(found["diffraction"], root / "diffraction_result", params, quiet)
     found["diffraction result"] = root / "diffraction_result"
+    # (the statistics per feature: the features result of the HAADF image)
+    get_analysis("features").run(found["features"], root / "features_result", context=quiet)
+    found["features result"] = root / "features_result"
     return found
 
 

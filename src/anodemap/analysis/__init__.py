@@ -9,7 +9,7 @@ Examples
 --------
 >>> from anodemap.analysis import analysis_names, get_analysis
 >>> analysis_names()
-['eels', 'diffraction', 'pdf', 'edx', 'features']
+['eels', 'diffraction', 'pdf', 'edx', 'features', 'correlate']
 >>> get_analysis("diffraction").data_kind
 '4D (precession) diffraction scan'
 """
@@ -31,6 +31,7 @@ _BUILTIN = {
     "pdf": "anodemap.pdf.analysis:PDFAnalysis",
     "edx": "anodemap.edx.analysis:EDXAnalysis",
     "features": "anodemap.features.analysis:FeaturesAnalysis",
+    "correlate": "anodemap.correlate.analysis:CorrelateAnalysis",
 }
 
 

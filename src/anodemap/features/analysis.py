@@ -68,7 +68,7 @@ class FeaturesAnalysis(Analysis):
         "thickness": (
             "--thickness",
             "TLAMBDA",
-            "t/λ map of the same region (t_over_lambda.hspy of anodemap eels), placed by "
+            "t/λ map of the same region (thickness.hspy of anodemap eels), placed by "
             "its calibrated axes: divides the thickness out of the HAADF contrast",
         ),
     }
@@ -236,7 +236,7 @@ def _thickness_map(
 
     where = f"--thickness {path}"
     if not path.is_file():
-        raise AnodemapIOError(f"{where}: no such file (give t_over_lambda.hspy of anodemap eels)")
+        raise AnodemapIOError(f"{where}: no such file (give thickness.hspy of anodemap eels)")
     try:
         ds = load(path)
     except AnodemapError as err:
@@ -246,7 +246,7 @@ def _thickness_map(
     if data.ndim != 2 or len(axes) != 2:
         raise AnodemapInputError(
             f"{where}: a map of shape {np.shape(ds.data)}; give a 2-D t/λ map "
-            "(t_over_lambda.hspy of anodemap eels)"
+            "(thickness.hspy of anodemap eels)"
         )
     try:  # refused here, before anything is computed, with the option named
         resample_to_image(thickness_term(data, min_thickness), axes, image_axes)

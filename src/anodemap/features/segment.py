@@ -104,7 +104,7 @@ def segment(
         Its two axes (calibrated in a real-space unit, or not).
     parameters : FeaturesParameters, optional
     thickness : (ndarray, list of Axis), optional
-        A t/λ map and its two axes (``anodemap eels``'s ``t_over_lambda.hspy``).
+        A t/λ map and its two axes (``anodemap eels``'s ``thickness.hspy``).
     scribbles : ndarray of int, optional
         Marked pixels (:mod:`anodemap.features.scribbles`): the trainable mode.
     log : callable, optional

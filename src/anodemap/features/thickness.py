@@ -1,7 +1,7 @@
 """The thickness term of a HAADF image: a t/λ map put on the image's grid.
 
 HAADF intensity is, column by column, about the thickness times ``Σ n_i Z_i**n``. A t/λ
-map of the same region (``anodemap eels``: ``t_over_lambda.hspy``) divides the
+map of the same region (``anodemap eels``: ``thickness.hspy``) divides the
 thickness out. Its pores and vacuum (t/λ below ``min_thickness``) are holes in the
 lamella, not thin material, so there the term is that of the material around them
 (normalised convolution); t/λ also holds λ, which differs between the classes by up to

@@ -1,0 +1,88 @@
+"""The parameters of ``anodemap correlate``, with their command-line options.
+
+Examples
+--------
+>>> p = CorrelateParameters()
+>>> p.reference, p.model, p.contrast
+('haadf', 'affine', 'auto')
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from anodemap.analysis.options import number, option
+
+__all__ = ["CorrelateParameters", "MODALITIES"]
+
+#: The modalities of a region, the HAADF survey first.
+MODALITIES = ("haadf", "eels", "edx", "diffraction")
+
+
+@dataclass
+class CorrelateParameters:
+    """Parameters of ``anodemap correlate`` (docs/registration.md says how each was
+    chosen).
+
+    Parameters
+    ----------
+    reference : {"haadf", "eels", "edx", "diffraction"}
+        The frame every map is resampled into (the HAADF survey: the feature classes'
+        own frame).
+    model : {"affine", "similarity"}
+        The transform between two maps. Model choice: affine, because every map of a
+        scan drifts a little (the shear and stretch it gives are held near a similarity
+        within 2 %); on the simulated region it halved the error of a similarity.
+    contrast : {"auto", "intensity", "inverted", "gradient"}
+        What of the images is compared (auto: intensity or inverted, whichever matches
+        better; the gradient magnitude where neither matches clearly).
+    max_rotation_deg : float
+        Scan rotations between the maps up to this are searched.
+    highpass_px : float
+        Variations slower than a Gaussian of this σ (pixels of the coarser map) are taken
+        out before comparing (model choice: 2; of 0, 2, 3, 4 the best on the simulated
+        region; without it the thickness wedge matches anywhere).
+    min_overlap : float
+        Share of the smaller field of view that must overlap the HAADF survey.
+    """
+
+    reference: str = field(
+        default="haadf",
+        metadata=option(
+            "--reference",
+            "the frame every map is resampled into",
+            choices=("haadf", "eels", "edx", "diffraction"),
+        ),
+    )
+    model: str = field(
+        default="affine",
+        metadata=option(
+            "--model",
+            "transform between the maps: affine (drift during a scan) or similarity",
+            choices=("affine", "similarity"),
+        ),
+    )
+    contrast: str = field(
+        default="auto",
+        metadata=option(
+            "--contrast",
+            "what the registration compares: intensity, inverted intensity, gradient "
+            "magnitude, or the one that matches best",
+            choices=("auto", "intensity", "inverted", "gradient"),
+        ),
+    )
+    max_rotation_deg: float = field(
+        default=10.0,
+        metadata=option(
+            "--max-rotation",
+            "largest scan rotation between the maps searched",
+            unit="degrees",
+            parse=number(least=0, unit=" degrees"),
+        ),
+    )
+    highpass_px: float = 2.0
+    min_overlap: float = 0.5
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,333 @@
+"""``anodemap correlate``: the modalities of the simulated region (anodemap.synth.region)
+registered on its HAADF survey and tabulated per feature, against the truth; the command
+end to end; its errors.
+
+The bounds sit above what was measured (docs/registration.md gives the measurements);
+nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from anodemap.cli import main
+from anodemap.correlate.inputs import read_features, read_modality
+from anodemap.correlate.parameters import CorrelateParameters
+from anodemap.correlate.pipeline import correlate
+from anodemap.correlate.regions import region_map
+from anodemap.correlate.statistics import Measured, fraction_rows, ratio_row, value_row
+from anodemap.io import load
+
+# the truth's class names (region.json) of the feature classes
+_TRUTH_NAMES = {
+    "bright": "crystalline Si (unlithiated)",
+    "grey": "moderately lithiated Li_xSi (grey)",
+    "dendrite-like": "dendrite-like high-Li Li_xSi",
+    "boundary": "oxygen-rich grain boundary (Li2O / Li silicates)",
+    "all pixels": "all pixels",
+    "material (all but pores)": "material (all but pores)",
+}
+
+
+def _run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    """The simulated region of seed 1 (HAADF, EELS, EDX, SPED) and the results of
+    anodemap features, eels, edx and diffraction of it."""
+    from anodemap.synth.region import write_region
+
+    root = tmp_path_factory.mktemp("region")
+    files = write_region(root, seed=1, diffraction=True)
+    for name, src in (
+        ("features", "haadf"),
+        ("eels", "eels"),
+        ("edx", "edx"),
+        ("diffraction", "diffraction"),
+    ):
+        assert _run(name, files[src], "-o", root / name, "-q", "--no-figures") == 0
+    return root, files
+
+
+@pytest.fixture(scope="module")
+def command(region, tmp_path_factory):
+    root, files = region
+    out = tmp_path_factory.mktemp("correlate")
+    code = _run(
+        "correlate",
+        files["haadf"],
+        "-o",
+        out,
+        "--features",
+        root / "features",
+        "--eels",
+        root / "eels",
+        "--edx",
+        root / "edx",
+        "--diffraction",
+        root / "diffraction",
+        "-q",
+    )
+    assert code == 0
+    return out
+
+
+def _truth(root):
+    return json.loads((root / "truth" / "region.json").read_text())
+
+
+def _truth_labels_result(root):
+    """A features result with the truth's classes (so that the statistics are checked
+    apart from the segmentation)."""
+    labels = np.asarray(load(root / "truth" / "haadf" / "labels.hspy").data, np.uint8)
+    _, rows = region_map(labels, 4)
+    feats = read_features(root / "features")
+    return {
+        "labels": labels,
+        "axes": feats["axes"],
+        "regions": [{k: str(v) for k, v in r.items()} for r in rows],
+        "summary": {"parameters": {"min_region_px": 4}},
+    }
+
+
+def _li_si(rows):
+    return {
+        r["group"]: r
+        for r in rows
+        if r["quantity"] == "li_si" and r["group_kind"] in ("class", "all")
+    }
+
+
+# ------------------------------------------------------------------ the statistics
+def test_value_ratio_and_fraction_rows_by_hand():
+    v = np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]])
+    sigma = np.full(v.shape, 0.5)
+    m = Measured("x", "", v, np.isfinite(v), sigma)
+    mask = np.array([[True, True, True], [True, False, False]])
+    row = value_row(m, mask)
+    assert (row["pixels"], row["flagged"], row["counted"]) == (4, 1, 3)
+    assert row["value"] == pytest.approx(2.0) and row["se"] == pytest.approx(1 / np.sqrt(3))
+    assert row["map_sigma"] == pytest.approx(0.5 / np.sqrt(3))
+    o = Measured("O_Ka", "", np.array([[1.0, 3.0]]), np.ones((1, 2), bool))
+    si = Measured("Si_Ka", "", np.array([[4.0, 4.0]]), np.ones((1, 2), bool))
+    assert ratio_row(o, si, np.ones((1, 2), bool), "o_si")["value"] == pytest.approx(0.5)
+    phase = Measured(
+        "phase",
+        "",
+        np.array([[-1, 0, 1, 1]]),
+        np.ones((1, 4), bool),
+        legend={"-1": "vacuum", "0": "amorphous", "1": "Si"},
+    )
+    shares = {r["quantity"]: r for r in fraction_rows(phase, np.ones((1, 4), bool), {"vacuum"})}
+    assert shares["phase_fraction:Si"]["value"] == pytest.approx(2 / 3)
+    assert shares["phase_fraction:Si"]["flagged"] == 1  # vacuum is not counted
+
+
+def test_li_si_per_class_against_the_truth_with_the_true_classes(region):
+    """The truth's classes on the survey: what registration and the EELS map give per
+    class, against the truth's means over every survey pixel of the class inside the
+    EELS map (measured, seeds 0/1/2: bright +0.04/+0.03/+0.06, grey +0.01/+0.03/+0.02,
+    dendrite-like -0.14/-0.11/-0.14, boundary -0.21/-0.21/-0.19, all material
+    -0.06/-0.08/-0.10)."""
+    root, _ = region
+    truth = _truth(root)["feature_means_haadf_frame"]["within_eels"]
+    feats = _truth_labels_result(root)
+    image = np.asarray(load(root / "haadf.hspy").data, float)
+    eels = read_modality("eels", root / "eels", "--eels")
+    li = _li_si(correlate(image, feats["axes"], feats, [eels], CorrelateParameters()).rows)
+
+    def diff(group, truth_name=None):
+        return li[group]["value"] - truth[truth_name or _TRUTH_NAMES[group]]["li_per_si"]
+
+    for group in ("grey", "bright"):  # the issue's target: within 0.1
+        assert abs(diff(group)) < 0.1, (group, diff(group))
+    # thin threads and oxide-rich boundaries come out low (docs/registration.md)
+    for group, bound in (("dendrite-like", 0.3), ("boundary", 0.35)):
+        assert -bound < diff(group) < 0.05, (group, diff(group))
+    assert -0.15 < diff("material (all but pores)", "material (all but pores)") < 0.05
+    assert li["grey"]["counted"] > 1000 and li["grey"]["se"] < 0.02
+    assert li["pore"]["counted"] < 0.1 * li["pore"]["pixels"]  # pores have no Li/Si
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 18 target not met for the dendrite-like and boundary classes "
+    "(-0.11 to -0.14 and -0.19 to -0.21, seeds 0-2): the threads are 1-3 phantom pixels "
+    "wide, and classes carried from 1.5 nm survey pixels to 3 nm EELS pixels miss a share "
+    "of them even through the true transform (-0.16, seed 0); the EELS Li/Si of oxide-rich "
+    "pixels is low on its own grid (-0.18)",
+)
+def test_dendrite_like_li_si_within_0p1_of_the_truth(region):
+    root, _ = region
+    truth = _truth(root)["feature_means_haadf_frame"]["within_eels"]
+    feats = _truth_labels_result(root)
+    image = np.asarray(load(root / "haadf.hspy").data, float)
+    eels = read_modality("eels", root / "eels", "--eels")
+    li = _li_si(correlate(image, feats["axes"], feats, [eels], CorrelateParameters()).rows)
+    for group in ("dendrite-like", "boundary"):
+        assert li[group]["value"] == pytest.approx(truth[_TRUTH_NAMES[group]]["li_per_si"], abs=0.1)
+
+
+# ------------------------------------------------------------------ the command
+def test_the_command_writes_maps_tables_figures(command, region):
+    root, _ = region
+    summary = json.loads((command / "summary.json").read_text())
+    for name in (
+        "feature_statistics.csv",
+        "feature_statistics.json",
+        "registration.json",
+        "registration.png",
+        "maps_by_feature.png",
+        "li_si_by_feature.png",
+        "eels_li_si_ratio.hspy",
+        "edx_O_Ka.hspy",
+        "diffraction_phase.hspy",
+        "labels.hspy",
+    ):
+        assert (command / name).exists(), name
+    reg = json.loads((command / "registration.json").read_text())["modalities"]
+    assert set(reg) == {"eels", "edx", "diffraction"}
+    assert reg["eels"]["quality"] == "good" and reg["edx"]["quality"] == "good"
+    # every modality where its pixels truly looked (the survey drifts and jitters)
+    from anodemap.registration import Transform
+    from anodemap.synth.region import ScanView
+
+    ref_yx = np.stack(
+        [load(root / "truth" / "haadf" / f"sample_{a}_nm.hspy").data for a in "yx"], -1
+    )
+    ij = np.stack(np.indices(ref_yx.shape[:2]), -1).astype(float)
+    for name, bound in (("eels", 0.3), ("edx", 0.3), ("diffraction", 0.4)):
+        v = _truth(root)["views"][name]
+        view = ScanView(**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
+        true = view.pixel_of(ref_yx)
+        inside = (
+            (true >= 0).all(-1)
+            & (true[..., 0] <= view.shape[0] - 1)
+            & (true[..., 1] <= view.shape[1] - 1)
+        )
+        found = Transform.from_dict(reg[name]["transform"]).apply(ij)
+        err = np.linalg.norm(found - true, axis=-1)[inside]
+        assert np.sqrt(np.mean(err**2)) < bound, (name, np.sqrt(np.mean(err**2)))
+    assert summary["input"]["path"].endswith("haadf.hspy")
+    assert [p["group"] for p in summary["paper_comparison"]] == [
+        "dendrite-like",
+        "bright",
+        "grey",
+        "all pixels",
+    ]
+
+
+def test_the_table_counts_every_pixel(command):
+    rows = list(csv.DictReader(open(command / "feature_statistics.csv", encoding="utf-8")))
+    assert rows and set(rows[0]) >= {"group", "quantity", "value", "se", "counted", "flagged"}
+    li = {r["group"]: r for r in rows if r["quantity"] == "li_si" and r["group_kind"] == "class"}
+    for r in li.values():
+        assert int(r["pixels"]) == int(r["counted"]) + int(r["flagged"])
+    total = sum(int(r["pixels"]) for r in li.values())
+    assert total == 64 * 64  # every EELS pixel lies in the survey, in one class
+    assert float(li["bright"]["value"]) < 0.1  # c-Si: no Li
+    assert li["pore"]["value"] == "" or int(li["pore"]["counted"]) < 0.1 * int(li["pore"]["pixels"])
+    phases = {
+        r["quantity"]: float(r["value"])
+        for r in rows
+        if r["group"] == "bright" and r["quantity"].startswith("phase_fraction")
+    }
+    assert phases["phase_fraction:Si"] > 0.8  # the bright class is crystalline Si
+    regions = [r for r in rows if r["group_kind"] == "region" and r["quantity"] == "li_si"]
+    assert regions and all(r["region"] for r in regions)
+    o_si = {
+        r["group"]: float(r["value"])
+        for r in rows
+        if r["quantity"] == "o_si" and r["group_kind"] == "class"
+    }
+    assert o_si["boundary"] > 1.5 * o_si["grey"]  # O at the grain boundaries (Fig. 3b); 1.8x
+
+
+def test_the_maps_open_in_hyperspy_in_the_reference_frame(command, region):
+    hs = pytest.importorskip("hyperspy.api")
+    root, _ = region
+    li = hs.load(command / "eels_li_si_ratio.hspy")
+    survey = hs.load(root / "haadf.hspy")
+    assert li.data.shape == survey.data.shape
+    assert li.axes_manager[0].units == "nm"
+    assert li.axes_manager[0].scale == pytest.approx(survey.axes_manager[0].scale)
+    inside = np.isfinite(li.data)
+    assert 0.2 < inside.mean() < 0.7  # the EELS map covers part of the survey, never filled
+
+
+def test_the_eels_frame_keeps_the_eels_values(region, tmp_path):
+    root, files = region
+    out = tmp_path / "c"
+    code = _run(
+        "correlate",
+        files["haadf"],
+        "-o",
+        out,
+        "--features",
+        root / "features",
+        "--eels",
+        root / "eels",
+        "--reference",
+        "eels",
+        "-q",
+        "--no-figures",
+    )
+    assert code == 0
+    mine = np.asarray(load(out / "eels_li_si_ratio.hspy").data)
+    theirs = np.asarray(load(root / "eels" / "li_si_ratio.hspy").data)
+    ok = np.isfinite(theirs)
+    np.testing.assert_allclose(mine[ok], theirs[ok], rtol=1e-9)
+    labels = np.asarray(load(out / "labels.hspy").data)
+    assert labels.shape == theirs.shape and (labels != 255).all()
+
+
+# ------------------------------------------------------------------ errors
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    return [line for line in err if line.startswith("anodemap: error")]
+
+
+def test_a_features_result_of_another_image_is_refused(region, tmp_path, capsys):
+    root, files = region
+    other = tmp_path / "other.hspy"
+    ds = load(files["haadf"])
+    ds.data = np.asarray(ds.data).copy()
+    ds.data[0, 0] += 1
+    from anodemap.io import save
+
+    save(ds, other)
+    assert _run("features", other, "-o", tmp_path / "f", "-q", "--no-figures") == 0
+    capsys.readouterr()
+    code = _run(
+        "correlate", files["haadf"], "-o", tmp_path / "c", "--features", tmp_path / "f", "-q"
+    )
+    lines = _error_line(capsys)
+    assert code == 2 and len(lines) == 1 and "--features" in lines[0] and "other.hspy" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--eels", "edx"], "--eels"),  # the EDX result given as EELS
+        (["--edx", "empty"], "--edx"),  # no summary.json
+        (["--reference", "eels"], "--reference"),  # no EELS result to be the frame
+        ([], "--features"),
+    ],
+)
+def test_wrong_folders_are_refused_naming_the_option(region, tmp_path, capsys, args, option):
+    root, files = region
+    (tmp_path / "empty").mkdir()
+    extra = [
+        str(root / a) if a in ("edx",) else str(tmp_path / a) if a == "empty" else a for a in args
+    ]
+    features = [] if option == "--features" else ["--features", root / "features"]
+    capsys.readouterr()
+    code = _run("correlate", files["haadf"], "-o", tmp_path / "c", *features, *extra, "-q")
+    lines = _error_line(capsys)
+    assert code == 2 and len(lines) == 1 and option in lines[0], lines
