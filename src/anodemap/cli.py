@@ -292,8 +292,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     study = read_study(args.study)  # every check before any work
     n = sum(len(s.datasets) for s in study.states)
     _log(f"study {study.name!r}: {len(study.states)} states, {n} datasets ({args.study})")
-    run = run_study(study, Path(args.output), _context(args), force=args.force, report=_report)
+    with _warmup(args, [a for s in study.states for d in s.datasets for a in d.analyses]) as warm:
+        warm.offer_study(study)
+        run = run_study(study, Path(args.output), _context(args), force=args.force, report=_report)
     return 1 if run["counts"]["failed"] else 0
+
+
+def _warmup(args: argparse.Namespace, analyses: Sequence[str]) -> Any:
+    """Helper processes that compile the kernels of ``analyses`` while the run starts,
+    on a first run (:mod:`anodemap._warmup`); a context manager that stops them."""
+    from anodemap._warmup import start
+
+    return start(analyses, scheduler=getattr(args, "scheduler", None))
 
 
 def _report(out: Path) -> None:
@@ -319,18 +329,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from anodemap.study import read_study, run_study
 
     out = Path(args.output)
-    with output_folder(out, command_line=command_line(args), log=_log):
-        study_file = _simulated_study(out / "study", args)
+    with (
+        output_folder(out, command_line=command_line(args), log=_log),
+        # on a first run the kernels compile in helpers while the study is simulated
+        _warmup(args, ("eels", "diffraction")) as warm,
+    ):
+        study_file = _simulated_study(out / "study", args, warm.offer)
         study = read_study(study_file)
+        warm.offer_study(study)  # a study kept from an earlier demo
         run = run_study(study, out, _context(args), report=_report)
     if (out / "report.html").exists():
         _log(f"open the report: {out / 'report.html'}")
     return 1 if run["counts"]["failed"] else 0
 
 
-def _simulated_study(folder: Path, args: argparse.Namespace) -> Path:
+def _simulated_study(folder: Path, args: argparse.Namespace, on_dataset: Any = None) -> Path:
     """The demo's simulated study in ``folder``: made, or kept where an earlier demo made
-    it with the same settings and the same anodemap (``.anodemap-simulation.json``)."""
+    it with the same settings and the same anodemap (``.anodemap-simulation.json``);
+    ``on_dataset(kind, path, parameters)`` is called as each dataset is written."""
     import json
 
     from anodemap.io.results import write_json
@@ -348,7 +364,9 @@ def _simulated_study(folder: Path, args: argparse.Namespace) -> Path:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     stamp.unlink(missing_ok=True)
-    study_file = write_study(folder, tuple(args.shape), args.seed, args.pixel_size, log=_log)
+    study_file = write_study(
+        folder, tuple(args.shape), args.seed, args.pixel_size, log=_log, on_dataset=on_dataset
+    )
     write_json({"key": key, **made}, stamp)
     return study_file
 

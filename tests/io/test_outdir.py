@@ -422,6 +422,28 @@ def test_input_record_of_large_files_and_folder_stores(tmp_path, monkeypatch):
     assert "sha256_head_tail" in od.input_record(store)
 
 
+def test_records_kept_within_a_run_are_read_once(tmp_path, monkeypatch):
+    made = []
+    real = od._input_record
+    monkeypatch.setattr(od, "_input_record", lambda path, *a: made.append(path) or real(path, *a))
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 100)
+    store = tmp_path / "scan.zspy"
+    store.mkdir()
+    (store / "0.0").write_bytes(b"chunk")
+    with od.records_kept():
+        first = od.input_record(f)
+        assert od.input_record(f) == first and len(made) == 1
+        assert od.input_record(store) == od.input_record(store) and len(made) == 2
+        f.write_bytes(b"y" * 101)  # written again: read again
+        assert od.input_record(f)["sha256"] != first["sha256"] and len(made) == 3
+        (store / "1.0").write_bytes(b"more")
+        assert od.input_record(store)["files"] == 2 and len(made) == 4
+    od.input_record(f)
+    od.input_record(f)
+    assert len(made) == 6  # outside a run: every record is made
+
+
 def test_temporary_names_differ_between_calls_and_processes():
     names = {od.temporary_path("out/overview.png").name for _ in range(100)}
     assert len(names) == 100

@@ -18,6 +18,7 @@ Two kinds of data:
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -119,6 +120,34 @@ def test_files_of_the_command(electrode):
 
         sig = hs.load(out / "regions" / "amorphous" / "pdf.hspy")
     assert sig.axes_manager.signal_axes[0].units == "Å"
+
+
+def test_the_beam_centres_of_the_diffraction_result_are_used(electrode, tmp_path):
+    """The PDF takes the direct-beam centres from the diffraction result
+    (``beam_centre.hspy``): those the diffraction found (the function a result without
+    the file has the PDF call again), so either way the PDFs are the same, bit for bit."""
+    from anodemap.diffraction.virtual import find_direct_beam
+
+    diff = electrode["diffraction"]
+    centres = np.asarray(load(diff / "beam_centre.hspy").data)
+    data = np.asarray(load(electrode["zspy"]).data)
+    assert centres.shape == (24, 24, 2)
+    assert centres.tobytes() == np.asarray(find_direct_beam(data).filled()).tobytes()
+    assert "beam_centre.hspy" in _summary(diff)["files"]
+    older = tmp_path / "diffraction"
+    shutil.copytree(diff, older)
+    (older / "beam_centre.hspy").unlink()
+    out = tmp_path / "pdf"
+    argv = ["pdf", electrode["zspy"], "-o", out, "--diffraction", older]
+    assert _run(*argv, "--no-figures", "--no-progress", "-q") == 0
+    folders = sorted(p.name for p in (electrode["pdf"] / "regions").iterdir())
+    assert folders == sorted(p.name for p in (out / "regions").iterdir()) and folders
+    for region in folders:
+        a, b = (
+            np.asarray(load(folder / "regions" / region / "pdf.hspy").data)
+            for folder in (electrode["pdf"], out)
+        )
+        assert a.tobytes() == b.tobytes(), region
 
 
 def test_user_regions_replace_those_of_the_result(electrode, tmp_path):

@@ -221,6 +221,20 @@ def test_a_rerun_keeps_what_is_up_to_date_and_redoes_what_changed(first_run, dat
     assert json.loads((out / "run.json").read_text())["counts"]["done"] == 4
 
 
+def test_one_figure_process_for_a_run_started_by_its_first_analysis():
+    from anodemap.analysis import Context
+    from anodemap.study.run import _SharedFigures
+
+    context = Context(log=lambda _line: None)
+    with _SharedFigures(True) as figures:
+        assert figures._worker is None  # a run that keeps every folder starts none
+        first, second = figures.context(context), figures.context(context)
+        assert first.figure_worker is second.figure_worker is not None
+    assert figures._worker is None  # closed with the run
+    with _SharedFigures(False) as figures:  # --no-figures, or the caller's own process
+        assert figures.context(context) is context
+
+
 def test_an_interrupted_analysis_is_not_taken_as_up_to_date(first_run, tmp_path):
     study, out0, _ = first_run
     out = tmp_path / "out"

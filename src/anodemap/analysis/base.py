@@ -61,6 +61,10 @@ class Context:
         Takes one line for the user (the command line prints it on stderr).
     command_line : str, optional
         Recorded in ``summary.json`` as the command that made the folder.
+    figure_worker : anodemap.plotting.FigureWorker, optional
+        The helper process that draws figures, shared by the analyses of a study run
+        (:func:`anodemap.study.run_study`); None: each :meth:`Analysis.run` starts its
+        own.
     """
 
     client: Any = None
@@ -69,6 +73,7 @@ class Context:
     figures: bool = True
     log: Callable[[str], None] = _stderr_log
     command_line: str | None = None
+    figure_worker: Any = None
 
 
 @dataclass
@@ -278,8 +283,13 @@ class Analysis:
             # an earlier comparison must not sit beside this run's maps until rewritten
             folder.discard(comparison)
             # started first, the figure process imports matplotlib while this one reads
-            # and computes
-            with FigureWorker(processes=1 if context.figures else 0) as worker:
+            # and computes; a study run's (context.figure_worker) is kept for the next
+            shared = context.figure_worker if context.figures else None
+            with (
+                contextlib.nullcontext(shared)
+                if shared is not None
+                else FigureWorker(processes=1 if context.figures else 0)
+            ) as worker:
                 if dataset is None:
                     context.log(f"reading {path}")
                     dataset = self.load(path, signal=signal)

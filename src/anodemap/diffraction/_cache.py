@@ -16,7 +16,9 @@ written under a temporary name and renamed, so that an interrupted run leaves no
 that looks complete.
 
 Folder: ``$ANODEMAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/anodemap``, else
-``~/.cache/anodemap``; the templates are under ``templates/``. ``ANODEMAP_CACHE_DIR=off``
+``~/.cache/anodemap``; the templates are under ``templates/`` (and the simulator's relaxed
+amorphous models, :func:`anodemap.synth.diffraction.amorphous_model`, under
+``amorphous/``). ``ANODEMAP_CACHE_DIR=off``
 (or ``DiffractionParameters(template_cache=False)``, ``--no-template-cache``) turns the
 cache off. Deleting the folder is always safe.
 """

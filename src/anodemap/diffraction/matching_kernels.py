@@ -141,6 +141,167 @@ def polar_kernel(patterns, centres, rpx, radii, cos_a, sin_a, gamma, out, pnorm,
         share[i] = min(max(num / den, 0.0), 1.0) if den > 0.0 else np.nan
 
 
+@numba.njit(cache=True)
+def _spot_one(
+    i,
+    patterns,
+    centres,
+    rpx,
+    cos_a,
+    sin_a,
+    templ,
+    shift,
+    starts,
+    spot_r,
+    spot_a,
+    spot_w,
+    peak_z,
+    seen_z,
+    tol_px,
+    pair_out,
+    explained_out,
+    seen_out,
+    peaks_out,
+):
+    """:func:`spot_kernel` for pattern ``i``, writing its entries of the outputs (a
+    function of its own, as :func:`_search_one` is for :func:`search_kernel`: numba
+    compiles it once with ordinary calls rather than inlining the body into the
+    parallel loop; maps bit for bit the same)."""
+    n, h, w = patterns.shape
+    n_r = rpx.size
+    n_az = cos_a.size
+    half = n_az // 2
+    d_az = 2.0 * math.pi / n_az
+    tol2 = tol_px * tol_px
+    cy = centres[i, 0]
+    cx = centres[i, 1]
+    row = np.empty(n_az, np.float64)
+    ok = np.empty(n_az, np.bool_)
+    buf = np.empty(n_az, np.float64)
+    z = np.full((n_r, n_az), -np.inf)
+    excess = np.zeros((n_r, n_az))
+    measured = np.zeros(n_r, np.bool_)
+    best = -np.inf
+    for ir in range(n_r):
+        nvalid = 0
+        for ia in range(n_az):
+            y = cy + rpx[ir] * sin_a[ia]
+            x = cx + rpx[ir] * cos_a[ia]
+            if y >= 0.0 and x >= 0.0 and y <= h - 1.0 and x <= w - 1.0:
+                v = _bilinear(patterns, i, y, x, h, w)
+                row[ia] = v
+                ok[ia] = True
+                buf[nvalid] = v
+                nvalid += 1
+            else:
+                ok[ia] = False
+        if nvalid < _MIN_VALID_FRACTION * n_az:
+            continue
+        med = _select(buf, nvalid, nvalid // 2)
+        k = 0
+        for ia in range(n_az):
+            if ok[ia]:
+                buf[k] = abs(row[ia] - med)
+                k += 1
+        mad = 1.4826 * _select(buf, nvalid, nvalid // 2)
+        if not mad > 0.0:
+            continue
+        measured[ir] = True
+        for ia in range(n_az):
+            if ok[ia]:
+                z[ir, ia] = (row[ia] - med) / mad
+                excess[ir, ia] = row[ia] - med
+        for ia in range(half):
+            if ok[ia] and ok[ia + half]:
+                zz = min(row[ia], row[ia + half]) - med
+                if zz / mad > best:
+                    best = zz / mad
+    pair_out[i] = best if best > -np.inf else 0.0
+    t = templ[i]
+    if t < 0:
+        explained_out[i] = np.nan
+        seen_out[i] = np.nan
+        peaks_out[i] = 0
+        return
+    j0 = starts[t]
+    j1 = starts[t + 1]
+    k = shift[i]
+    # the pattern's spots, and the share of their excess the template explains
+    total = 0.0
+    hit = 0.0
+    n_peaks = 0
+    for ir in range(n_r):
+        if not measured[ir]:
+            continue
+        da = max(1, int(math.ceil(1.0 / (rpx[ir] * d_az))))
+        for ia in range(n_az):
+            if not z[ir, ia] >= peak_z:
+                continue
+            e = excess[ir, ia]
+            top = True
+            for dr in range(-1, 2):
+                jr = ir + dr
+                if jr < 0 or jr >= n_r or not measured[jr]:
+                    continue
+                for dd in range(-da, da + 1):
+                    if (dr != 0 or dd != 0) and excess[jr, (ia + dd) % n_az] > e:
+                        top = False
+                        break
+                if not top:
+                    break
+            if not top:
+                continue
+            n_peaks += 1
+            total += e
+            px = rpx[ir] * cos_a[ia]
+            py = rpx[ir] * sin_a[ia]
+            for j in range(j0, j1):
+                a = (spot_a[j] + k) % n_az
+                dx = rpx[spot_r[j]] * cos_a[a] - px
+                dy = rpx[spot_r[j]] * sin_a[a] - py
+                if dx * dx + dy * dy <= tol2:
+                    hit += e
+                    break
+    peaks_out[i] = n_peaks
+    if n_peaks == 0:
+        explained_out[i] = np.nan
+        seen_out[i] = np.nan
+        return
+    explained_out[i] = hit / total
+    # the template's spots, and the share of their weight the pattern shows
+    w_all = 0.0
+    w_seen = 0.0
+    reach = int(math.ceil(tol_px))
+    for j in range(j0, j1):
+        rb = spot_r[j]
+        if not measured[rb]:
+            continue
+        wj = float(spot_w[j]) * float(spot_w[j])
+        w_all += wj
+        a = (spot_a[j] + k) % n_az
+        tx = rpx[rb] * cos_a[a]
+        ty = rpx[rb] * sin_a[a]
+        found = False
+        for dr in range(-reach, reach + 1):
+            jr = rb + dr
+            if jr < 0 or jr >= n_r or not measured[jr]:
+                continue
+            da = min(half, int(math.ceil(tol_px / max(rpx[jr] * d_az, 1e-12))))
+            for dd in range(-da, da + 1):
+                b = (a + dd) % n_az
+                if z[jr, b] >= seen_z:
+                    dx = rpx[jr] * cos_a[b] - tx
+                    dy = rpx[jr] * sin_a[b] - ty
+                    if dx * dx + dy * dy <= tol2:
+                        found = True
+                        break
+            if found:
+                break
+        if found:
+            w_seen += wj
+    seen_out[i] = w_seen / w_all if w_all > 0.0 else 0.0
+
+
 @numba.njit(parallel=True, cache=True)
 def spot_kernel(
     patterns,
@@ -177,140 +338,29 @@ def spot_kernel(
       over its spots on measured radii, where the pattern reaches ``z >= seen_z`` within
       ``tol_px`` (0 when none of its spots lies on a measured radius; NaN without spots).
     """
-    n, h, w = patterns.shape
-    n_r = rpx.size
-    n_az = cos_a.size
-    half = n_az // 2
-    d_az = 2.0 * math.pi / n_az
-    tol2 = tol_px * tol_px
+    n = patterns.shape[0]
     for i in numba.prange(n):
-        cy = centres[i, 0]
-        cx = centres[i, 1]
-        row = np.empty(n_az, np.float64)
-        ok = np.empty(n_az, np.bool_)
-        buf = np.empty(n_az, np.float64)
-        z = np.full((n_r, n_az), -np.inf)
-        excess = np.zeros((n_r, n_az))
-        measured = np.zeros(n_r, np.bool_)
-        best = -np.inf
-        for ir in range(n_r):
-            nvalid = 0
-            for ia in range(n_az):
-                y = cy + rpx[ir] * sin_a[ia]
-                x = cx + rpx[ir] * cos_a[ia]
-                if y >= 0.0 and x >= 0.0 and y <= h - 1.0 and x <= w - 1.0:
-                    v = _bilinear(patterns, i, y, x, h, w)
-                    row[ia] = v
-                    ok[ia] = True
-                    buf[nvalid] = v
-                    nvalid += 1
-                else:
-                    ok[ia] = False
-            if nvalid < _MIN_VALID_FRACTION * n_az:
-                continue
-            med = _select(buf, nvalid, nvalid // 2)
-            k = 0
-            for ia in range(n_az):
-                if ok[ia]:
-                    buf[k] = abs(row[ia] - med)
-                    k += 1
-            mad = 1.4826 * _select(buf, nvalid, nvalid // 2)
-            if not mad > 0.0:
-                continue
-            measured[ir] = True
-            for ia in range(n_az):
-                if ok[ia]:
-                    z[ir, ia] = (row[ia] - med) / mad
-                    excess[ir, ia] = row[ia] - med
-            for ia in range(half):
-                if ok[ia] and ok[ia + half]:
-                    zz = min(row[ia], row[ia + half]) - med
-                    if zz / mad > best:
-                        best = zz / mad
-        pair_out[i] = best if best > -np.inf else 0.0
-        t = templ[i]
-        if t < 0:
-            explained_out[i] = np.nan
-            seen_out[i] = np.nan
-            peaks_out[i] = 0
-            continue
-        j0 = starts[t]
-        j1 = starts[t + 1]
-        k = shift[i]
-        # the pattern's spots, and the share of their excess the template explains
-        total = 0.0
-        hit = 0.0
-        n_peaks = 0
-        for ir in range(n_r):
-            if not measured[ir]:
-                continue
-            da = max(1, int(math.ceil(1.0 / (rpx[ir] * d_az))))
-            for ia in range(n_az):
-                if not z[ir, ia] >= peak_z:
-                    continue
-                e = excess[ir, ia]
-                top = True
-                for dr in range(-1, 2):
-                    jr = ir + dr
-                    if jr < 0 or jr >= n_r or not measured[jr]:
-                        continue
-                    for dd in range(-da, da + 1):
-                        if (dr != 0 or dd != 0) and excess[jr, (ia + dd) % n_az] > e:
-                            top = False
-                            break
-                    if not top:
-                        break
-                if not top:
-                    continue
-                n_peaks += 1
-                total += e
-                px = rpx[ir] * cos_a[ia]
-                py = rpx[ir] * sin_a[ia]
-                for j in range(j0, j1):
-                    a = (spot_a[j] + k) % n_az
-                    dx = rpx[spot_r[j]] * cos_a[a] - px
-                    dy = rpx[spot_r[j]] * sin_a[a] - py
-                    if dx * dx + dy * dy <= tol2:
-                        hit += e
-                        break
-        peaks_out[i] = n_peaks
-        if n_peaks == 0:
-            explained_out[i] = np.nan
-            seen_out[i] = np.nan
-            continue
-        explained_out[i] = hit / total
-        # the template's spots, and the share of their weight the pattern shows
-        w_all = 0.0
-        w_seen = 0.0
-        reach = int(math.ceil(tol_px))
-        for j in range(j0, j1):
-            rb = spot_r[j]
-            if not measured[rb]:
-                continue
-            wj = float(spot_w[j]) * float(spot_w[j])
-            w_all += wj
-            a = (spot_a[j] + k) % n_az
-            tx = rpx[rb] * cos_a[a]
-            ty = rpx[rb] * sin_a[a]
-            found = False
-            for dr in range(-reach, reach + 1):
-                jr = rb + dr
-                if jr < 0 or jr >= n_r or not measured[jr]:
-                    continue
-                da = min(half, int(math.ceil(tol_px / max(rpx[jr] * d_az, 1e-12))))
-                for dd in range(-da, da + 1):
-                    b = (a + dd) % n_az
-                    if z[jr, b] >= seen_z:
-                        dx = rpx[jr] * cos_a[b] - tx
-                        dy = rpx[jr] * sin_a[b] - ty
-                        if dx * dx + dy * dy <= tol2:
-                            found = True
-                            break
-                if found:
-                    break
-            if found:
-                w_seen += wj
-        seen_out[i] = w_seen / w_all if w_all > 0.0 else 0.0
+        _spot_one(
+            np.int64(i),
+            patterns,
+            centres,
+            rpx,
+            cos_a,
+            sin_a,
+            templ,
+            shift,
+            starts,
+            spot_r,
+            spot_a,
+            spot_w,
+            peak_z,
+            seen_z,
+            tol_px,
+            pair_out,
+            explained_out,
+            seen_out,
+            peaks_out,
+        )
 
 
 @numba.njit(cache=True)
@@ -727,8 +777,11 @@ def search_kernel(
     q_decoy = np.zeros(n, np.float64)
     winner = np.zeros(n, np.int64)
     for i in numba.prange(n):
+        # the index as int64: numba types a prange index int64 where it types the loop
+        # and uint64 where it lowers it, and each type was a compile of _search_one of its
+        # own (measured: 2.6 s of the 13 s that search_kernel took to compile)
         _search_one(
-            i,
+            np.int64(i),
             polar,
             pnorm,
             hashes,

@@ -237,8 +237,9 @@ def write_diffraction_results(
     ``correlation.hspy``, ``reliability.hspy``, ``phase_reliability.hspy``,
     ``amorphous_share.hspy``, ``virtual_bf.hspy``, ``virtual_adf.hspy``,
     ``spot_match.hspy``, ``scattered_fraction.hspy``, ``match_status.hspy``,
-    ``orientations.hspy`` (Bunge Euler angles in degrees per pixel) and
-    ``orientations.ang``, PNG figures and ``summary.json`` (written last). With a
+    ``orientations.hspy`` (Bunge Euler angles in degrees per pixel),
+    ``orientations.ang``, ``beam_centre.hspy`` (the direct-beam centre (ky, kx) of each
+    pattern, in detector pixels), PNG figures and ``summary.json`` (written last). With a
     :class:`~anodemap.plotting.FigureWorker` the map figures are drawn in its process
     while this one draws the phase and orientation maps.
     The averaged patterns of each phase (and of each region given) go to
@@ -284,6 +285,19 @@ def write_diffraction_results(
         save(euler, outdir / "orientations.hspy")
         write_ang(result, outdir / "orientations.ang")
         written += ["orientations.hspy", "orientations.ang"]
+        if "beam_centre" in result.maps:
+            # the centre every pattern was analysed about: a PDF of the same scan takes
+            # it from here rather than finding it again (anodemap.pdf.regions)
+            centre = Dataset(
+                np.asarray(result.maps["beam_centre"], dtype=np.float64),
+                [*result.nav_axes, Axis("Direct-beam centre (ky, kx)", 2, navigate=False)],
+            )
+            centre.set_meta(
+                "General.title", "Direct-beam centre (ky, kx), detector pixels from the corner"
+            )
+            claim(outdir / "beam_centre.hspy")
+            save(centre, outdir / "beam_centre.hspy")
+            written.append("beam_centre.hspy")
         if result.regions is not None:
             regions = map_dataset(result.regions, result.nav_axes, "Regions (0: in none)", "")
             claim(outdir / "regions.hspy")
@@ -312,6 +326,7 @@ def output_names() -> list[str]:
     """
     names = [f"{stem}{ext}" for stem, _, _ in _MAPS.values() for ext in (".hspy", ".png")]
     names += ["orientations.hspy", "orientations.ang", "regions.hspy", "phase.png"]
+    names += ["beam_centre.hspy"]
     names += ["orientation_ipf_z.png", "summary.json"]
     for stem in _AVERAGE_STEMS.values():
         names += [f"{stem}_patterns.hspy", f"{stem}_profiles.hspy", f"{stem}_profiles.csv"]

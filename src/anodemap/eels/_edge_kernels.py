@@ -140,7 +140,11 @@ def edge_fit_kernel(y, x, h, seg, start, lags, amp_out, r_out, b_out, var_out, o
             jtj[2, 1] = jtj[1, 2]
             stepped = False
             while lam < 1e12:
-                damped[:] = jtj
+                # element by element: a slice assignment compiles numba's shape check with
+                # its error message (3 of the kernel's 5 s of compiling)
+                for k in range(3):
+                    for m in range(3):
+                        damped[k, m] = jtj[k, m]
                 for k in range(3):
                     damped[k, k] *= 1.0 + lam
                 step, _inv = _solve3(damped, jtr)

@@ -51,6 +51,7 @@ import shlex
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ __all__ = [
     "input_record",
     "output_files",
     "output_folder",
+    "records_kept",
     "temporary_path",
 ]
 
@@ -113,6 +115,10 @@ def input_record(path: str | os.PathLike) -> dict[str, Any] | None:
 
     Returns None for a path that does not exist (the reader reports it).
 
+    Within :func:`records_kept` (a study run, whose inputs do not change while it runs
+    and which names each in several records: its content key, the provenance of each
+    folder it writes) a file's record is made once.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -127,12 +133,72 @@ def input_record(path: str | os.PathLike) -> dict[str, Any] | None:
         st = path.stat()
     except OSError:
         return None
-    record: dict[str, Any] = {"path": str(path)}
+    files: list[Path] = []
+    stats: list[os.stat_result] = []
     if path.is_dir():
         files = sorted(
             (p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).parts
         )
-        sizes = [p.stat().st_size for p in files]
+        stats = [p.stat() for p in files]
+    kept = _KEPT["records"]
+    # kept by what a write changes too, should an input be replaced all the same
+    seen = (str(path), _written(st), *(_written(f) for f in stats))
+    if kept is not None and seen in kept:
+        return dict(kept[seen])
+    record = _input_record(path, st, files, stats)
+    if kept is not None:
+        kept[seen] = dict(record)
+    return record
+
+
+# input_record's records while records_kept() is active (a run's inputs are few)
+_KEPT: dict[str, Any] = {"depth": 0, "records": None}
+_KEPT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def records_kept() -> Iterator[None]:
+    """Within the block, :func:`input_record` reads and hashes each input once.
+
+    For a run whose inputs do not change while it runs (a study run: the inputs'
+    records are made again for every analysis and folder of the run). A record is kept
+    by the input's path and what a write changes (device, inode, size, modification and
+    status-change times), and the records are dropped when the outermost block ends.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.msa"
+    >>> _ = p.write_bytes(b"abc")
+    >>> with records_kept():
+    ...     input_record(p) == input_record(p)
+    True
+    """
+    with _KEPT_LOCK:
+        _KEPT["depth"] += 1
+        if _KEPT["records"] is None:
+            _KEPT["records"] = {}
+    try:
+        yield
+    finally:
+        with _KEPT_LOCK:
+            _KEPT["depth"] -= 1
+            if _KEPT["depth"] == 0:
+                _KEPT["records"] = None
+
+
+def _written(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _input_record(
+    path: Path, st: os.stat_result, files: list[Path], stats: list[os.stat_result]
+) -> dict[str, Any]:
+    """:func:`input_record` of ``path`` (stat ``st``), read and hashed; for a folder,
+    ``files`` are its files in order and ``stats`` theirs."""
+    record: dict[str, Any] = {"path": str(path)}
+    if path.is_dir():
+        sizes = [f.st_size for f in stats]
         total = sum(sizes)
         h = hashlib.sha256()
         for p, size in zip(files, sizes, strict=True):
@@ -145,7 +211,7 @@ def input_record(path: str | os.PathLike) -> dict[str, Any] | None:
             _head_tail_of_files(h, files, sizes)
             key = "sha256_head_tail"
             hashed = "every file's path and size, the first and last MiB of the contents"
-        mtime = max([st.st_mtime, *(p.stat().st_mtime for p in files)])
+        mtime = max([st.st_mtime, *(f.st_mtime for f in stats)])
         record.update(kind="folder", files=len(files), size_bytes=total)
     else:
         size = st.st_size

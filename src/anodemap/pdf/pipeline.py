@@ -331,6 +331,7 @@ def analyse_pdfs(
         ring_correction=p.ring_correction,
         beam_radius_px=labels.beam_radius_px,
         ring_patterns=masks["amorphous"][1] if "amorphous" in masks else None,
+        centres=labels.beam_centres,
     )
     if prof.ring is not None:
         say(f"ring geometry: {prof.ring['how']}")

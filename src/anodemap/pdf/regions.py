@@ -5,8 +5,9 @@ class of its phase map (amorphous, each phase, crystalline but not indexed), nev
 vacuum (pore) patterns or those not analysed, and each user region (a label image as
 ``anodemap diffraction --regions`` reads it, or the ``regions.hspy`` that the diffraction
 result holds), restricted to its material patterns. The azimuthal average I(s) of every
-pattern is taken about its own direct-beam centre (:func:`find_direct_beam`, the function
-the diffraction analysis uses) with the calibration that analysis used.
+pattern is taken about its own direct-beam centre, the one the diffraction analysis
+found (its ``beam_centre.hspy``; for a result without it, :func:`find_direct_beam`, the
+function that analysis uses, finds it again) with the calibration that analysis used.
 
 Examples
 --------
@@ -60,6 +61,9 @@ class DiffractionLabels:
         Direct-beam radius it measured, pixels.
     summary : dict
         Its ``summary.json``.
+    beam_centres : ndarray (ny, nx, 2) or None
+        The direct-beam centre (ky, kx) of every pattern it used, pixels
+        (``beam_centre.hspy``; None for a result without it).
     """
 
     folder: Path
@@ -69,6 +73,7 @@ class DiffractionLabels:
     scale: tuple[float, float]
     beam_radius_px: float | None
     summary: dict[str, Any]
+    beam_centres: np.ndarray | None = None
 
 
 def read_diffraction(folder: str | Path, nav_shape: tuple[int, ...]) -> DiffractionLabels:
@@ -106,6 +111,17 @@ def read_diffraction(folder: str | Path, nav_shape: tuple[int, ...]) -> Diffract
     regions = None
     if (folder / "regions.hspy").is_file():
         regions = np.asarray(load(folder / "regions.hspy").data).astype(np.int64).reshape(nav)
+    centres = None
+    if (folder / "beam_centre.hspy").is_file():  # results of anodemap 0.1 may lack it
+        try:
+            centres = np.asarray(load(folder / "beam_centre.hspy").data, dtype=np.float64)
+        except (OSError, ValueError) as err:
+            raise AnodemapInputError(
+                f"{where}: beam_centre.hspy is not readable ({err}); run anodemap "
+                "diffraction on this input again"
+            ) from err
+        if centres.shape != (*nav, 2):  # not this scan's: found again from the patterns
+            centres = None
     settings = (summary.get("settings") or {}).get("labels") or {}
     radius = settings.get("vacuum_beam_radius_px")
     return DiffractionLabels(
@@ -116,6 +132,7 @@ def read_diffraction(folder: str | Path, nav_shape: tuple[int, ...]) -> Diffract
         (scale[0], scale[-1]),
         float(radius) if radius else None,
         summary,
+        centres,
     )
 
 
@@ -183,11 +200,14 @@ def pattern_profiles(
     ring_correction: bool = False,
     beam_radius_px: float | None = None,
     ring_patterns: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
 ) -> PatternProfiles:
     """Direct-beam centre and azimuthal average of every pattern (two passes over the
     data, read once into memory when it is lazy, at most ``in_memory_gb`` and no
-    ``client`` is given), up to the largest circle that lies on the detector around the
-    centres of all but ``FULL_RING_QUANTILE`` of the ``material`` patterns (default: all).
+    ``client`` is given; one, about the ``centres`` (ny, nx, 2) given, as the
+    diffraction analysis found them), up to the largest circle that lies on the detector
+    around the centres of all but ``FULL_RING_QUANTILE`` of the ``material`` patterns
+    (default: all).
 
     With ``ring_correction``, one more pass: the ring centre and elliptical distortion
     measured on the mean of the ``ring_patterns`` (the amorphous class: diffuse rings,
@@ -200,8 +220,10 @@ def pattern_profiles(
     nbytes = int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
     if client is None and not isinstance(data, np.ndarray) and nbytes <= in_memory_gb * 1e9:
         data = np.asarray(data)
-    beam = find_direct_beam(data, client=client, progress=progress)
-    centres = np.asarray(beam.filled(), dtype=np.float64)
+    if centres is None:
+        beam = find_direct_beam(data, client=client, progress=progress)
+        centres = beam.filled()
+    centres = np.asarray(centres, dtype=np.float64).reshape(*data.shape[:2], 2)
     ring, ellipse = None, None
     if ring_correction:
         ring, ellipse, offset = ring_geometry(

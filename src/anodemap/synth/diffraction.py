@@ -371,6 +371,26 @@ def _silicide_density(x: float) -> float:
 
 @lru_cache(maxsize=32)
 def _cached_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousModel:
+    """The model, from the cache folder of :mod:`anodemap.diffraction._cache` when it was
+    built before (relaxing the models of the demo's four states costs about 3 s a run),
+    keyed on this module's source and the numpy and scipy that built it."""
+    import scipy
+
+    from anodemap.diffraction._cache import cached
+
+    parts = (key, n_atoms, seed, dr, _source_digest(), np.__version__, scipy.__version__)
+    return cached("amorphous", parts, lambda: _build_model(key, n_atoms, seed, dr))
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _build_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousModel:
     si = load_phase("Si")
     bond = float(si.lattice_matrix[0, 0]) * math.sqrt(3.0) / 4.0  # c-Si bond, a√3/4
     if key == "oxide":
