@@ -86,6 +86,19 @@ class EDXAnalysis(Analysis):
     def describe(self, summary: Mapping[str, Any], context: Context) -> None:
         n, ok = summary["n_pixels"], summary["n_ok"]
         context.log(f"{ok} of {n} pixels analysed ({n - ok} without counts or invalid)")
+        if summary.get("pca"):
+            pca = summary["pca"]
+            context.log(
+                f"Poisson-weighted PCA: {pca['n_components']} components kept ({pca['criterion']}) "
+                f"of {pca['n_channels']} channels; the 1σ maps are Poisson noise through that "
+                "projection, not the Poisson 1σ of the counts"
+            )
+        for name, a in (summary.get("artefacts") or {}).items():
+            frac = a.get("fraction_of_parent")
+            context.log(
+                f"{name}: {a['mean_counts_per_pixel']:.3g} counts per pixel in the mean spectrum"
+                + (f" ({100 * frac:.2f} % of its line)" if frac is not None else "")
+            )
         for name, s in summary["net_counts"].items():
             if s["total"] is None:
                 continue

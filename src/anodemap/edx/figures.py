@@ -156,6 +156,8 @@ def mean_spectrum_figure(result: Any):
             ax.plot(
                 e, result.mean_model[fam], lw=0.9, color=f"C{(i + 1) % 10}", label=f"{fam} family"
             )
+        for name in getattr(result, "artefacts", {}) or {}:
+            ax.plot(e, result.mean_model[name], lw=0.8, ls=":", color="0.2", label=name)
     for name, w in (result.windows or {}).items():
         a, b = (v / 1e3 for v in w["integration"])
         ax.axvspan(a, b, color="C2", alpha=0.2)

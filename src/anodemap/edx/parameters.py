@@ -20,7 +20,7 @@ from typing import Any
 from anodemap.analysis.options import number, option
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["EDXParameters", "METHODS"]
+__all__ = ["ARTEFACTS", "EDXParameters", "METHODS"]
 
 METHODS = ("fit", "windows")
 
@@ -29,6 +29,38 @@ def _k_factors(words: list[str]) -> dict[str, float]:
     from anodemap.edx.quant import parse_k_factors
 
     return parse_k_factors(words)
+
+
+def _pca(text: str) -> int | str:
+    """``--pca``: a number of components or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"give a number of components >= 1 or auto, not {text}")
+    return k
+
+
+ARTEFACTS = ("escape", "sum")
+
+
+def _artefacts(words: list[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for w in words:
+        for item in str(w).split(","):
+            item = item.strip().lower()
+            if item in ("", "none"):
+                continue
+            if item not in ARTEFACTS:
+                raise AnodemapInputError(
+                    f"--artefacts {item}: choose from {', '.join(ARTEFACTS)} (or none)"
+                )
+            if item not in out:
+                out.append(item)
+    return tuple(out)
 
 
 def _energy_range(words: list[float]) -> tuple[float, float]:
@@ -73,6 +105,15 @@ class EDXParameters:
     integration_fwhm, background_offset_fwhm, background_width_fwhm : float
         Windows: the integration window's width, and where the background windows start
         and how wide they are, in FWHM of the line (exspy's defaults 2, 2, 1).
+    pca : int or "auto", optional
+        Poisson-weighted PCA denoising (Keenan & Kotula 2004, :mod:`anodemap.edx.denoise`)
+        of the channels analysed, keeping this many components, or ``"auto"``: those above
+        the Poisson noise's largest singular value (parallel analysis). Default: none.
+        The 1σ maps after it are not Poisson 1σ of the counts (see the module).
+    artefacts : tuple of str
+        Fit: detector artefacts modelled as components with their own fitted amplitude:
+        ``escape`` (Si Ka escape peaks, E - 1.740 keV, of lines above the Si K edge) and
+        ``sum`` (pile-up peaks at E1 + E2 of the families' main lines). Default: none.
     bin : int
         Sum blocks of ``bin`` x ``bin`` scan pixels before the analysis (1: none).
     k_factors : dict of str to float, optional
@@ -153,6 +194,29 @@ class EDXParameters:
     integration_fwhm: float = 2.0
     background_offset_fwhm: float = 2.0
     background_width_fwhm: float = 1.0
+    pca: int | str | None = field(
+        default=None,
+        metadata=option(
+            "--pca",
+            "Poisson-weighted PCA denoising (Keenan-Kotula) keeping N components, or auto "
+            "(those above the Poisson noise level)",
+            parse=_pca,
+            metavar="N|auto",
+            default_text="off",
+        ),
+    )
+    artefacts: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "--artefacts",
+            "fit: model detector artefacts as fitted components: escape (Si Ka escape "
+            "peaks), sum (pile-up peaks)",
+            nargs="+",
+            metavar="escape|sum",
+            convert=_artefacts,
+            default_text="none",
+        ),
+    )
     bin: int = field(
         default=1,
         metadata=option(
@@ -185,6 +249,22 @@ class EDXParameters:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.weighting not in ("poisson", "uniform"):
             raise ValueError(f"weighting must be poisson or uniform, not {self.weighting!r}")
+        if self.pca is not None and self.pca != "auto":
+            if isinstance(self.pca, str):
+                self.pca = _pca(self.pca)
+            if int(self.pca) < 1:
+                raise ValueError(
+                    f"pca must be a number of components >= 1 or 'auto', not {self.pca}"
+                )
+            self.pca = int(self.pca)
+        self.artefacts = _artefacts(
+            [self.artefacts] if isinstance(self.artefacts, str) else list(self.artefacts)
+        )
+        if self.artefacts and self.method != "fit":
+            raise AnodemapInputError(
+                "--artefacts: escape and sum peaks are components of the fit; use them "
+                "with --method fit"
+            )
         if int(self.bin) < 1:
             raise ValueError(f"bin must be at least 1, not {self.bin}")
         if self.energy_range_ev is not None:

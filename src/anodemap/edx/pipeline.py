@@ -85,6 +85,8 @@ class EDXResult:
     segments_ev: list[tuple[float, float]] = field(default_factory=list)
     beam_energy_kev: float | None = None
     source: str = ""
+    pca: dict[str, Any] = field(default_factory=dict)
+    artefacts: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Numbers over all pixels, for ``summary.json``."""
@@ -108,6 +110,16 @@ class EDXResult:
             out["fit_segments_eV"] = [[round(a, 2), round(b, 2)] for a, b in self.segments_ev]
         if self.windows:
             out["windows_eV"] = self.windows
+        if self.artefacts:
+            out["artefacts"] = self.artefacts
+        if self.pca:
+            out["pca"] = {
+                **self.pca,
+                "uncertainty": "1σ after Poisson-weighted PCA is not the Poisson 1σ of the "
+                "counts: it is their Poisson noise propagated through the fixed projection "
+                "onto the kept components (components' own noise and truncation bias left "
+                "out); maps and 1σ are correlated between pixels",
+            }
         for name in self.lines:
             v, s = self.maps[name][ok], self.maps[f"{name}_uncertainty"][ok]
             out["net_counts"][name] = {
@@ -300,15 +312,19 @@ def analyse_edx(
             order=int(p.background_order),
             window_fwhm=p.window_fwhm,
             energy_range_ev=p.energy_range_ev,
+            artefacts=p.artefacts,
         )
         op = FitOperator.from_mean(model, mean, weighting=p.weighting, floor=1.0 / n_pix)
+        h = op.h
+        if p.pca is not None:  # the fit of the denoised spectra: one operator again
+            h = h @ _pca(result, data, model.used, p.pca).projector().T
         kernel, kwargs = (
             fit_kernel,
             {
                 "used": model.used,
-                "h": op.h,
+                "h": h,
                 "design": model.design,
-                "h2": op.h2,
+                "h2": h * h,
                 "shape": op.shape,
             },
         )
@@ -317,6 +333,7 @@ def analyse_edx(
         result.families = families
         result.segments_ev = model.segments
         result.mean_model = _mean_model(model, op.mean_fit)
+        result.artefacts = _artefact_summary(model, op.mean_fit)
         # a line's net counts: its weight in its family times the family's amplitude
         col = {f.main: i for i, f in enumerate(model.families)}
         pick = [
@@ -338,7 +355,12 @@ def analyse_edx(
             background_offset_fwhm=p.background_offset_fwhm,
             background_width_fwhm=p.background_width_fwhm,
         )
-        kernel, kwargs = windows_kernel, {"matrix": win.matrix, "mean_spectrum": mean}
+        matrix = win.matrix
+        if p.pca is not None:  # the windows of the denoised spectra
+            used = np.flatnonzero(np.any(matrix != 0, axis=1))
+            matrix = matrix.copy()
+            matrix[used] = _pca(result, data, used, p.pca).projector() @ matrix[used]
+        kernel, kwargs = windows_kernel, {"matrix": matrix, "mean_spectrum": mean}
         pick = [(j, 1.0) for j in range(len(lines))]
         result.windows = {
             n: {
@@ -372,6 +394,34 @@ def analyse_edx(
     return result
 
 
+def _pca(result: EDXResult, data: Any, channels: np.ndarray, n: int | str) -> Any:
+    """The Poisson-weighted PCA of the channels analysed, recorded in the result."""
+    from anodemap.edx.denoise import poisson_pca
+
+    pca = poisson_pca(data, channels, n)
+    result.pca = pca.summary()
+    return pca
+
+
+def _artefact_summary(model: Any, x: np.ndarray) -> dict[str, Any]:
+    """Each artefact of the fit: its peaks and its counts in the mean spectrum (an escape
+    peak also as a fraction of its family's main line)."""
+    out: dict[str, Any] = {}
+    nf = model.n_families
+    col = {f.main: i for i, f in enumerate(model.families)}
+    for j, (name, peaks) in enumerate(model.artefacts.items()):
+        amp = float(x[nf + j])
+        item: dict[str, Any] = {
+            "energies_keV": [round(e / 1e3, 5) for e, _ in peaks],
+            "mean_counts_per_pixel": amp,
+        }
+        if name.startswith("escape_"):
+            parent = float(x[col[name.removeprefix("escape_")]])
+            item["fraction_of_parent"] = amp / parent if parent > 0 else None
+        out[name] = item
+    return out
+
+
 def _family(name: str) -> str:
     from anodemap.edx.model import family_key
 
@@ -381,8 +431,8 @@ def _family(name: str) -> str:
 def _mean_model(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
     """The fit of the mean spectrum on the whole axis (NaN outside the fitted channels)."""
     full = {}
-    nf = model.n_families
-    parts = {f.main: model.design[:, i] * x[i] for i, f in enumerate(model.families)}
+    nf = model.n_peaks
+    parts = {name: model.design[:, i] * x[i] for i, name in enumerate(model.columns[:nf])}
     parts["background"] = model.design[:, nf:] @ x[nf:]
     parts["total"] = model.design @ x
     for key, v in parts.items():

@@ -14,6 +14,7 @@ One responsibility per module:
 ``scribbles``             reading the scribble map of the trainable mode
 ``trainable``             a random forest trained on the scribbles
 ``regions``               connected regions, their size and shape; the porosity
+``detection``             the pore detection limit, measured by injecting pores
 ``segment``               the steps in order: :func:`segment`
 ``truth``                 comparison with a truth label map
 ``output``, ``figures``   files and figures; ``analysis``: ``anodemap features``

@@ -170,9 +170,9 @@ class FeaturesAnalysis(Analysis):
             + ", ".join(f"{name} {100 * v:.1f} %" for name, v in f.items())
         )
         context.log(
-            f"porosity {100 * por['fraction']:.2f} ± {100 * por['uncertainty']:.2f} % "
-            f"(area fraction, all pixels); {sum(summary['regions']['count_per_class'].values())} "
-            "connected regions in regions.csv"
+            f"{porosity_text(por)} (area fraction, all pixels); "
+            f"{sum(summary['regions']['count_per_class'].values())} connected regions in "
+            "regions.csv"
         )
 
     def compare_with_truth(
@@ -195,6 +195,34 @@ class FeaturesAnalysis(Analysis):
             f"{100 * comparison['porosity']['error']:+.2f} % (absolute)"
         )
         return comparison
+
+
+def porosity_text(por: Mapping[str, Any]) -> str:
+    """The porosity for the console: ``± 1σ``, or, where no pore was found, below the
+    detection limit (a single pore of the limit's size).
+
+    Examples
+    --------
+    >>> porosity_text({"fraction": 0.0, "uncertainty": 0.0, "detection_limit": {
+    ...     "porosity": 2e-4, "diameter_nm": 5.0, "diameter_px": 2.0}})
+    'porosity 0 %: no pore found; the smallest pore found at this noise is 5 nm across (2 px; one such pore: 0.020 % of the image)'
+    """
+    lim = por.get("detection_limit") or {}
+    text = f"porosity {100 * por['fraction']:.2f} ± {100 * por['uncertainty']:.2f} %"
+    if lim.get("porosity") is not None:
+        size = (
+            f"{lim['diameter_nm']:.3g} nm across ({lim['diameter_px']:.3g} px"
+            if lim.get("diameter_nm")
+            else f"{lim['diameter_px']:.3g} px across ("
+        )
+        sep = "; " if lim.get("diameter_nm") else ""
+        tail = f"{size}{sep}one such pore: {100 * lim['porosity']:.3f} % of the image)"
+        if por["fraction"] == 0:
+            return f"porosity 0 %: no pore found; the smallest pore found at this noise is {tail}"
+        return f"{text}; smallest pore found at this noise {tail}"
+    if por["fraction"] == 0 and lim:
+        return "porosity 0 %: no pore found, and no injected pore up to the largest tried"
+    return text
 
 
 def _one_image(dataset: Any, frame: int | None) -> Any:

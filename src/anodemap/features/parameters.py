@@ -130,6 +130,16 @@ class FeaturesParameters:
             parse=number(int, least=1, unit=" px"),
         ),
     )
+    pore_trials: int = field(
+        default=8,
+        metadata=option(
+            "--pore-trials",
+            "places tried per diameter when measuring the pore detection limit by "
+            "injecting pores (unsupervised mode; 0: not measured)",
+            parse=number(int, least=0),
+            metavar="N",
+        ),
+    )
     feature_scales_px: tuple[float, ...] = (0.5, 1.0, 2.0)
     n_trees: int = field(
         default=100,

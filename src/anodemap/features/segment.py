@@ -177,6 +177,12 @@ def segment(
     rows = _regions.connected_regions(labels, prob, size, origin, p.min_region_px)
     grey_level = float(np.median(normalised[labels == GREY])) if (labels == GREY).any() else None
     summary = _summary(labels, prob, rows, p, mode, how, size)
+    if mode == "unsupervised" and p.pore_trials > 0:
+        from anodemap.features.detection import pore_detection_limit
+
+        summary["porosity"]["detection_limit"] = pore_detection_limit(
+            normalised, rule, pixel_size_nm=size, placements=int(p.pore_trials)
+        )
     summary["signal_zero"] = {"counts": zero, "source": zero_source}
     summary["thickness_term"] = thickness_source
     summary["grey_level_normalised"] = grey_level

@@ -21,11 +21,19 @@ measurement:
   10 keV (a 0.45 mm Si crystal becomes transparent, 1 - exp(-(14 keV / E)^3)), with
   ``background_counts`` counts per 10 eV channel at 2 keV for c-Si at t/λ = 1;
 - the detector: Gaussian lines of the width of :func:`anodemap.edx.resolution.fwhm_ev`
-  (``fwhm_mn_ka_ev`` at Mn Ka), integrated over each channel; Poisson counting.
+  (``fwhm_mn_ka_ev`` at Mn Ka), integrated over each channel; Poisson counting;
+- optional (all off by default, leaving the spectra as they were): ``extra_lines``, lines
+  of other elements with the same counts in every pixel (e.g. Cu of a grid); Si escape
+  peaks, a share ``escape_fraction`` of every line above the Si K edge moved to
+  E - E(Si Ka) (the same share for every line: a model choice; real fractions fall with
+  energy); sum (pile-up) peaks of each pair of main lines, N_ab = ``pileup`` N_a N_b
+  (twice for a ≠ b: either order), ``pileup`` being the pile-up resolving time over
+  the dwell time, each sum event taking one count from each of its two lines.
 
 The truth maps are the expected (noise-free) net counts of each line, ``Si_Ka`` and
-``O_Ka`` (the area of the line in counts, as ``anodemap edx`` measures it), the expected
-bremsstrahlung counts and the phantom's fields.
+``O_Ka`` (the area of the line in counts, as ``anodemap edx`` measures it: after escape
+and pile-up losses), those of the extra lines and of each artefact peak (``escape_Cu_Ka``,
+``sum_Si_Ka+Si_Ka``), the expected bremsstrahlung counts and the phantom's fields.
 
 Examples
 --------
@@ -39,7 +47,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +126,9 @@ def simulate_edx(
     o_counts: float = 60.0,
     background_counts: float = 0.3,
     noise: bool = True,
+    extra_lines: Mapping[str, float] | None = None,
+    escape_fraction: float = 0.0,
+    pileup: float = 0.0,
 ) -> SimulatedEDX:
     """Simulate the EDX spectrum image of ``phantom`` (see the module's description).
 
@@ -137,6 +148,13 @@ def simulate_edx(
         Bremsstrahlung counts per 10 eV at 2 keV for c-Si at t/λ = 1.
     noise : bool
         Poisson counts (False: the expected counts, rounded to no integer).
+    extra_lines : mapping of str to float, optional
+        Main lines of other elements (``{"Cu_Ka": 50.0}``) and their counts in every
+        pixel (their families' other lines follow the table).
+    escape_fraction : float
+        Share of each line above the Si K edge recorded in its Si escape peak.
+    pileup : float
+        Pile-up resolving time over the dwell time (sum peaks), per count.
 
     Returns
     -------
@@ -166,11 +184,25 @@ def simulate_edx(
         "O_Ka": line_shape(edges, family_of("O_Ka"), fwhm_mn_ka_ev),
     }
     cont = bremsstrahlung_shape(energy, beam_energy_kev)
-    expected = (
-        si_ka[..., None] * shapes["Si_Ka"]
-        + o_ka[..., None] * shapes["O_Ka"]
-        + brems[..., None] * cont
-    )
+    artefacts: dict[str, np.ndarray] = {}
+    if extra_lines or escape_fraction or pileup:
+        amps = {"Si_Ka": si_ka, "O_Ka": o_ka}
+        for name, value in (extra_lines or {}).items():
+            amps[name] = np.full(t.shape, float(value))
+            shapes[name] = line_shape(edges, family_of(name), fwhm_mn_ka_ev)
+        shapes, amps, artefacts = _artefacts(
+            edges, fwhm_mn_ka_ev, shapes, amps, escape_fraction, pileup
+        )
+        si_ka, o_ka = amps["Si_Ka"], amps["O_Ka"]
+        expected = brems[..., None] * cont
+        for name, amp in {**amps, **artefacts}.items():
+            expected = expected + amp[..., None] * shapes[name]
+    else:
+        expected = (
+            si_ka[..., None] * shapes["Si_Ka"]
+            + o_ka[..., None] * shapes["O_Ka"]
+            + brems[..., None] * cont
+        )
     if noise:
         rng = np.random.default_rng(seed)
         spectra = rng.poisson(expected).astype(np.uint16)
@@ -190,9 +222,67 @@ def simulate_edx(
         "seed": seed,
         "model": "anodemap.synth.edx (Si Ka/Kb, O Ka on Kramers bremsstrahlung; Poisson)",
     }
+    if extra_lines or escape_fraction or pileup:
+        truth.update({k: v for k, v in amps.items() if k not in truth})
+        truth.update(artefacts)
+        truth["escape_fraction"] = escape_fraction
+        truth["pileup"] = pileup
     return SimulatedEDX(
         spectra, energy, truth, phantom.pixel_size_nm, fwhm_mn_ka_ev, beam_energy_kev, expected
     )
+
+
+def _artefacts(
+    edges: np.ndarray,
+    fwhm_mn_ka_ev: float,
+    shapes: dict[str, np.ndarray],
+    amps: dict[str, np.ndarray],
+    escape_fraction: float,
+    pileup: float,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Escape and sum peaks: the families' shapes and counts after their losses, and the
+    artefacts' shapes (added to ``shapes``) and counts."""
+    from anodemap.edx.lines import family_of, xray_line
+    from anodemap.edx.model import SI_K_EDGE_EV, line_shape
+
+    shapes, amps, out = dict(shapes), dict(amps), {}
+    if pileup:
+        names = list(amps)
+        emitted = dict(amps)
+        for i, a in enumerate(names):
+            for b in names[i:]:
+                key = f"sum_{a}+{b}"
+                n = pileup * emitted[a] * emitted[b] * (1.0 if a == b else 2.0)
+                out[key] = n
+                amps[a] = amps[a] - n
+                amps[b] = amps[b] - n
+                energy = xray_line(a).energy_ev + xray_line(b).energy_ev
+                shapes[key] = line_shape(edges, [_Peak(energy)], fwhm_mn_ka_ev)
+    if escape_fraction:
+        si_ka = xray_line("Si_Ka").energy_ev
+        for name in list(amps):
+            lines = family_of(name)
+            above = [ln for ln in lines if ln.energy_ev > SI_K_EDGE_EV]
+            if not above:
+                continue
+            kept = [_Peak(ln.energy_ev, ln.weight * (1.0 - escape_fraction)) for ln in above]
+            below = [_Peak(ln.energy_ev, ln.weight) for ln in lines if ln not in above]
+            scale = 1.0 - escape_fraction if lines[0] in above else 1.0
+            # the family's shape for its main line's recorded area (after escape)
+            shapes[name] = line_shape(edges, kept + below, fwhm_mn_ka_ev) / scale
+            amps[name] = amps[name] * scale
+            escaped = [_Peak(ln.energy_ev - si_ka, ln.weight) for ln in above]
+            shapes[f"escape_{name}"] = line_shape(edges, escaped, fwhm_mn_ka_ev)
+            out[f"escape_{name}"] = amps[name] / scale * escape_fraction
+    return shapes, amps, out
+
+
+@dataclass(frozen=True)
+class _Peak:
+    """A peak for :func:`anodemap.edx.model.line_shape` (energy in eV, weight)."""
+
+    energy_ev: float
+    weight: float = 1.0
 
 
 def edx_dataset(sim: SimulatedEDX, title: str = "Simulated Li_xSi electrode, EDX"):
