@@ -263,6 +263,10 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["--pixel-size"],
     ),
     "simulate seed": (["simulate", "eels", "-o", "{out}", "--seed", "-1"], ["--seed"]),
+    "simulate region shape": (
+        ["simulate", "region", "-o", "{out}", "--shape", "32", "32"],
+        ["--shape", "simulate region"],
+    ),
     # run
     "run study missing": (["run", "{root}/nope.toml", "-o", "{out}"], ["nope.toml"]),
     "run study not toml": (["run", "{bad_study}", "-o", "{out}"], ["bad_study.toml", "TOML"]),

@@ -20,7 +20,7 @@ from typing import Any
 from anodemap import __version__
 from anodemap.analysis import analysis_names
 from anodemap.analysis.options import add_options, number
-from anodemap.errors import AnodemapError
+from anodemap.errors import AnodemapError, AnodemapInputError
 
 _LOGGER = logging.getLogger("anodemap")
 
@@ -184,6 +184,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             pattern_shape=(args.pattern_size, args.pattern_size),
         )
         _log(f"wrote the study file {study}; run it with: anodemap run {study} -o OUT")
+    elif args.modality == "region":
+        from anodemap.synth.region import write_region_study
+
+        if list(args.shape) != [64, 64] or args.pixel_size != 5.0:
+            raise AnodemapInputError(
+                "--shape/--scan-step: anodemap simulate region has views of its own (a 300 nm "
+                "survey of 1.5 nm pixels, EELS of 3 nm, EDX of 4 nm: docs/registration.md); "
+                "leave them out (--seed and --diffraction choose the rest)"
+            )
+        write_region_study(
+            Path(args.output), seed=args.seed, diffraction=args.diffraction, log=_log
+        )
     elif args.modality == "edx":
         from anodemap.synth.edx import write_edx_simulation
 
@@ -468,10 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="write a simulated electrode dataset with its truth")
     p.add_argument(
         "modality",
-        choices=["eels", "diffraction", "edx", "haadf", "study"],
+        choices=["eels", "diffraction", "edx", "haadf", "study", "region"],
         help="what to simulate: one EELS, diffraction, EDX or HAADF dataset of the simulated "
-        "electrode with its truth, or a four-state study (EELS and diffraction for each "
-        "state, and its study file)",
+        "electrode with its truth, a four-state study (EELS and diffraction for each "
+        "state, and its study file), or one region seen by a HAADF survey, EELS and EDX "
+        "(and SPED with --diffraction) with its truth and study file",
     )
     _add_simulation_options(p)
     p.add_argument(
@@ -485,6 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_DEG,
         default=0.4,
         help="diffraction: precession semi-angle in degrees (0: nano-beam)",
+    )
+    p.add_argument(
+        "--diffraction",
+        action="store_true",
+        help="region: also a scanning precession diffraction scan of the region (slower)",
     )
     p.add_argument(
         "--tvips",

@@ -129,3 +129,25 @@ class CorrelateAnalysis(Analysis):
                 f"Li/Si {row['group']}: {row['value']:.2f} ± {row['se'] or 0:.2f} "
                 f"({row['counted']} pixels counted, {row['flagged']} flagged)"
             )
+
+    def compare_with_truth(
+        self, result: Any, truth_dir: Path, outdir: Path, context: Context
+    ) -> dict[str, Any]:
+        """Each map's per-class means against the truth of the survey in ``truth_dir``
+        (``labels.hspy``, ``li_per_si.hspy``: ``truth/haadf`` of ``anodemap simulate
+        region``); ``truth_comparison.json`` (:mod:`anodemap.correlate.truth`)."""
+        from anodemap.correlate.truth import compare_with_truth
+        from anodemap.io.results import write_json
+
+        comparison = compare_with_truth(result, truth_dir)
+        write_json(comparison, outdir / "truth_comparison.json")
+        for quantity, q in comparison["quantities"].items():
+            for group, row in q["groups"].items():
+                if row["error_same_pixels"] is None:
+                    continue
+                context.log(
+                    f"against the truth, {quantity} {group}: {row['measured']:.2f} vs "
+                    f"{row['truth_same_pixels']:.2f} over the same pixels "
+                    f"({row['error_same_pixels']:+.2f})"
+                )
+        return comparison

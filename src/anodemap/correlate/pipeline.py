@@ -61,6 +61,10 @@ class CorrelateResult:
     summary : dict
     images : dict of str to ndarray
         Each modality's registration image in the reference frame.
+    survey_labels : ndarray, optional
+        The feature classes on the HAADF survey's own grid.
+    survey_cover : dict of str to ndarray
+        Per modality, the survey pixels its map covers (the HAADF survey's grid).
     """
 
     reference: str
@@ -72,6 +76,8 @@ class CorrelateResult:
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     images: dict[str, np.ndarray] = field(default_factory=dict)
+    survey_labels: np.ndarray | None = None
+    survey_cover: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _register_all(
@@ -181,8 +187,9 @@ def _statistics(
     pixel_nm: float,
     modalities: list[Modality],
     regs: dict[str, Registration],
-) -> list[dict[str, Any]]:
-    """Areas in the survey; each map's statistics on its own pixels."""
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Areas in the survey; each map's statistics on its own pixels. Also the survey
+    pixels each modality's map covers."""
     everywhere = np.ones(labels.shape, bool)
     survey = class_groups(labels, everywhere)
     survey += [
@@ -224,7 +231,7 @@ def _statistics(
             else:
                 mask = known & (lab_m == _code(g.class_name))
             rows += [{**r, "coverage": covered} for r in _group_rows(head, measured, mask)]
-    return rows
+    return rows, {f[0].name: f[4] for f in frames}
 
 
 def _code(class_name: str) -> int:
@@ -340,7 +347,7 @@ def correlate(
             si = maps["edx_Si_Ka"]
             maps["edx_o_si"] = np.where(si > 0, maps["edx_O_Ka"] / si, np.nan)
         meta["edx_o_si"] = {"title": "O Kα / Si Kα net counts", "units": ""}
-    rows = _statistics(labels, ids, features["regions"], pixel_nm, modalities, regs)
+    rows, survey_cover = _statistics(labels, ids, features["regions"], pixel_nm, modalities, regs)
     rows += _paper_rows(rows)
     summary = {
         "reference": p.reference,
@@ -356,5 +363,15 @@ def correlate(
     }
     frame_axes = [Axis(a.name, a.size, a.scale, a.offset, "nm", navigate=False) for a in axes]
     return CorrelateResult(
-        p.reference, frame_axes, maps, meta, regs, transforms, rows, summary, images
+        p.reference,
+        frame_axes,
+        maps,
+        meta,
+        regs,
+        transforms,
+        rows,
+        summary,
+        images,
+        survey_labels=labels,
+        survey_cover=survey_cover,
     )

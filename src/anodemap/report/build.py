@@ -176,6 +176,10 @@ def _problems(states: list[dict[str, Any]]) -> list[str]:
             for a in ds["analyses"]:
                 for p in a["problems"]:
                     problems.append(f"{st['label']} / {ds['name']} / {a['analysis']}: {p}")
+        for rg in st.get("regions") or []:
+            for a in rg["analyses"]:
+                for p in a["problems"]:
+                    problems.append(f"{st['label']} / region {rg['name']} / {a['analysis']}: {p}")
     return problems
 
 
@@ -206,9 +210,9 @@ def _analysis_images(report: dict[str, Any], out: Path) -> dict[str, str]:
     """Data URIs of every PNG of the run folder that the report names."""
     names = set()
     for st in report["states"]:
-        for ds in st["datasets"]:
-            for a in ds["analyses"]:
-                names.update(f["file"] for f in (*a["figures"], *a["more_figures"]))
+        cards = [*st["datasets"], *(st.get("regions") or [])]
+        for a in (a for card in cards for a in card["analyses"]):
+            names.update(f["file"] for f in (*a["figures"], *a["more_figures"]))
     for table in report["comparison"]["truth"]:
         names.update(c["figure"] for c in table["columns"])
     for c in report["comparison"]["calibrations"]:

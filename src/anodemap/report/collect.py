@@ -22,6 +22,7 @@ from typing import Any
 
 from anodemap.errors import AnodemapInputError
 from anodemap.report import pdf as pdf_report
+from anodemap.report import region as region_report
 from anodemap.status import Status
 
 __all__ = ["RUN_SCHEMA", "collect_states", "read_json", "read_run", "sha256_of"]
@@ -66,13 +67,29 @@ _FIGURE_TITLES = {
     "spot_match.png": "Spot agreement with the best template",
     "scattered_fraction.png": "Scattered fraction (vacuum criterion)",
     "region_patterns.png": "Averaged pattern of each region",
+    "features.png": "Feature classes",
+    "uncertainty.png": "Feature class uncertainty",
+    "maps_by_feature.png": "Every map with the feature classes outlined",
+    "li_si_by_feature.png": "Li/Si per feature class, with the paper's values",
+    "registration.png": "Each map registered on the HAADF survey",
 }
 _MAIN_FIGURES = {
     "eels": ("overview.png", "li_si_ratio.png", "plasmon_energy.png", "li_si_status.png"),
     "diffraction": ("phase.png", "orientation_ipf_z.png", "amorphous_share.png"),
+    "features": ("features.png",),
+    "correlate": ("maps_by_feature.png", "li_si_by_feature.png"),
 }
 # Figures of several panels, shown at the page's full width
-_WIDE = frozenset({"overview.png", "example_fits.png", "mean_patterns.png", "region_patterns.png"})
+_WIDE = frozenset(
+    {
+        "overview.png",
+        "example_fits.png",
+        "mean_patterns.png",
+        "region_patterns.png",
+        "maps_by_feature.png",
+        "registration.png",
+    }
+)
 _FIGURE_TITLES.update(pdf_report.FIGURE_TITLES)
 _MAIN_FIGURES["pdf"] = pdf_report.MAIN_FIGURES
 _TRUTH_FIGURE = "truth_comparison.png"
@@ -161,6 +178,7 @@ def collect_states(run: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                 "capacity_mAh_g": capacity,
                 "li_per_si_from_capacity": x,
                 "datasets": datasets,
+                "regions": region_report.collect_regions(st, out, i),
             }
         )
     return states
@@ -168,7 +186,7 @@ def collect_states(run: dict[str, Any], out: Path) -> list[dict[str, Any]]:
 
 def _dataset(ds: dict[str, Any], out: Path, i: int, j: int) -> dict[str, Any]:
     analyses = [
-        _analysis(name, entry or {}, out) for name, entry in (ds.get("analyses") or {}).items()
+        analysis_entry(name, entry or {}, out) for name, entry in (ds.get("analyses") or {}).items()
     ]
     return {
         "id": f"state-{i}-dataset-{j}",
@@ -180,7 +198,10 @@ def _dataset(ds: dict[str, Any], out: Path, i: int, j: int) -> dict[str, Any]:
     }
 
 
-def _analysis(name: str, entry: dict[str, Any], out: Path) -> dict[str, Any]:
+def analysis_entry(name: str, entry: dict[str, Any], out: Path) -> dict[str, Any]:
+    """One analysis of ``run.json`` as the report shows it: status, input, key
+    statistics (by what its ``summary.json`` holds) and figures; ``problems`` says what
+    is missing."""
     status = entry.get("status")
     folder = entry.get("folder")
     a: dict[str, Any] = {
@@ -239,6 +260,12 @@ def _analysis(name: str, entry: dict[str, Any], out: Path) -> dict[str, Any]:
         a["statistics"] = diffraction_statistics(summary)
     elif summary.get("analysis") == "pdf":
         a["statistics"] = pdf_report.pdf_statistics(summary)
+    elif "li_si_per_class" in summary:
+        a["statistics"] = region_report.correlate_statistics(summary, where)
+    elif "class_fractions" in summary:
+        a["statistics"] = region_report.features_statistics(summary)
+    elif "net_counts" in summary:
+        a["statistics"] = region_report.edx_statistics(summary)
     else:
         a["problems"].append(f"the report has no section for the analysis {name!r} yet")
     kind = (a["statistics"] or {}).get("kind", name)

@@ -20,6 +20,9 @@ The format (TOML, docs/study.md, "The study file")::
       path = "lith1/eels.dm4"            # relative to the study file
       kind = "eels"                      # optional: inferred from the file
       truth = "lith1/truth_eels"         # optional: simulated truth maps
+      region = "A"                       # optional: joined with the state's other
+                                         # datasets of region A (a HAADF survey of kind
+                                         # features among them): OUT/STATE/regions/A/
 
       [[states.datasets]]
       path = "lith1/sped.zspy"           # a diffraction scan: diffraction, then pdf
@@ -62,7 +65,7 @@ from typing import Any
 
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["Dataset", "State", "Study", "read_study"]
+__all__ = ["Dataset", "Region", "State", "Study", "read_study"]
 
 _STEPS = ("pristine", "lithiated", "delithiated")
 # names become folder names: letters, digits, _ and - (and not . or ..)
@@ -93,6 +96,27 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Region:
+    """The datasets of a state that share a ``region`` name: one area of the electrode
+    seen by several instruments, joined by the analyses that read several kinds
+    (``correlate``: the image's features with the EELS, EDX and diffraction maps).
+
+    Attributes
+    ----------
+    name : str
+        The ``region`` of its datasets.
+    image : str
+        The name of its image dataset (kind ``features``: the HAADF survey).
+    datasets : dict of str to str
+        Kind -> the name of the region's dataset of that kind (the image's included).
+    """
+
+    name: str
+    image: str
+    datasets: dict[str, str]
+
+
+@dataclass(frozen=True)
 class State:
     """One state of the electrode (pristine, after a (de)lithiation)."""
 
@@ -102,6 +126,7 @@ class State:
     step: str | None
     capacity_mAh_g: float | None
     datasets: tuple[Dataset, ...]
+    regions: tuple[Region, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -356,8 +381,8 @@ def read_study(path: str | Path) -> Study:
             if truth is not None:
                 truth = _file(file, dwhere, truth, "truth", folder=True)
             region = ddoc.get("region")
-            if region is not None and not isinstance(region, str):
-                raise _err(file, dwhere, "region must be a name (a string)")
+            if region is not None:
+                region = _name(file, dwhere, region, "region")
             datasets.append(
                 Dataset(
                     name=dname,
@@ -374,7 +399,8 @@ def read_study(path: str | Path) -> Study:
         label = sdoc.get("label", name)
         if not isinstance(label, str):
             raise _err(file, where, "label must be a string")
-        states.append(State(name, label, cycle, step, capacity, tuple(datasets)))
+        regions = _regions(file, where, datasets)
+        states.append(State(name, label, cycle, step, capacity, tuple(datasets), regions))
     cycling = None
     if "cycling" in doc:
         cdoc = _check_keys(file, "[cycling]", doc["cycling"], _CYCLING_KEYS)
@@ -389,6 +415,74 @@ def read_study(path: str | Path) -> Study:
         simulated=bool(head.get("simulated", False)),
         cycling=cycling,
     )
+
+
+# the folder of a state's regions, beside its datasets' (OUT/STATE/regions/REGION/ANALYSIS)
+REGIONS_FOLDER = "regions"
+
+
+def region_analyses(kind: str) -> tuple[str, ...]:
+    """The analyses of datasets of ``kind`` that join a region's datasets: those that
+    read the results of analyses of other kinds (files named after another analysis
+    that they do not require of their own dataset), e.g. ``correlate``.
+
+    Examples
+    --------
+    >>> region_analyses("features"), region_analyses("eels")
+    (('correlate',), ())
+    """
+    from anodemap.analysis import analyses_of, analysis_names, get_analysis
+
+    names = set(analysis_names())
+    return tuple(
+        a
+        for a in analyses_of(kind)
+        if any(f in names and f not in get_analysis(a).requires for f in get_analysis(a).files)
+    )
+
+
+def _regions(file: Path, where: str, datasets: list[Dataset]) -> tuple[Region, ...]:
+    """The regions of a state's datasets, checked: each has one image dataset (what its
+    joining analyses read) and at most one dataset of each kind."""
+    from anodemap.analysis import get_analysis
+
+    names = dict.fromkeys(d.region for d in datasets if d.region is not None)
+    if not names:
+        return ()
+    joiners = {k for d in datasets for k in region_analyses(d.kind)}
+    image_kinds = sorted({get_analysis(a).reads or a for a in joiners}) or ["features"]
+    if any(d.name == REGIONS_FOLDER for d in datasets):
+        raise _err(
+            file,
+            f"{where}, dataset {REGIONS_FOLDER!r}",
+            f"the name {REGIONS_FOLDER!r} is the folder of the state's regions; give the "
+            'dataset another name (name = "...")',
+        )
+    regions = []
+    for name in names:
+        members = [d for d in datasets if d.region == name]
+        by_kind: dict[str, str] = {}
+        for d in members:
+            if d.kind in by_kind:
+                raise _err(
+                    file,
+                    f"{where}, region {name!r}",
+                    f"two {d.kind} datasets ({by_kind[d.kind]!r} and {d.name!r}); a region "
+                    "joins one dataset of each kind: give one of them another region name",
+                )
+            by_kind[d.kind] = d.name
+        image = next((by_kind[k] for k in image_kinds if k in by_kind), None)
+        if image is None:
+            listed = ", ".join(f"{d.name!r} ({d.kind})" for d in members)
+            raise _err(
+                file,
+                f"{where}, region {name!r}",
+                f"no image dataset: its datasets {listed} are joined on the region's HAADF "
+                f'survey; add it as a dataset with kind = "{image_kinds[0]}" and region = '
+                f'"{name}" (or leave region out of these datasets)',
+            )
+        regions.append(Region(name, image, by_kind))
+    return tuple(regions)
 
 
 def _dataset_parameters(

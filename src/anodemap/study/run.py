@@ -33,7 +33,7 @@ from typing import Any
 from anodemap.analysis import Context, get_analysis
 from anodemap.analysis.base import connected
 from anodemap.errors import AnodemapError
-from anodemap.study.file import Study
+from anodemap.study.file import REGIONS_FOLDER, Region, Study, region_analyses
 
 __all__ = ["KEY_NAME", "RUN_SCHEMA", "content_key", "run_study"]
 
@@ -148,6 +148,7 @@ def run_study(
     ):
         folder.claim(["run.json", "report.html", "report.json", *(s.name for s in study.states)])
         chains = _run_datasets(study, out, ctx, force, figures)
+        regions = _run_regions(study, out, ctx, force, chains, figures)
         states = []
         counts = {"done": 0, "skipped": 0, "failed": 0}
         for state in study.states:
@@ -165,6 +166,9 @@ def run_study(
                         "analyses": analyses,
                     }
                 )
+            for region in regions[state.name]:
+                for entry in region["analyses"].values():
+                    counts[entry["status"]] += 1
             states.append(
                 {
                     "name": state.name,
@@ -174,6 +178,7 @@ def run_study(
                     "capacity_mAh_g": state.capacity_mAh_g,
                     "li_per_si_from_capacity": _li_per_si(state.capacity_mAh_g),
                     "datasets": entries,
+                    "regions": regions[state.name],
                 }
             )
         record = input_record(study.file) or {}
@@ -248,8 +253,11 @@ def _run_datasets(
     def chain(job: tuple[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
         state, ds = job
         done: dict[str, dict[str, Any]] = {}
+        # a dataset of a region leaves its joining analyses (correlate) to the region's
+        later = region_analyses(ds.kind) if ds.region is not None else ()
         for name in ds.analyses:  # in order: what an analysis requires runs before it
-            done[name] = _run_one(study, state, ds, name, out, ctx, force, done, figures)
+            if name not in later:
+                done[name] = _run_one(study, state, ds, name, out, ctx, force, done, figures)
         return done
 
     at_once = min(PARALLEL_DATASETS, len(jobs)) if context.client is not None else 1
@@ -263,6 +271,87 @@ def _run_datasets(
         with ThreadPoolExecutor(max_workers=at_once) as pool:
             done = list(pool.map(lambda job: chain(job, quiet), jobs))
     return {(state, ds.name): result for (state, ds), result in zip(jobs, done, strict=True)}
+
+
+def _run_regions(
+    study: Study,
+    out: Path,
+    context: Context,
+    force: bool,
+    chains: dict[tuple[str, str], dict[str, dict[str, Any]]],
+    figures: _SharedFigures | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The joining analyses of every region (``correlate``), after every dataset's own:
+    each is run as an analysis of the region's image dataset into
+    ``OUT/STATE/regions/REGION/ANALYSIS/``, given the folders of the results of the
+    region's other datasets (``files["eels"]``, ...) that it reads; their keys are part
+    of its own (a changed EELS result reruns it). A result that failed is left out and
+    said (``left_out``); the region's other results are still joined."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for state in study.states:
+        by_name = {d.name: d for d in state.datasets}
+        entries = []
+        for region in state.regions:
+            image = by_name[region.image]
+            own = chains[state.name, image.name]
+            analyses = {}
+            for name in region_analyses(image.kind):
+                joined, left_out = _joined(state.name, region, by_name, chains, name)
+                entry = _run_one(
+                    study,
+                    state.name,
+                    image,
+                    name,
+                    out,
+                    context,
+                    force,
+                    own,
+                    figures,
+                    joined=joined,
+                    folder=out / state.name / REGIONS_FOLDER / region.name / name,
+                )
+                if left_out:
+                    entry["left_out"] = left_out
+                analyses[name] = entry
+            entries.append(
+                {
+                    "name": region.name,
+                    "image": region.image,
+                    "datasets": dict(region.datasets),
+                    "analyses": analyses,
+                }
+            )
+        found[state.name] = entries
+    return found
+
+
+def _joined(
+    state: str,
+    region: Region,
+    by_name: dict[str, Any],
+    chains: dict[tuple[str, str], dict[str, dict[str, Any]]],
+    name: str,
+) -> tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, str]]:
+    """The results of the region's datasets that the analysis ``name`` reads: result name
+    -> (dataset, its run.json entry) for those done or kept; and why each other one that
+    the region has is left out."""
+    from anodemap.analysis import get_analysis
+
+    analysis = get_analysis(name)
+    joined, left_out = {}, {}
+    for ds_name in region.datasets.values():
+        if ds_name == region.image:
+            continue
+        for result, entry in chains[state, ds_name].items():
+            if result not in analysis.files or result in analysis.requires:
+                continue
+            if entry.get("status") in ("done", "skipped"):
+                joined[result] = (ds_name, entry)
+            else:
+                left_out[result] = (
+                    f"the {result} result of dataset {ds_name!r} failed: {entry.get('error')}"
+                )
+    return joined, left_out
 
 
 def _li_per_si(capacity: float | None) -> float | None:
@@ -283,21 +372,28 @@ def _run_one(
     force: bool,
     earlier: dict[str, dict[str, Any]] | None = None,
     figures: _SharedFigures | None = None,
+    *,
+    joined: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    folder: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or keep) one analysis of one dataset; its entry in ``run.json``.
 
     ``earlier``: the entries of the analyses of the dataset run before it; the folder of
     each that it requires is given to it (``files[NAME]``), and that result's key is part
     of its own (a changed diffraction result reruns the PDF). ``figures``: the run's
-    figure process, given to an analysis that runs.
+    figure process, given to an analysis that runs. ``joined``: for a region's analysis,
+    the results of the region's other datasets it reads (result name -> (dataset, its
+    entry)), given as ``files`` and keyed as required results are; ``folder``: where
+    it writes (default ``OUT/STATE/DATASET/ANALYSIS``).
     """
     from anodemap import __version__
     from anodemap.io.results import write_json
 
     analysis = get_analysis(name)
-    folder = out / state / ds.name / name
+    folder = folder if folder is not None else out / state / ds.name / name
     rel = folder.relative_to(out).as_posix()
-    truth = ds.truth if name == ds.kind else None
+    # a region's analysis is compared with its image's truth (the survey's truth maps)
+    truth = ds.truth if name == ds.kind or joined is not None else None
     # the study's calibration for every dataset, unless the dataset names its own files
     given = {"calibration": study.calibration, **ds.files}
     files = {k: v for k, v in given.items() if k in analysis.files and v is not None}
@@ -310,7 +406,7 @@ def _run_one(
         "key": None,
         "truth_comparison": None,
     }
-    label = f"{state}/{ds.name}/{name}"
+    label = rel
     t0 = time.perf_counter()
     try:
         for r, e in required.items():
@@ -332,6 +428,12 @@ def _run_one(
                 "truth": _identity(truth),
                 "figures": context.figures,
                 "requires": {r: e.get("key") for r, e in required.items()},
+                # (absent for a dataset's own analyses: their keys stay as they were)
+                **(
+                    {"joined": {r: [d, e.get("key")] for r, (d, e) in joined.items()}}
+                    if joined is not None
+                    else {}
+                ),
             }
         )
         entry["key"] = key
@@ -348,7 +450,11 @@ def _run_one(
                 folder,
                 parameters,
                 dataclasses.replace(context, log=_prefixed(context.log, label)),
-                files={**files, **{r: out / e["folder"] for r, e in required.items()}},
+                files={
+                    **files,
+                    **{r: out / e["folder"] for r, e in required.items()},
+                    **{r: out / e["folder"] for r, (_, e) in (joined or {}).items()},
+                },
                 signal=ds.signal,
                 truth=truth,
             )

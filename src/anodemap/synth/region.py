@@ -47,11 +47,13 @@ from anodemap.synth.phantom import Label, Phantom
 __all__ = [
     "DEFAULT_VIEWS",
     "DIFFRACTION_VIEW",
+    "REGION_NAME",
     "ScanView",
     "feature_means",
     "true_positions",
     "view_phantom",
     "write_region",
+    "write_region_study",
 ]
 
 
@@ -218,6 +220,30 @@ def _inside(view: ScanView, yx: np.ndarray) -> np.ndarray:
     return within(np.moveaxis(view.pixel_of(yx), -1, 0), view.shape)
 
 
+def _write_own_truth(
+    name: str, sim: Any, folder: Path, axes: list[Any], label_names: dict[int, str]
+) -> None:
+    """A modality's truth as its simulator gives it (what ``anodemap NAME``'s comparison
+    with a truth reads: ``plasmon_peak_eV``, ``O_Ka``, ``phase``, ...), in ``folder``."""
+    from anodemap.io import save
+    from anodemap.io.results import map_dataset, write_json
+
+    if name == "diffraction":
+        from anodemap.synth.truth import write_diffraction_truth
+
+        write_diffraction_truth(sim, folder, axes[0].scale)
+        return
+    shape = (axes[0].size, axes[1].size)
+    scalars: dict[str, Any] = {}
+    for key, value in sim.truth.items():
+        if isinstance(value, np.ndarray) and value.shape == shape:
+            save(map_dataset(value, axes, key, ""), folder / f"{key}.hspy")
+        elif not isinstance(value, np.ndarray):
+            scalars[key] = value
+    scalars["label_names"] = {str(k): v for k, v in label_names.items()}
+    write_json(scalars, folder / "truth.json")
+
+
 def write_region(
     outdir: str | Path,
     *,
@@ -275,16 +301,17 @@ def write_region(
             "sample_x_nm": ref_yx[..., 1],
         }
     }
+    sims: dict[str, Any] = {}  # each modality's simulation (its own truth maps)
     if "eels" in views:
         v = views["eels"]
-        esim = simulate_eels(view_phantom(phantom, v), seed=seed + 1)
+        esim = sims["eels"] = simulate_eels(view_phantom(phantom, v), seed=seed + 1)
         ds = eels_dataset(esim.spectra, esim.energy, title="Simulated region, low-loss EELS")
         ds = dataclasses.replace(ds, axes=[*v.axes(), ds.axes[-1]])
         ds.set_meta("General.source", "anodemap.synth.region (simulated, ground truth beside it)")
         files["eels"] = save(ds, outdir / "eels.hspy")
     if "edx" in views:
         v = views["edx"]
-        xsim = simulate_edx(view_phantom(phantom, v), seed=seed + 2)
+        xsim = sims["edx"] = simulate_edx(view_phantom(phantom, v), seed=seed + 2)
         ds = edx_dataset(xsim, title="Simulated region, EDX")
         ds = dataclasses.replace(ds, axes=[*v.axes(), ds.axes[-1]])
         files["edx"] = save(ds, outdir / "edx.hspy")
@@ -292,7 +319,9 @@ def write_region(
         from anodemap.synth.diffraction import simulate_diffraction, to_dataset
 
         v = views["diffraction"]
-        dsim = simulate_diffraction(view_phantom(phantom, v), pattern_shape=(48, 48), seed=seed + 3)
+        dsim = sims["diffraction"] = simulate_diffraction(
+            view_phantom(phantom, v), pattern_shape=(48, 48), seed=seed + 3
+        )
         ds = to_dataset(dsim, title="Simulated region, SPED")
         ds = dataclasses.replace(ds, axes=[*v.axes(), *ds.axes[2:]])
         files["diffraction"] = save(ds, outdir / "sped.zspy")
@@ -319,6 +348,8 @@ def write_region(
         shape_ = maps["labels"].shape
         p = views[name].pixel_size_nm
         axes = [Axis(n, k, p, 0.0, "nm") for n, k in zip("yx", shape_, strict=True)]
+        if name in sims:  # the layout anodemap simulate eels|edx|diffraction writes
+            _write_own_truth(name, sims[name], folder, axes, phantom.label_names)
         for key, value in maps.items():
             unit = "nm" if key.endswith("_nm") else ""
             save(map_dataset(value, axes, key, unit), folder / f"{key}.hspy")
@@ -342,3 +373,67 @@ def write_region(
     )
     log(f"wrote {', '.join(str(p) for p in files.values())} and the truth in {truth_dir}")
     return files
+
+
+#: The region's name in the study file that :func:`write_region_study` writes.
+REGION_NAME = "A"
+
+
+def write_region_study(
+    outdir: str | Path,
+    *,
+    seed: int = 0,
+    diffraction: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> Path:
+    """Simulate one region (:func:`write_region`) and write ``study.toml`` beside it: one
+    state (the 1st lithiation, whose phantom it is) with the HAADF survey (kind
+    ``features``), EELS, EDX (and SPED) datasets of one region, each with its truth, so
+    that ``anodemap run OUTDIR/study.toml -o OUT`` segments the survey, analyses every
+    map and joins them in ``OUT/lithiated_1/regions/A/correlate/``.
+
+    Returns
+    -------
+    Path
+        The study file (written last).
+
+    Examples
+    --------
+    >>> path = write_region_study("region/", seed=0)   # doctest: +SKIP
+    >>> path.name                                      # doctest: +SKIP
+    'study.toml'
+    """
+    from anodemap.io.results import write_text
+
+    outdir = Path(outdir)
+    files = write_region(outdir, seed=seed, diffraction=diffraction, log=log)
+    kinds = {"haadf": "features", "eels": "eels", "edx": "edx", "diffraction": "diffraction"}
+    lines = [
+        "# written by anodemap simulate region (anodemap.synth.region.write_region_study)",
+        "[study]",
+        f'name = "Simulated region, seed {seed}"',
+        'description = "One region of the simulated 1st-lithiation electrode seen by a HAADF '
+        "survey, low-loss EELS, EDX"
+        + (" and SPED" if diffraction else "")
+        + ', each with its own pixel size, rotation and drift (docs/registration.md)"',
+        "simulated = true",
+        "",
+        "[[states]]",
+        'name = "lithiated_1"',
+        'label = "1st lithiation (simulated region)"',
+        "cycle = 1",
+        'step = "lithiated"',
+    ]
+    for modality, path in files.items():
+        lines += [
+            "",
+            "  [[states.datasets]]",
+            f'  path = "{path.relative_to(outdir).as_posix()}"',
+            f'  kind = "{kinds[modality]}"',
+            f'  name = "{modality}"',
+            f'  region = "{REGION_NAME}"',
+            f'  truth = "truth/{modality}"',
+        ]
+    study = write_text("\n".join(lines) + "\n", outdir / "study.toml")
+    log(f"wrote the study file {study}; run it with: anodemap run {study} -o OUT")
+    return study
