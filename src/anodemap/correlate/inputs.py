@@ -111,10 +111,11 @@ MAPS: dict[str, tuple[LayerSpec, ...]] = {
     ),
 }
 
-# the image each modality is registered by, in order of preference
+# the image each modality is registered by, in order of preference: the simultaneous
+# HAADF/ADF recorded with the spectra (anodemap.io.scan_images) where the result has it
 IMAGES = {
-    "eels": ("thickness.hspy",),
-    "edx": ("haadf.hspy", "image_1.hspy", "counts.hspy"),
+    "eels": ("haadf.hspy", "adf.hspy", "thickness.hspy"),
+    "edx": ("haadf.hspy", "adf.hspy", "image_1.hspy", "counts.hspy"),
     "diffraction": ("virtual_adf.hspy",),
 }
 

@@ -3,7 +3,8 @@
 Maps are named as exspy names lines (``Si_Ka.hspy``, ``O_Ka.hspy``), each with
 ``LINE_uncertainty.hspy``; beside them ``status.hspy``, ``counts.hspy``,
 ``reduced_chi2.hspy`` (fit), Cliff–Lorimer ``EL_atomic_percent.hspy`` (with k-factors),
-the image recorded with the spectra (``haadf.hspy``, ``image_1.hspy``, ...), the mean
+the images recorded with the spectra (``haadf.hspy``, ``adf.hspy``, ``image_1.hspy``, ...;
+:func:`anodemap.io.scan_images.image_names`), the mean
 spectrum (``mean_spectrum.hspy``), figures and ``summary.json`` (written last).
 
 Examples
@@ -23,26 +24,13 @@ import numpy as np
 
 from anodemap.io import Axis, Dataset, save
 from anodemap.io.results import map_dataset, write_json
+from anodemap.io.scan_images import MAX_IMAGES, image_names, image_stems
 from anodemap.status import legend
 
-__all__ = ["image_names", "output_names", "write_edx_results"]
+__all__ = ["output_names", "write_edx_results"]
 
-_MAX_IMAGES = 8
 _FIXED = ["status", "counts", "reduced_chi2", "mean_spectrum"]
 _FIGURES = ["overview.png", "mean_spectrum.png", "status.png"]
-
-
-def image_names(images: list[Dataset]) -> list[str]:
-    """File stems of the images kept with the spectra: ``haadf`` for the (first) HAADF,
-    ``image_1``, ``image_2``, ... for the others."""
-    names, k = [], 0
-    for im in images[:_MAX_IMAGES]:
-        if "haadf" in im.title.lower() and "haadf" not in names:
-            names.append("haadf")
-        else:
-            k += 1
-            names.append(f"image_{k}")
-    return names
 
 
 def output_names() -> list[str]:
@@ -54,7 +42,7 @@ def output_names() -> list[str]:
 def _output_names() -> tuple[str, ...]:
     from anodemap.edx.lines import all_lines
 
-    stems = list(_FIXED) + ["haadf"] + [f"image_{k}" for k in range(1, _MAX_IMAGES + 1)]
+    stems = list(_FIXED) + image_stems()
     for ln in all_lines():
         stems += [ln.name, f"{ln.name}_uncertainty"]
     for el in dict.fromkeys(ln.element for ln in all_lines()):
@@ -109,7 +97,7 @@ def write_edx_results(
     from anodemap.io.outdir import output_folder
 
     outdir = Path(outdir)
-    images = list(getattr(dataset, "images", []) or [])[:_MAX_IMAGES]
+    images = list(getattr(dataset, "images", []) or [])[:MAX_IMAGES]
     with output_folder(outdir) as folder:
         keys = _map_keys(result)
         stems = image_names(images)

@@ -14,13 +14,13 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anodemap.io import Dataset
+from anodemap.io.scan_images import ScanDataset, images_of_scan
 
 __all__ = [
     "EDXDataset",
@@ -34,17 +34,9 @@ __all__ = [
 _TO_EV = {"ev": 1.0, "kev": 1e3}
 
 
-@dataclass
-class EDXDataset(Dataset):
-    """An EDX spectrum image and the images of the same scan read with it.
-
-    Attributes
-    ----------
-    images : list of Dataset
-        Images (HAADF, BF, ...) of the file whose shape is the scan's.
-    """
-
-    images: list[Dataset] = field(default_factory=list)
+class EDXDataset(ScanDataset):
+    """An EDX spectrum image and the images of the same scan read with it
+    (:class:`anodemap.io.scan_images.ScanDataset`)."""
 
 
 def load_edx(path: str | Path, *, signal: int | str | None = None) -> EDXDataset:
@@ -61,12 +53,7 @@ def load_edx(path: str | Path, *, signal: int | str | None = None) -> EDXDataset
 
     items = load_all(path, lazy=True)
     ds = load(path, lazy=True, signal=signal, kind=kinds.edx_spectra, signal_type="EDS_TEM")
-    nav = tuple(ds.nav_shape)
-    images = [
-        im
-        for im in items
-        if len(im.sig_shape) == 2 and not im.nav_shape and tuple(im.sig_shape) == nav and nav
-    ]
+    images = images_of_scan(items, ds.nav_shape)
     return EDXDataset(ds.data, ds.axes, ds.metadata, ds.original_metadata, images)
 
 

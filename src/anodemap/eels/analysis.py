@@ -38,6 +38,18 @@ _TRUTH_MAPS = (
 )
 
 
+def _adf_image(path: Path, nav_shape: tuple[int, ...]) -> Any:
+    """The image of ``--adf``: the file's one image of the scan's shape, titled ADF
+    (so that it is kept as ``adf.hspy``) unless its title says what it is."""
+    from anodemap.io.scan_images import read_scan_image
+
+    image = read_scan_image(path, nav_shape, "--adf")
+    if "adf" not in image.title.lower():
+        image.set_meta("General.title", f"ADF ({path.name})")
+    image.set_meta("General.source_file", str(path))
+    return image
+
+
 class EELSAnalysis(Analysis):
     """Plasmon, Li/Si, thickness, Li2O/silicate and Li-K maps of a low-loss EELS SI."""
 
@@ -45,7 +57,7 @@ class EELSAnalysis(Analysis):
     title = "low-loss EELS maps: plasmon, Li/Si, thickness, Li-K"
     data_kind = "low-loss EELS spectrum image"
     Parameters = EELSParameters
-    files = ("calibration",)
+    files = ("calibration", "adf")
     version = "1"
     input_help = "spectrum image, line scan or spectrum (any rosettasciio format)"
     file_options = {
@@ -54,13 +66,25 @@ class EELSAnalysis(Analysis):
             "CSV",
             "Li/Si calibration table with header x,plasmon_energy_eV,source (default: the "
             "table shipped with anodemap, docs/eels.md)",
-        )
+        ),
+        "adf": (
+            "--adf",
+            "IMAGE",
+            "the ADF/HAADF image recorded with the spectrum image, when its file is another "
+            "(DigitalMicrograph): kept beside the maps as adf.hspy, and what anodemap "
+            "correlate registers the maps by (images in the input file itself are kept "
+            "without it)",
+        ),
     }
 
     def load(self, path: Path, *, signal: int | str | None = None) -> Any:
-        from anodemap.io import kinds, load
+        from anodemap.io import kinds, load, load_all
+        from anodemap.io.scan_images import ScanDataset, images_of_scan
 
-        return load(path, lazy=True, signal=signal, kind=kinds.lowloss_eels, signal_type="EELS")
+        ds = load(path, lazy=True, signal=signal, kind=kinds.lowloss_eels, signal_type="EELS")
+        # a Velox .emd holds the simultaneous HAADF beside the spectra: kept with the maps
+        images = images_of_scan(load_all(path, lazy=True), ds.nav_shape)
+        return ScanDataset(ds.data, ds.axes, ds.metadata, ds.original_metadata, images)
 
     def accepts(self, dataset: Any) -> bool:
         from anodemap.io import kinds
@@ -75,6 +99,9 @@ class EELSAnalysis(Analysis):
 
         path = files.get("calibration")
         cal = Calibration.from_csv(path) if path else default_calibration()
+        images = list(getattr(dataset, "images", []) or [])
+        if files.get("adf"):
+            images.append(_adf_image(Path(files["adf"]), dataset.nav_shape))
         p = parameters
         window = "auto" if p.window == "auto" else f"{p.window} eV"
         context.log(
@@ -101,6 +128,7 @@ class EELSAnalysis(Analysis):
             )
         if preload is not None:
             preload.join()
+        result.images = images
         return result
 
     def write(

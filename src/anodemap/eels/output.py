@@ -17,6 +17,7 @@ import numpy as np
 
 from anodemap.io import Axis, save
 from anodemap.io.results import map_dataset, write_json
+from anodemap.io.scan_images import MAX_IMAGES, image_names, image_stems
 from anodemap.status import Status, describe, legend
 
 __all__ = [
@@ -122,7 +123,8 @@ def output_names() -> list[str]:
     """
     figures = [f"{_FILES[k]}.png" for k in (*_FIGURES, *_STATUS_MAPS)]
     extra = ["overview.png", "calibration.png", "example_fits.png", "summary.json"]
-    return [*(f"{f}.hspy" for f in _FILES.values()), *figures, *extra]
+    images = [f"{stem}.hspy" for stem in image_stems()]
+    return [*(f"{f}.hspy" for f in _FILES.values()), *images, *figures, *extra]
 
 
 def write_eels_results(
@@ -169,7 +171,9 @@ def write_eels_results(
     outdir = Path(outdir)
     with output_folder(outdir) as folder:
         summary_path = outdir / "summary.json"
-        hspy = [f"{f}.hspy" for f in _FILES.values()]
+        images = list(getattr(result, "images", []) or [])[:MAX_IMAGES]
+        stems = image_names(images)
+        hspy = [f"{f}.hspy" for f in _FILES.values()] + [f"{s}.hspy" for s in stems]
         folder.claim([*hspy, "summary.json"])
         if summary_path.exists():  # a stale summary must not vouch for new, partial files
             summary_path.unlink()
@@ -180,11 +184,14 @@ def write_eels_results(
                 ds.set_meta("Signal.status_legend", legend())
             ds.set_meta("General.source", result.source)
             save(ds, outdir / f"{fname}.hspy")
+        for stem, image in zip(stems, images, strict=True):
+            save(image, outdir / f"{stem}.hspy")
         written = sorted(hspy)
         if figures:
             written += _write_figures(result, outdir, worker, dataset)
         folder.retire_previous()
         summary = {**folder.provenance(), **result.summary()}
+        summary["images"] = {stem: im.title for stem, im in zip(stems, images, strict=True)}
         summary["files"] = written
         write_json(summary, summary_path)
     return summary

@@ -641,6 +641,9 @@ class EELSResult:
     window_auto : dict or None
         For ``window="auto"``: the strongest loss peak and window found, and from how
         many spectra.
+    images : list of Dataset
+        The images recorded with the spectra (the simultaneous HAADF/ADF: of the input
+        file, or given as ``--adf``), written beside the maps.
     """
 
     maps: dict[str, np.ndarray]
@@ -650,6 +653,7 @@ class EELSResult:
     source: str = ""
     titles: dict[str, tuple[str, str]] = field(default_factory=dict)
     window_auto: dict[str, Any] | None = None
+    images: list[Any] = field(default_factory=list)
 
     @property
     def valid(self) -> np.ndarray:

@@ -75,7 +75,7 @@ _STUDY_KEYS = {"name", "description", "calibration", "simulated"}
 _STATE_KEYS = {"name", "label", "cycle", "step", "capacity_mAh_g", "datasets"}
 _DATASET_KEYS = {"path", "kind", "name", "region", "truth", "parameters", "signal"}
 # files an analysis reads besides its input, given per dataset (Analysis.files)
-_FILE_KEYS = {"calibration", "regions"}
+_FILE_KEYS = {"adf", "calibration", "regions"}
 _TOP_KEYS = {"study", "parameters", "states", "cycling"}
 _CYCLING_KEYS = {"file"}
 
