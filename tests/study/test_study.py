@@ -176,6 +176,10 @@ def test_run_writes_one_folder_per_analysis_and_run_json(first_run, data):
     diff = lith["datasets"][1]["analyses"]["diffraction"]
     assert (out / diff["folder"] / "phase.hspy").is_file()
     assert json.loads((out / diff["truth_comparison"]).read_text())["phase_accuracy"] > 0.9
+    # the PDF of the diffraction result is compared with the dataset's truth too
+    pdf_ok = lith["datasets"][1]["analyses"]["pdf"]
+    assert pdf_ok["status"] == "done" and pdf_ok["truth_comparison"] is not None
+    assert json.loads((out / pdf_ok["truth_comparison"]).read_text())["regions"]
     wrong = delith["datasets"][0]["analyses"]["diffraction"]
     assert wrong["status"] == "failed" and "NoSuchPhase" in wrong["error"]
     pdf = delith["datasets"][0]["analyses"]["pdf"]

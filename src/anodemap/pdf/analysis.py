@@ -39,7 +39,7 @@ class PDFAnalysis(Analysis):
     title = "pair distribution functions G(r) of the phases and regions, with confidence"
     data_kind = "4D diffraction scan analysed by anodemap diffraction"
     Parameters = PDFParameters
-    files = ("diffraction", "regions")
+    files = ("diffraction", "regions", "li_si_map")
     reads = "diffraction"
     requires = ("diffraction",)
     version = "1"
@@ -56,6 +56,13 @@ class PDFAnalysis(Analysis):
             "FILE",
             "label image over the scan, as anodemap diffraction --regions reads it (0: in "
             "no region); default: the regions of the diffraction result, if any",
+        ),
+        "li_si_map": (
+            "--li-si-map",
+            "PATH",
+            "the folder anodemap eels wrote for the same scan grid, or its li_si_ratio.hspy: "
+            "each region's composition becomes Si:1 Li:x, x its mean Li/Si over the "
+            "region's patterns with a valid value (instead of --composition)",
         ),
     }
 
@@ -79,16 +86,25 @@ class PDFAnalysis(Analysis):
             from anodemap.io.regions import load_regions
 
             regions = load_regions(files["regions"], tuple(dataset.nav_shape))
+        li_si = None
+        if files.get("li_si_map"):
+            from anodemap.pdf.composition import read_li_si_map
+
+            li_si = read_li_si_map(
+                files["li_si_map"], tuple(dataset.nav_shape), getattr(dataset, "nav_axes", None)
+            )
         context.log(
             f"PDFs of the phase classes{' and regions' if regions is not None else ''} of "
-            f"{files['diffraction']} (composition {parameters.composition}, damping "
-            f"{parameters.damping})"
+            f"{files['diffraction']} (composition "
+            f"{'from ' + li_si.source if li_si is not None else parameters.composition}, "
+            f"damping {parameters.damping})"
         )
         return analyse_pdfs(
             dataset,
             parameters,
             files["diffraction"],
             regions=regions,
+            li_si=li_si,
             client=context.client,
             progress=context.progress,
             log=context.log,
@@ -119,3 +135,19 @@ class PDFAnalysis(Analysis):
         for c in summary["comparisons"]:
             if c["differs"]:
                 context.log(c["statement"])
+
+    def compare_with_truth(
+        self, result: Any, truth_dir: Path, outdir: Path, context: Context
+    ) -> dict[str, Any]:
+        """r1-r3 of every region against the simulator's amorphous models in
+        ``truth_dir`` (:func:`anodemap.pdf.truth.compare_with_truth`);
+        ``truth_comparison.json``."""
+        from anodemap.io.results import write_json
+        from anodemap.pdf.truth import compare_with_truth, truth_sentence
+
+        comparison = compare_with_truth(result, Path(truth_dir))
+        write_json(comparison, outdir / "truth_comparison.json")
+        context.log(
+            f"against the truth: {truth_sentence(comparison)} ({outdir / 'truth_comparison.json'})"
+        )
+        return comparison

@@ -205,6 +205,25 @@ class BootstrapPDF:
         }
 
 
+def resampled_means(profiles: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_s) means of ``profiles`` drawn with replacement, ``default_rng(seed)``:
+    the draws of :func:`bootstrap_pdf` (and of the coordination number's interval).
+
+    Examples
+    --------
+    >>> resampled_means(np.eye(3), 2, 0).sum(axis=1)
+    array([1., 1.])
+    """
+    n = profiles.shape[0]
+    # resampling with replacement as counts per pattern: the mean of a resample is then
+    # counts @ profiles / n, without materialising n_boot × n_patterns × n_s copies
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (idx + n * np.arange(n_boot)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n)
+    return counts @ profiles / n
+
+
 def _resample_phi(
     s: np.ndarray, means: np.ndarray, ri: ReducedIntensity
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -380,13 +399,7 @@ def bootstrap_pdf(
     g = pair_distribution(ri.s, ri.phi, r, damping=damping, s_max=s_max)
     est = find_peaks(r, g, n=n_peaks, r_min=r_min)
 
-    # resampling with replacement as counts per pattern: the mean of a resample is then
-    # counts @ profiles / n, without materialising n_boot × n_patterns × n_s copies
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n_patterns, size=(n_boot, n_patterns))
-    flat = (idx + n_patterns * np.arange(n_boot)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=n_boot * n_patterns).reshape(n_boot, n_patterns)
-    means = counts @ profiles / n_patterns
+    means = resampled_means(profiles, n_boot, seed)
 
     phi, ok = _resample_phi(s, means, ri)
     g_boot = _pair_distribution_rows(ri.s, np.where(ok[:, None], phi, 0.0), r, damping, s_max)

@@ -90,6 +90,11 @@ class PDFParameters:
         Measure the centre and elliptical distortion of the strongest ring of the
         material patterns' mean (:func:`anodemap.diffraction.rings.measure_ellipse`) and
         undo them in every pattern's I(s).
+    density : float, optional
+        Mass density of the material in g/cm³: with it, the first-shell coordination
+        number N₁ of every region (:mod:`anodemap.pdf.coordination`; 3-7 % high on a
+        bulk a-Si model, as good as the density; for a mixture a weighted sum of
+        partial coordination numbers).
     beam_radii : float
         Default lower end of the s range in direct-beam radii (model choice 2).
     in_memory_gb : float
@@ -191,6 +196,17 @@ class PDFParameters:
             "phase class or region (e.g. 'region 2') whose mean I(s) is checked against "
             "the Si reflections to correct the s-scale (camera length); none: no check",
             metavar="NAME",
+        ),
+    )
+    density: float | None = field(
+        default=None,
+        metadata=option(
+            "--density",
+            "mass density of the material: with it, the first-shell coordination number of "
+            "every region with its interval (docs/pdf.md: how far to trust it)",
+            unit="g/cm³",
+            parse=number(above=0, unit=" g/cm³"),
+            metavar="RHO",
         ),
     )
     beam_radii: float = 2.0

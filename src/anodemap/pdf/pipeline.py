@@ -25,6 +25,7 @@ import numpy as np
 
 from anodemap.errors import AnodemapInputError
 from anodemap.pdf.bootstrap import BootstrapPDF, RegionComparison, bootstrap_pdf, compare_regions
+from anodemap.pdf.composition import LiSiMap
 from anodemap.pdf.parameters import PDFParameters
 from anodemap.pdf.regions import pattern_profiles, read_diffraction, region_masks
 from anodemap.pdf.scattering import parse_composition, scattering_source
@@ -57,6 +58,9 @@ class RegionPDF:
     seed: int
     pdf: BootstrapPDF
     intensity: np.ndarray  # mean I(s) of its patterns on the result's s
+    pixels: np.ndarray | None = None  # (ny, nx) bool: the patterns averaged (truth, Li/Si)
+    li_si: dict[str, Any] | None = None  # the composition from the Li/Si map (--li-si-map)
+    coordination: dict[str, Any] | None = None  # first-shell coordination (--density)
 
     def ratios(self) -> dict[str, dict[str, Any]]:
         """r_k/r_1 of the distances with intervals (resampled ratios of the apparent
@@ -147,9 +151,12 @@ def _region_summary(reg: RegionPDF) -> dict[str, Any]:
         "kind": reg.kind,
         "n_patterns": reg.n_patterns,
         "seed": reg.seed,
+        "composition": dict(ri.composition),
+        **({"li_si": reg.li_si} if reg.li_si is not None else {}),
         "peaks": [_peak_summary(p) for p in reg.pdf.peaks],
         "ratios": reg.ratios(),
-        "coordination_number": None,  # needs a density (not given): see docs/pdf.md
+        # needs a density (--density): see docs/pdf.md
+        "coordination_number": reg.coordination,
         "n_atoms": ri.n_atoms,
         "background_coefficients": list(ri.background),
         "n_failed_resamples": reg.pdf.n_failed,
@@ -283,12 +290,53 @@ def _s_scale(
     return {**out, "factor": check.factor, "applied": True, "how": f"{what}: applied to s"}
 
 
+def _region_composition(
+    given: dict[str, float], li_si: LiSiMap | None, pixels: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """The region's composition: Si:1 Li:x from the Li/Si map where it has values."""
+    if li_si is None:
+        return given, None
+    x, n = li_si.region_mean(pixels)
+    info: dict[str, Any] = {
+        "li_per_si": x,
+        "n_valid": n,
+        "n_patterns": int(pixels.sum()),
+        "source": li_si.source,
+    }
+    if x is None:
+        info["composition_from"] = "--composition: no valid Li/Si value in the region"
+        return given, info
+    info["composition_from"] = f"Li/Si map: mean of {n} of {int(pixels.sum())} patterns"
+    comp = parse_composition({"Si": 1.0, "Li": max(x, 0.0)})
+    return comp, info
+
+
+def _composition_shift(
+    s: np.ndarray, mean: np.ndarray, res: BootstrapPDF, r: np.ndarray, damping: Any
+) -> dict[str, float | None]:
+    """r_k(x) − r_k(x = 0) of the apparent peaks of the mean pattern: what the Li/Si map's
+    composition moved (same s range, fit and damping; Si:1 for x = 0)."""
+    from anodemap.pdf.transform import find_peaks, pair_distribution, reduced_intensity
+
+    ri = res.reduced
+    ri0 = reduced_intensity(s, mean, "Si:1", s_range=ri.s_range, fit=ri.fit, fit_range=ri.fit_range)
+    g0 = pair_distribution(ri0.s, ri0.phi, r, damping=damping)
+    p0 = find_peaks(r, g0, n=len(res.peaks) + 2)
+    out: dict[str, float | None] = {}
+    for k, q in enumerate(res.peaks):
+        near = min(p0, key=lambda p: abs(p.r_angstrom - q.r_angstrom), default=None)
+        ok = near is not None and abs(near.r_angstrom - q.r_angstrom) <= q.tolerance
+        out[f"r{k + 1}"] = float(q.r_angstrom - near.r_angstrom) if ok else None
+    return out
+
+
 def analyse_pdfs(
     dataset: Any,
     parameters: PDFParameters | None,
     diffraction: str | Path,
     *,
     regions: np.ndarray | None = None,
+    li_si: LiSiMap | None = None,
     client: Any = None,
     progress: bool = False,
     log: Any = None,
@@ -305,6 +353,9 @@ def analyse_pdfs(
         That analysis's output folder.
     regions : ndarray of int, optional
         User regions (0: in none); default: those of the diffraction result, if any.
+    li_si : LiSiMap, optional
+        Li/Si of the same scan (``--li-si-map``): each region's composition becomes Si:1
+        Li:x with x its mean over the region's valid values (``composition`` where none).
     client, progress : optional
         Where the two passes over the data run, and whether they show progress.
     log : callable, optional
@@ -346,18 +397,19 @@ def analyse_pdfs(
     done: dict[str, RegionPDF] = {}
     skipped: dict[str, str] = {}
     for k, (name, (kind, mask)) in enumerate(masks.items()):
-        rows = intensity[mask.ravel()]
-        rows = rows[np.all(np.isfinite(rows), axis=1)]
+        used = mask.ravel() & np.all(np.isfinite(intensity), axis=1)
+        rows = intensity[used]
         if len(rows) < p.min_patterns:
             skipped[name] = (
                 f"{len(rows)} material patterns, fewer than --min-patterns {p.min_patterns}"
             )
             continue
+        comp, li_info = _region_composition(composition, li_si, used.reshape(mask.shape))
         try:
             res = bootstrap_pdf(
                 s,
                 rows,
-                composition,
+                comp,
                 r,
                 n_boot=p.n_boot,
                 seed=p.seed + k,
@@ -372,7 +424,27 @@ def analyse_pdfs(
             skipped[name] = str(err)
             continue
         keep = (s >= res.reduced.s[0]) & (s <= res.reduced.s[-1])
-        done[name] = RegionPDF(name, kind, len(rows), p.seed + k, res, rows.mean(axis=0)[keep])
+        coordination = None
+        if p.density is not None:
+            from anodemap.pdf.coordination import coordination_number
+
+            n1 = coordination_number(res, rows, s, p.density, level=LEVEL)
+            coordination = n1.summary() if n1 is not None else None
+        if li_info is not None and li_info["li_per_si"]:
+            li_info["shift_from_x0_angstrom"] = _composition_shift(
+                s, rows.mean(axis=0), res, r, damping
+            )
+        done[name] = RegionPDF(
+            name,
+            kind,
+            len(rows),
+            p.seed + k,
+            res,
+            rows.mean(axis=0)[keep],
+            used.reshape(mask.shape),
+            li_info,
+            coordination,
+        )
         say(
             f"{name} ({len(rows)} patterns): "
             + ", ".join(
@@ -391,6 +463,12 @@ def analyse_pdfs(
         "n_patterns": int(labels.phase.size),
         "n_material": int(np.sum(material)),
         "composition": composition,
+        "composition_from": (
+            f"the Li/Si map {li_si.source}: Si:1 Li:x per region, x its mean over the "
+            "region's patterns with a valid Li/Si (status 0); --composition where none"
+            if li_si is not None
+            else "--composition"
+        ),
         "s_range_inv_angstrom": list(s_range),
         "s_range_from": s_how,
         "s_max_of_data_inv_angstrom": float(s[-1]),
@@ -423,6 +501,10 @@ def analyse_pdfs(
             "not_included": "the s calibration (camera length) and the composition",
         },
         "scattering_factors": scattering_source(),
-        "coordination_number": "not computed: it needs the number density, not given",
+        "coordination_number": (
+            f"N1 of every region from the density {p.density:g} g/cm³ (docs/pdf.md)"
+            if p.density is not None
+            else "not computed: it needs the density (--density), not given"
+        ),
     }
     return PDFResult(s, r, done, skipped, comparisons, p, settings)

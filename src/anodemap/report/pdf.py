@@ -59,6 +59,17 @@ def _peaks(peaks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _coordination(n1: Any) -> dict[str, Any] | None:
+    if not isinstance(n1, dict):
+        return None
+    return {
+        "value": n1.get("value"),
+        "ci95": list(n1.get("ci95") or [None, None]),
+        "density": n1.get("density_g_cm3"),
+        "reliability": n1.get("reliability"),
+    }
+
+
 def pdf_statistics(summary: dict[str, Any]) -> dict[str, Any]:
     """Key numbers of a PDF ``summary.json`` (:mod:`anodemap.pdf.output`)."""
     scaling = summary.get("s_scale_correction") or {}
@@ -79,6 +90,12 @@ def pdf_statistics(summary: dict[str, Any]) -> dict[str, Any]:
                 "kind": reg.get("kind"),
                 "n_patterns": reg.get("n_patterns"),
                 "peaks": _peaks(reg.get("peaks")),
+                "composition": " ".join(
+                    f"{el}:{v:.3g}" for el, v in (reg.get("composition") or {}).items()
+                ),
+                "li_per_si": (reg.get("li_si") or {}).get("li_per_si"),
+                "li_si_valid": (reg.get("li_si") or {}).get("n_valid"),
+                "coordination_number": _coordination(reg.get("coordination_number")),
                 "ratios": [
                     {"name": k, "value": v.get("value"), "ci95": list(v.get("ci95") or [])}
                     for k, v in (reg.get("ratios") or {}).items()

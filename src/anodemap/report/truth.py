@@ -128,6 +128,25 @@ _WORDS = {
     "found_mean": "found, mean",
     "simulated_intensity_share_mean": "simulated intensity share, mean",
     "scan": "scan found in the stream",
+    # the PDF's (anodemap.pdf.truth): distances against the simulator's amorphous models
+    "found_angstrom": "found (Å)",
+    "ci95_angstrom": "95 % interval (Å)",
+    "expected_angstrom": "expected from the models, same route (Å)",
+    "difference_angstrom": "found − expected (Å)",
+    "covered": "interval covers the expected",
+    "apparent_difference_angstrom": "apparent peaks: found − expected (Å)",
+    "apparent_covered_statistical": "statistical interval covers the expected apparent peak",
+    "models_angstrom": "models' own G(r) peak (Å)",
+    "models_difference_angstrom": "found − models' own (Å)",
+    "models_covered": "interval covers the models' own",
+    "amorphous_intensity_share_truth": "truth's amorphous share of the intensity",
+    "n_peaks_compared": "peaks compared",
+    "n_covered": "intervals covering the expected",
+    "n_not_in_truth": "peaks that are no shell of the truth",
+    "n_covered_by_models": "intervals covering the models' own",
+    "n_peaks_compared_amorphous": "peaks compared, amorphous regions",
+    "n_covered_amorphous": "intervals covering the expected, amorphous regions",
+    "models_own_peaks_angstrom": "each model's own G(r) peaks (Å)",
 }
 
 

@@ -392,8 +392,12 @@ def _run_one(
     analysis = get_analysis(name)
     folder = folder if folder is not None else out / state / ds.name / name
     rel = folder.relative_to(out).as_posix()
-    # a region's analysis is compared with its image's truth (the survey's truth maps)
-    truth = ds.truth if name == ds.kind or joined is not None else None
+    # the dataset's truth is its own analysis's, a region's analysis's (its image's truth:
+    # the survey's maps) and that of an analysis of its result (a PDF: the simulated
+    # diffraction's amorphous models)
+    truth = (
+        ds.truth if name == ds.kind or joined is not None or ds.kind in analysis.requires else None
+    )
     # the study's calibration for every dataset, unless the dataset names its own files
     given = {"calibration": study.calibration, **ds.files}
     files = {k: v for k, v in given.items() if k in analysis.files and v is not None}

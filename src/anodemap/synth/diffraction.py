@@ -545,6 +545,12 @@ class SimulatedDiffraction:
           probabilities of the spots and rings on the detector (before the plural-
           scattering scaling); ``direct_fraction``: share of the electrons in the direct beam;
         * ``n_spots``: spots of the pixel's crystal on the detector.
+        * ``amorphous_model_weights`` (ny, nx, 7): the weight of each amorphous model's
+          ρ I(s) in the pattern's diffuse intensity (probability per detector pixel per
+          Å⁻¹), in the order of ``amorphous_model_keys`` (the x of the Li_xSi models of
+          :func:`amorphous_model`, then ``"oxide"`` or ``"SiO2"``): the expected diffuse
+          part of a pattern is Σ_k w_k ρ_k I_k(s) (the PDF truth,
+          :mod:`anodemap.pdf.truth`).
     parameters : dict
         Every model parameter used.
     """
@@ -766,6 +772,26 @@ def _grain_spots(
         inten.append(lib.intensities[i, m].astype(np.float64))
         hkl.append(lib.hkl[i, m])
     return xy, inten, hkl
+
+
+def _model_weights(
+    scale: np.ndarray,
+    silicide: np.ndarray,
+    oxide: np.ndarray,
+    k0: np.ndarray,
+    wt: np.ndarray,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """(ny, nx, len(_X_GRID) + 1) weight of each model's ρ I(s) in each pattern's diffuse
+    intensity (probability per detector pixel per Å⁻¹ of ρ I): the Li_xSi models of
+    ``_X_GRID`` (linear interpolation in x), then the oxide."""
+    n = scale.size
+    out = np.zeros((n, len(_X_GRID) + 1))
+    rows = np.arange(n)
+    np.add.at(out, (rows, k0), scale * silicide * (1.0 - wt))
+    np.add.at(out, (rows, k0 + 1), scale * silicide * wt)
+    out[:, -1] = scale * oxide
+    return out.reshape(*shape, len(_X_GRID) + 1)
 
 
 def simulate_diffraction(
@@ -1080,6 +1106,13 @@ def simulate_diffraction(
         "amorphous_probability": p_amorph.reshape(ny, nx),
         "direct_fraction": direct.reshape(ny, nx),
         "n_spots": n_spots.reshape(ny, nx),
+        # what the PDF truth needs (anodemap.pdf.truth): the weight of each amorphous
+        # model's ρ I(s) in each pattern's diffuse intensity, exactly as ``profiles`` mixes
+        # them (thickness, volume share, x interpolation, plural-scattering factor)
+        "amorphous_model_weights": _model_weights(
+            (elastic * sat * fac), silicide.ravel(), oxide.ravel(), k0, wt, (ny, nx)
+        ),
+        "amorphous_model_keys": [*_X_GRID, "oxide" if oxide_model == "Li2SiO3" else "SiO2"],
     }
     params = {
         "pattern_shape": (ky, kx),
