@@ -155,23 +155,79 @@ def test_li_si_per_class_against_the_truth_with_the_true_classes(region):
     assert li["pore"]["counted"] < 0.1 * li["pore"]["pixels"]  # pores have no Li/Si
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18 target not met for the dendrite-like and boundary classes "
-    "(-0.11 to -0.14 and -0.19 to -0.21, seeds 0-2): the threads are 1-3 phantom pixels "
-    "wide, and classes carried from 1.5 nm survey pixels to 3 nm EELS pixels miss a share "
-    "of them even through the true transform (-0.16, seed 0); the EELS Li/Si of oxide-rich "
-    "pixels is low on its own grid (-0.18)",
-)
-def test_dendrite_like_li_si_within_0p1_of_the_truth(region):
+def _true_class_result(region):
     root, _ = region
     truth = _truth(root)["feature_means_haadf_frame"]["within_eels"]
     feats = _truth_labels_result(root)
     image = np.asarray(load(root / "haadf.hspy").data, float)
     eels = read_modality("eels", root / "eels", "--eels")
-    li = _li_si(correlate(image, feats["axes"], feats, [eels], CorrelateParameters()).rows)
-    for group in ("dendrite-like", "boundary"):
-        assert li[group]["value"] == pytest.approx(truth[_TRUTH_NAMES[group]]["li_per_si"], abs=0.1)
+    return correlate(image, feats["axes"], feats, [eels], CorrelateParameters()), truth, eels
+
+
+def _unmixed(rows, quantity="li_si_unmixed"):
+    return {r["group"]: r for r in rows if r["quantity"] == quantity}
+
+
+def test_dendrite_like_li_si_unmixed_within_0p1_of_the_truth(region):
+    """The issue's target for the dendrite-like class, met by the unmixed means (linear
+    unmixing of each EELS pixel's class shares; measured, seeds 0/1/2: +0.03/+0.00/
+    +0.01, where the mean over the pixels whose centre lies in the class, the
+    pixel-majority statistics, gave -0.14/-0.11/-0.14: the threads are 1-3 phantom
+    pixels wide, and the class of a 3 nm pixel's centre misses a share of them even
+    through the true transform, -0.16 on seed 0). Bright and grey stay within 0.1 too
+    (measured -0.00..+0.01)."""
+    result, truth, _ = _true_class_result(region)
+    li = _unmixed(result.rows)
+    for group in ("dendrite-like", "bright", "grey"):
+        diff = li[group]["value"] - truth[_TRUTH_NAMES[group]]["li_per_si"]
+        assert abs(diff) < 0.1, (group, diff)
+    # the pixel-majority mean of the same run is further off (the mixing it misses)
+    majority = _li_si(result.rows)["dendrite-like"]["value"]
+    true = truth[_TRUTH_NAMES["dendrite-like"]]["li_per_si"]
+    assert abs(li["dendrite-like"]["value"] - true) < abs(majority - true)
+    # the block bootstrap's 1σ (measured 0.05-0.09) is what the error is checked against:
+    # the fit's own (0.015-0.02) ignores that neighbouring pixels vary together
+    row = li["dendrite-like"]
+    assert row["se_fit"] < row["se"] < 0.15
+    assert abs(row["value"] - true) < 3 * row["se"]
+    assert row["effective_pixels"] > 100
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 18 target not met for the boundary class, unmixed or not (unmixed "
+    "-0.18/-0.19/-0.15, pixel-majority -0.21/-0.21/-0.19, seeds 0-2): the EELS Li/Si of "
+    "oxide-rich pixels is low on the EELS map's own grid with its own true classes "
+    "(-0.18/-0.20/-0.14), 19-41 % of them flagged; the unmixing of the truth's values at "
+    "the same pixels is within 0.03 (docs/registration.md)",
+)
+def test_boundary_li_si_unmixed_within_0p1_of_the_truth(region):
+    result, truth, _ = _true_class_result(region)
+    li = _unmixed(result.rows)
+    true = truth[_TRUTH_NAMES["boundary"]]["li_per_si"]
+    assert li["boundary"]["value"] == pytest.approx(true, abs=0.1)
+
+
+def test_the_class_shares_unmix_the_true_values_to_the_true_means(region):
+    """The share model alone: each EELS pixel's true Li/Si (the phantom at its sample
+    point) unmixed on the shares the registration gives is within 0.05 of the truth's
+    per-class means (measured, seeds 0-2: within 0.03 for every class)."""
+    from anodemap.correlate.unmix import class_shares, unmix
+    from anodemap.features.classes import CLASS_NAMES, CLASSES
+
+    root, _ = region
+    result, truth, eels = _true_class_result(region)
+    values = np.asarray(load(root / "truth" / "eels" / "li_per_si.hspy").data, float)
+    back = result.registrations["eels"].transform.inverse()
+    shares, known = class_shares(result.survey_labels, CLASSES, back, values.shape)
+    assert np.allclose(shares[known].sum(-1), 1.0)
+    u = unmix(values, eels.layers[0].valid, shares, known=known)
+    for i, code in enumerate(CLASSES):
+        name = CLASS_NAMES[code]
+        if name == "pore":  # the EELS map has no Li/Si there: not estimable
+            assert not u.estimable[i] and np.isnan(u.mean[i])
+            continue
+        assert u.mean[i] == pytest.approx(truth[_TRUTH_NAMES[name]]["li_per_si"], abs=0.05)
 
 
 # ------------------------------------------------------------------ the command
@@ -247,6 +303,39 @@ def test_the_table_counts_every_pixel(command):
         if r["quantity"] == "o_si" and r["group_kind"] == "class"
     }
     assert o_si["boundary"] > 1.5 * o_si["grey"]  # O at the grain boundaries (Fig. 3b); 1.8x
+
+
+def test_the_table_has_the_unmixed_means_beside_the_majority(command):
+    """Every value map gains QUANTITY_unmixed rows per class; a class the map has no
+    value in (Li/Si in pores) is not estimable, with an empty value and the reason; the
+    paper's class statements come from the unmixed means."""
+    rows = list(csv.DictReader(open(command / "feature_statistics.csv", encoding="utf-8")))
+    quantities = {r["quantity"] for r in rows if r["quantity"].endswith("_unmixed")}
+    assert quantities == {
+        "li_si_unmixed",
+        "plasmon_energy_unmixed",
+        "t_over_lambda_unmixed",
+        "O_Ka_unmixed",
+        "Si_Ka_unmixed",
+    }
+    li = {r["group"]: r for r in rows if r["quantity"] == "li_si_unmixed"}
+    assert set(li) == {"pore", "bright", "grey", "dendrite-like", "boundary"}
+    assert li["pore"]["value"] == "" and "not estimable" in li["pore"]["note"]
+    for name in ("bright", "grey", "dendrite-like"):
+        r = li[name]
+        assert float(r["se"]) > 0 and float(r["effective_pixels"]) > 20 and not r["note"]
+    assert float(li["bright"]["value"]) < 0.1  # c-Si: no Li
+    summary = json.loads((command / "summary.json").read_text())
+    paper = {p["group"]: p["quantity"] for p in summary["paper_comparison"]}
+    assert paper == {
+        "dendrite-like": "li_si_unmixed",
+        "bright": "li_si_unmixed",
+        "grey": "li_si_unmixed",
+        "all pixels": "li_si",
+    }
+    unmixed = {r["group"]: r for r in summary["li_si_unmixed_per_class"]}
+    assert unmixed["grey"]["value"] == pytest.approx(float(li["grey"]["value"]), rel=1e-5)
+    assert summary["parameters"]["footprint"] == "point"
 
 
 def test_the_maps_open_in_hyperspy_in_the_reference_frame(command, region):

@@ -44,7 +44,7 @@ class CorrelateAnalysis(Analysis):
     files = ("features", "eels", "edx", "diffraction")
     reads = "features"
     requires = ("features",)
-    version = "1"
+    version = "2"
     input_help = "the HAADF image that anodemap features classified"
     file_options = {
         "features": (
@@ -121,14 +121,21 @@ class CorrelateAnalysis(Analysis):
         return output_names()
 
     def describe(self, summary: Mapping[str, Any], context: Context) -> None:
-        for row in summary.get("li_si_per_class", []):
-            if row["value"] is None:
-                context.log(f"Li/Si {row['group']}: no value ({row['flagged']} pixels flagged)")
-                continue
-            context.log(
-                f"Li/Si {row['group']}: {row['value']:.2f} ± {row['se'] or 0:.2f} "
-                f"({row['counted']} pixels counted, {row['flagged']} flagged)"
-            )
+        for key, how in (("li_si_per_class", ""), ("li_si_unmixed_per_class", ", unmixed")):
+            for row in summary.get(key, []):
+                if row["value"] is None:
+                    why = row.get("note") or f"no value ({row['flagged']} pixels flagged)"
+                    context.log(f"Li/Si {row['group']}{how}: {why}")
+                    continue
+                counted = (
+                    f"{row['effective_pixels']:.0f} pixel-equivalents"
+                    if "effective_pixels" in row
+                    else f"{row['counted']} pixels counted, {row['flagged']} flagged"
+                )
+                context.log(
+                    f"Li/Si {row['group']}{how}: {row['value']:.2f} ± {row['se'] or 0:.2f} "
+                    f"({counted})"
+                )
 
     def compare_with_truth(
         self, result: Any, truth_dir: Path, outdir: Path, context: Context

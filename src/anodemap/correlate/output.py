@@ -134,25 +134,22 @@ def write_correlation(
 
             written += draw_figures(result, outdir, worker)
         folder.retire_previous()
+        keys = ("group", "value", "se", "map_sigma", "systematic", "counted", "flagged")
         li = [
-            {
-                k: r[k]
-                for k in (
-                    "group",
-                    "value",
-                    "se",
-                    "map_sigma",
-                    "systematic",
-                    "counted",
-                    "flagged",
-                    "coverage",
-                )
-            }
+            {k: r[k] for k in (*keys, "coverage")}
             for r in result.rows
             if r["quantity"] == "li_si" and r["group_kind"] in ("class", "all")
         ]
+        unmixed = [
+            {k: r[k] for k in (*keys, "se_fit", "effective_pixels", "note")}
+            for r in result.rows
+            if r["quantity"] == "li_si_unmixed" and r["group_kind"] == "class"
+        ]
         paper = [
-            {k: r.get(k) for k in ("paper", "group", "value", "se", "p05", "p95", "counted")}
+            {
+                k: r.get(k)
+                for k in ("paper", "group", "quantity", "value", "se", "p05", "p95", "counted")
+            }
             for r in result.rows
             if r["group_kind"] == "paper"
         ]
@@ -160,6 +157,7 @@ def write_correlation(
             **folder.provenance(),
             **result.summary,
             "li_si_per_class": _json_rows_like(li),
+            "li_si_unmixed_per_class": _json_rows_like(unmixed),
             "paper_comparison": _json_rows_like(paper),
             "files": sorted(written),
         }

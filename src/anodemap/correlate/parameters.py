@@ -45,6 +45,10 @@ class CorrelateParameters:
         region; without it the thickness wedge matches anywhere).
     min_overlap : float
         Share of the smaller field of view that must overlap the HAADF survey.
+    footprint : {"point", "cell"}
+        What a map pixel saw, for the unmixed per-class means
+        (:mod:`anodemap.correlate.unmix`): one point (a probe finer than the pixel; the
+        default, as a focused STEM probe and the simulated region) or its whole cell.
     """
 
     reference: str = field(
@@ -79,6 +83,15 @@ class CorrelateParameters:
             "largest scan rotation between the maps searched",
             unit="degrees",
             parse=number(least=0, unit=" degrees"),
+        ),
+    )
+    footprint: str = field(
+        default="point",
+        metadata=option(
+            "--footprint",
+            "what a map pixel saw, for the unmixed per-class means: one point (a fine "
+            "probe) or its whole cell",
+            choices=("point", "cell"),
         ),
     )
     highpass_px: float = 2.0

@@ -19,6 +19,10 @@ registration). For a group of pixels (a class, a region) and a map:
   counted); ``systematic``: the mean calibration 1σ (Li/Si: it does not average away);
 - ``p05``, ``median``, ``p95``: the spread of the values.
 
+Beside these pixel-majority rows, :mod:`anodemap.correlate.unmix` adds per-class rows
+``QUANTITY_unmixed`` (least squares of each pixel's value on its class shares) with
+``effective_pixels``, ``se_fit`` and ``note``, empty in the rows here.
+
 Examples
 --------
 >>> import numpy as np
@@ -50,15 +54,18 @@ COLUMNS = (
     "pixels",
     "flagged",
     "counted",
+    "effective_pixels",
     "coverage",
     "value",
     "se",
+    "se_fit",
     "map_sigma",
     "systematic",
     "std",
     "p05",
     "median",
     "p95",
+    "note",
     "paper",
 )
 

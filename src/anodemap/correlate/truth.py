@@ -37,8 +37,10 @@ from anodemap.errors import AnodemapInputError
 __all__ = ["TRUTH_OF", "compare_groups", "compare_with_truth"]
 
 #: The statistics' quantities that a region's truth holds: quantity -> (the modality
-#: whose map gives it, the truth map of the survey).
-TRUTH_OF = {"li_si": ("eels", "li_per_si")}
+#: whose map gives it, the truth map of the survey). ``li_si``: the mean over the map's
+#: pixels whose centre lies in the class; ``li_si_unmixed``: by linear unmixing of each
+#: pixel's class shares (:mod:`anodemap.correlate.unmix`); both against the same truth.
+TRUTH_OF = {"li_si": ("eels", "li_per_si"), "li_si_unmixed": ("eels", "li_per_si")}
 
 _MATERIAL = "material (all but pores)"
 _ALL = "all pixels"
@@ -141,18 +143,16 @@ def compare_with_truth(result: Any, truth_dir: Path) -> dict[str, Any]:
             f"truth {truth_dir}: no labels.hspy (the survey's true classes); give the truth "
             "folder that anodemap simulate region (truth/haadf) or simulate haadf wrote"
         )
-    measured = {
-        r["group"]: r
-        for r in result.rows
-        if r["group_kind"] in ("class", "all") and r["quantity"] in TRUTH_OF
-    }
+    measured = [
+        r for r in result.rows if r["group_kind"] in ("class", "all") and r["quantity"] in TRUTH_OF
+    ]
     quantities = {}
     for quantity, (modality, truth_name) in TRUTH_OF.items():
         values = read(truth_name)
         cover = result.survey_cover.get(modality)
         if values is None or cover is None:
             continue
-        rows = {g: r for g, r in measured.items() if r["quantity"] == quantity}
+        rows = {r["group"]: r for r in measured if r["quantity"] == quantity}
         quantities[quantity] = {
             "modality": modality,
             "truth_map": f"{truth_name}.hspy",
@@ -167,6 +167,7 @@ def compare_with_truth(result: Any, truth_dir: Path) -> dict[str, Any]:
         "class_accuracy": float((labels == truth_labels).mean()),
         "quantities": quantities,
         "note": "measured: the map's pixels in each class found (anodemap features); "
+        "li_si_unmixed: the class means by linear unmixing of the pixels' class shares; "
         "truth_same_pixels: the truth's mean over the survey pixels of that class found "
         "that the map covers; truth_true_class: over the survey pixels of the truth's "
         "class that the map covers (the segmentation's errors move it too; iou: of the "

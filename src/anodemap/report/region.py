@@ -31,6 +31,7 @@ __all__ = [
 # the statistics' quantities in the order the page shows them, with their titles
 _QUANTITIES = {
     "li_si": "Li/Si",
+    "li_si_unmixed": "Li/Si, unmixed (least squares on each pixel's class shares)",
     "plasmon_energy": "Plasmon energy (eV)",
     "t_over_lambda": "Thickness t/λ",
     "O_Ka": "O Kα net counts",
@@ -50,7 +51,11 @@ _VALUE_KEYS = (
     "p05",
     "median",
     "p95",
+    "effective_pixels",
+    "note",
 )
+# the quantities shown open on the page (the others folded)
+_OPEN = ("li_si", "li_si_unmixed")
 _TRUTH_KEYS = (
     "measured",
     "se",
@@ -172,13 +177,17 @@ def correlate_statistics(summary: dict[str, Any], where: Path) -> dict[str, Any]
             {
                 "quantity": q,
                 "title": _QUANTITIES.get(q, q.replace("_", " ")),
+                "open": q in _OPEN,
                 "rows": by_quantity[q],
             }
             for q in order
             if q in by_quantity
         ],
         "paper": [
-            {k: r.get(k) for k in ("paper", "group", "value", "se", "p05", "p95", "counted")}
+            {
+                k: r.get(k)
+                for k in ("paper", "group", "quantity", "value", "se", "p05", "p95", "counted")
+            }
             for r in rows
             if r.get("group_kind") == "paper"
         ],
