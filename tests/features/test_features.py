@@ -94,14 +94,14 @@ def test_z_contrast_orders_the_classes_per_thickness(electrode):
 
 # ------------------------------------------------------------------ unsupervised
 def test_unsupervised_with_the_eels_thickness_recovers_the_truth(with_thickness):
-    """Measured (seed 1): recall pore 0.92, bright 0.97, grey 0.92, dendrite-like 0.66,
-    boundary 0.47; precision 0.99, 0.91, 0.79, 0.83, 0.72; porosity 4.44 ± 0.49 % against
+    """Measured (seed 1): recall pore 0.92, bright 0.97, grey 0.88, dendrite-like 0.63,
+    boundary 0.74; precision 0.99, 0.91, 0.85, 0.91, 0.69; porosity 4.44 ± 0.49 % against
     4.78 %."""
     seg, c = with_thickness
     _check(
         c,
-        recall={PORE: 0.88, BRIGHT: 0.94, GREY: 0.88, DENDRITE: 0.6, BOUNDARY: 0.42},
-        precision={PORE: 0.95, BRIGHT: 0.87, GREY: 0.75, DENDRITE: 0.78, BOUNDARY: 0.66},
+        recall={PORE: 0.88, BRIGHT: 0.94, GREY: 0.84, DENDRITE: 0.59, BOUNDARY: 0.69},
+        precision={PORE: 0.95, BRIGHT: 0.87, GREY: 0.81, DENDRITE: 0.86, BOUNDARY: 0.64},
     )
     por = c["porosity"]
     assert abs(por["error"]) <= 0.01  # the issue's target: 1 % absolute
@@ -110,18 +110,38 @@ def test_unsupervised_with_the_eels_thickness_recovers_the_truth(with_thickness)
 
 
 def test_unsupervised_without_a_thickness_map(electrode):
-    """The grey envelope stands in for t/λ. Measured (seed 1): recall 0.93, 0.96, 0.89,
-    0.71, 0.36; precision 0.98, 0.97, 0.75, 0.68, 0.69; porosity 4.53 ± 0.50 %."""
+    """The grey envelope stands in for t/λ. Measured (seed 1): recall 0.93, 0.96, 0.83,
+    0.66, 0.66; precision 0.98, 0.97, 0.82, 0.75, 0.67; porosity 4.52 ± 0.50 %."""
     _, sim, ds, _ = electrode
     seg = segment(sim.image, ds.axes)
     c = compare(seg.labels, sim.truth["labels"], seg.summary["porosity"])
     _check(
         c,
-        recall={PORE: 0.88, BRIGHT: 0.92, GREY: 0.85, DENDRITE: 0.65, BOUNDARY: 0.3},
-        precision={PORE: 0.94, BRIGHT: 0.93, GREY: 0.7, DENDRITE: 0.62, BOUNDARY: 0.62},
+        recall={PORE: 0.88, BRIGHT: 0.92, GREY: 0.81, DENDRITE: 0.62, BOUNDARY: 0.61},
+        precision={PORE: 0.94, BRIGHT: 0.93, GREY: 0.78, DENDRITE: 0.70, BOUNDARY: 0.62},
     )
     assert abs(c["porosity"]["error"]) <= 0.01
     assert abs(c["porosity"]["error"]) <= 2 * c["porosity"]["uncertainty"]
+
+
+def test_the_shape_steps_raise_the_thin_classes(electrode, with_thickness):
+    """Hysteresis growing of the boundary regions and the pores' O-rich shell, against
+    the intensity rule alone (both with the t/λ map). Measured (seed 1): IoU
+    dendrite-like 0.579 -> 0.597, boundary 0.400 -> 0.555, mean of the five classes
+    0.701 -> 0.741; pores 0.905 -> 0.905 and bright 0.884 -> 0.884 (not hurt)."""
+    phantom, sim, ds, eels_axes = electrode
+    plain = FeaturesParameters(grow_dark_sigmas=None, grow_boundary_sigmas=None, pore_shell_nm=0)
+    seg = segment(sim.image, ds.axes, plain, thickness=(phantom.t_over_lambda, eels_axes))
+    before = compare(seg.labels, sim.truth["labels"])["classes"]
+    after = with_thickness[1]["classes"]
+    iou = {k: (before[k]["iou"], after[k]["iou"]) for k in before}
+    assert iou["dendrite-like"][1] >= iou["dendrite-like"][0] + 0.01, iou
+    assert iou["boundary"][1] >= iou["boundary"][0] + 0.1, iou
+    assert np.mean([v[1] for v in iou.values()]) >= np.mean([v[0] for v in iou.values()]) + 0.03
+    for name in ("pore", "bright"):
+        assert iou[name][1] >= iou[name][0] - 0.005, iou
+    info = with_thickness[0].summary["method"]
+    assert info["pore_shell"]["pixels"] > 0 and info["grown"]["pixels"] > 0
 
 
 def test_the_thickness_term_matters(electrode, with_thickness):
@@ -144,18 +164,23 @@ def test_probabilities_are_distributions_and_flag_the_errors(with_thickness, ele
 
 
 # ------------------------------------------------------------------ trainable
-def test_trainable_matches_or_beats_the_unsupervised_default(electrode, with_thickness):
-    """Scribbles from the truth (8 strokes of 15 px per class, 0.7 % of the pixels).
-    Measured (seed 1): 82.3 % of the pixels right against 81.0 %."""
+def test_trainable_mode_on_scribbles(electrode, with_thickness):
+    """Scribbles from the truth (8 strokes of 15 px per class, 0.7 % of the pixels), the
+    pores' shell added as in the unsupervised rule. Measured (seed 1): 83.9 % of the
+    pixels right (the unsupervised rule 83.7 %), mean IoU 0.737 (0.714 without the
+    shell), porosity 4.03 % against 4.78 %."""
     phantom, sim, ds, eels_axes = electrode
     marks = truth_scribbles(sim.truth["labels"], seed=SEED)
     assert 0.004 < np.count_nonzero(marks) / marks.size < 0.01
     seg = segment(sim.image, ds.axes, thickness=(phantom.t_over_lambda, eels_axes), scribbles=marks)
     c = compare(seg.labels, sim.truth["labels"], seg.summary["porosity"])
-    assert c["accuracy"] >= with_thickness[1]["accuracy"] - 0.005
+    assert c["accuracy"] >= 0.82
+    assert c["accuracy"] >= with_thickness[1]["accuracy"] - 0.01
+    assert np.mean([v["iou"] for v in c["classes"].values()]) >= 0.72
     assert abs(c["porosity"]["error"]) <= 0.01
     assert seg.summary["mode"] == "trainable"
     assert seg.summary["method"]["marked_pixels"]["dendrite-like"] > 20
+    assert seg.summary["method"]["pore_shell"]["pixels"] > 0
     again = segment(
         sim.image, ds.axes, thickness=(phantom.t_over_lambda, eels_axes), scribbles=marks
     )
@@ -297,3 +322,27 @@ def test_few_pores_in_a_small_image_are_found(seed):
     assert (sim.truth["labels"] == PORE).mean() > 0.01  # the phantom has pores
     assert abs(c["porosity"]["error"]) <= 0.01, c["porosity"]
     assert c["classes"]["pore"]["recall"] >= 0.6, c["classes"]["pore"]
+
+
+def test_the_thin_classes_on_the_simulated_region_survey():
+    """An image the defaults were not chosen on: the simulated region's HAADF survey
+    (phantom 288 x 288 of 1.25 nm, 200 x 200 pixels of 1.5 nm, rotated, drifting, seed
+    0), grey envelope. Measured: IoU dendrite-like 0.53, boundary 0.49, mean of the five
+    classes 0.755 (growing the dendrite-like regions too, as tried: 0.37, 0.49, 0.713)."""
+    from anodemap.synth.region import DEFAULT_VIEWS
+
+    phantom = make_phantom((288, 288), pixel_size_nm=1.25, seed=0)
+    v = DEFAULT_VIEWS["haadf"]
+    sim = simulate_haadf(
+        phantom,
+        pixel_size_nm=v.pixel_size_nm,
+        shape=v.shape,
+        center_nm=v.center_nm,
+        rotation_deg=v.rotation_deg,
+        drift_nm_per_line=v.drift_nm_per_line,
+        seed=0,
+    )
+    seg = segment(sim.image, haadf_dataset(sim).axes)
+    c = compare(seg.labels, sim.truth["labels"])["classes"]
+    assert c["dendrite-like"]["iou"] >= 0.48 and c["boundary"]["iou"] >= 0.44, c
+    assert np.mean([c[k]["iou"] for k in c]) >= 0.72

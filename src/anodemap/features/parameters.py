@@ -36,6 +36,20 @@ class FeaturesParameters:
         Dendrite-like below the grey level by more than ``dark_sigmas`` grey widths,
         boundary above it by more than ``boundary_sigmas``. Model choices: the best
         thresholds on the simulated electrode lay at 1.9-2.6 and 2.6-3.9 widths.
+    grow_dark_sigmas, grow_boundary_sigmas : float or None
+        Hysteresis (Canny): a dendrite-like (boundary) region grows into the connected
+        pixels beyond ``grow_dark_sigmas`` (``grow_boundary_sigmas``) grey widths from
+        the grey level; None: no growing. Model choices: boundary 2.5 (of 2-3 widths, the
+        best mean IoU on the simulated electrode); dendrite-like none: 1.5 widths gained
+        0-0.02 IoU on the electrode with a t/λ map but lost 0.02-0.05 with the grey
+        envelope and 0.16 on the simulated region's survey (1.5 nm pixels; it grew
+        into the grey).
+    pore_shell_nm : float
+        Pixels within this distance of a pore, neither pore nor bright, are boundary: the
+        O-rich shell that lines pores (paper, Fig. 3b: O at pores). Their values are
+        partial pixels of void and shell, no guide to the class. Model choice: 6 nm
+        (3.2 px) was best of 4.3-7 nm on the simulated electrode (3 px on an image
+        without a length calibration); 0 switches it off.
     pore_ratio, bright_ratio : float
         A darkest mode below ``pore_ratio`` x the grey level is pores; a brightest mode
         above ``bright_ratio`` x the grey level is crystalline Si (model choices: a pore
@@ -80,6 +94,18 @@ class FeaturesParameters:
     )
     dark_sigmas: float = 2.0
     boundary_sigmas: float = 3.0
+    grow_dark_sigmas: float | None = None
+    grow_boundary_sigmas: float | None = 2.5
+    pore_shell_nm: float = field(
+        default=6.0,
+        metadata=option(
+            "--pore-shell",
+            "pixels this close to a pore (and not pore or c-Si) are boundary: the O-rich "
+            "shell that lines pores (unsupervised mode; 0: none)",
+            unit="nm",
+            parse=number(least=0, unit=" nm"),
+        ),
+    )
     pore_ratio: float = 0.5
     bright_ratio: float = 1.3
     background: str = field(

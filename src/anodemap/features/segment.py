@@ -40,6 +40,9 @@ __all__ = ["Segmentation", "segment"]
 #: Envelope σ for an image without a length calibration (model choice: 40 nm at the
 #: simulated electrode's 1.875 nm pixels).
 _UNCALIBRATED_SCALE_PX = 20.0
+#: Width of the pores' O-rich shell for an image without a length calibration (model
+#: choice: 6 nm at the simulated electrode's 1.875 nm pixels).
+_UNCALIBRATED_SHELL_PX = 3.0
 
 
 @dataclass
@@ -120,7 +123,7 @@ def segment(
         An image without finite values or of one value.
     """
     from anodemap.features.thickness import envelope_term, resample_to_image, thickness_term
-    from anodemap.features.unsupervised import classify
+    from anodemap.features.unsupervised import classify, line_pores
 
     p = parameters or FeaturesParameters()
     say = log or (lambda _: None)
@@ -137,7 +140,10 @@ def segment(
     size = pixel_size_nm(axes)
     img, zero, zero_source = _zero(img, p.black_level)
 
-    def rule(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    shell_px = p.pore_shell_nm / size if size else _UNCALIBRATED_SHELL_PX
+
+    def rule(values: np.ndarray, shapes: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+        # shapes=False: intensity alone (the grey pixels that set the envelope)
         return classify(
             values,
             smoothing_px=p.smoothing_px,
@@ -145,6 +151,9 @@ def segment(
             boundary_sigmas=p.boundary_sigmas,
             pore_ratio=p.pore_ratio,
             bright_ratio=p.bright_ratio,
+            grow_dark_sigmas=p.grow_dark_sigmas if shapes else None,
+            grow_boundary_sigmas=p.grow_boundary_sigmas if shapes else None,
+            pore_shell_px=shell_px if shapes else 0.0,
         )
 
     if thickness is not None:
@@ -155,7 +164,7 @@ def segment(
         thickness_source = "t/λ map (--thickness), its holes filled from the material around"
     elif p.background == "envelope":
         scale_px = p.background_scale_nm / size if size else _UNCALIBRATED_SCALE_PX
-        term = envelope_term(img, scale_px, rule)
+        term = envelope_term(img, scale_px, lambda v: rule(v, shapes=False))
         thickness_source = f"envelope of the grey class (σ = {scale_px:.3g} px)"
     else:
         term = np.ones_like(img)
@@ -167,6 +176,9 @@ def segment(
         prob, how = train_and_predict(
             normalised, scribbles, scales=p.feature_scales_px, n_trees=p.n_trees, seed=p.seed
         )
+        # the pores' O-rich shell, as in the unsupervised rule: a forest sees the partial
+        # pixels at a pore's edge as dark grey or dendrite-like
+        how["pore_shell"] = {"width_px": shell_px, "pixels": int(line_pores(prob, shell_px).sum())}
         mode = "trainable"
         say(f"trained a random forest on {int(np.count_nonzero(scribbles))} marked pixels")
     else:
