@@ -441,3 +441,22 @@ def test_tvips_recording_to_phase_maps_opened_in_hyperspy(tmp_path):
             np.testing.assert_allclose(corr, ref.maps["correlation"], rtol=1e-6)
         accuracy = (found[material] == sim.truth["phase"][material]).mean()
         assert accuracy >= 0.98, (ext, accuracy)
+
+
+def test_every_command_has_the_shared_talk_options():
+    """-q/--quiet and -v/--verbose on every subcommand (issue 16: shared options defined
+    once), and -q silences the log of a command that says something by default."""
+    import argparse
+
+    from anodemap.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        flags = {s for a in p._actions for s in a.option_strings}
+        assert {"-q", "--quiet", "-v", "--verbose"} <= flags, name
+
+
+def test_quiet_simulate_says_nothing(tmp_path, capsys):
+    assert main(["simulate", "haadf", "-o", str(tmp_path / "h"), "--shape", "24", "24", "-q"]) == 0
+    assert capsys.readouterr().err == ""

@@ -430,6 +430,11 @@ def _add_shared_options(p: argparse.ArgumentParser, *, figures: bool = True) -> 
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     if figures:
         p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    _add_talk_options(p)
+
+
+def _add_talk_options(p: argparse.ArgumentParser) -> None:
+    """-q/--quiet and -v/--verbose: every command has them."""
     talk = p.add_mutually_exclusive_group()
     talk.add_argument(
         "-q", "--quiet", action="store_true", help="say nothing but warnings and errors"
@@ -511,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         "...: frames before and after the scan, serpentine lines with hysteresis, a "
         "duplicated and a dropped frame) for anodemap stream",
     )
+    _add_talk_options(p)
     p.set_defaults(func=cmd_simulate)
 
     for name in analysis_names():
@@ -577,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the complete frames of a truncated last part",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress output")
+    _add_talk_options(p)
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser(
@@ -600,13 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="run every analysis again, even those up to date"
     )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="dask.distributed scheduler address, e.g. tcp://host:8786",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress output")
-    p.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    _add_shared_options(p)
     p.set_defaults(func=cmd_run)
     return parser
 
