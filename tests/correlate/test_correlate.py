@@ -420,3 +420,34 @@ def test_wrong_folders_are_refused_naming_the_option(region, tmp_path, capsys, a
     code = _run("correlate", files["haadf"], "-o", tmp_path / "c", *features, *extra, "-q")
     lines = _error_line(capsys)
     assert code == 2 and len(lines) == 1 and option in lines[0], lines
+
+
+def test_the_feature_classes_on_the_diffraction_grid_are_pdf_regions(region, tmp_path):
+    """Issue 17 item 4: every microstructure feature as a PDF region. The correlate in
+    the diffraction scan's frame writes the feature classes on its grid (labels.hspy,
+    with the class names as its legend); anodemap pdf --regions takes them by name and
+    leaves out the positions outside the survey. The grey feature is mostly amorphous
+    (96 % on this region): its first Si-Si / Li-Si shell lies within 0.05 Å of the
+    amorphous class's (measured 2.410 and 2.389 Å; the peaks under 1.8 Å, shorter than any
+    bond here, are termination ripples of the 48-pixel patterns' s_max of 1.28 1/Å), and
+    the bright feature's PDF is the Si class's (bright is 98 % Si)."""
+    root, files = region
+    corr = tmp_path / "in_diffraction_frame"
+    argv = ["correlate", files["haadf"], "-o", corr, "--features", root / "features"]
+    argv += ["--diffraction", root / "diffraction", "--reference", "diffraction"]
+    assert _run(*argv, "-q", "--no-figures") == 0
+    labels = load(corr / "labels.hspy")
+    assert labels.data.shape == load(files["diffraction"], lazy=True).nav_shape
+    assert labels.get_meta("Signal.legend")["3"] == "dendrite-like"
+    out = tmp_path / "pdf"
+    argv = ["pdf", files["diffraction"], "-o", out, "--diffraction", root / "diffraction"]
+    assert _run(*argv, "--regions", corr / "labels.hspy", "-q", "--no-figures") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    found = set(summary["regions"])
+    assert {"bright", "grey"} <= found and not any(n.startswith("region") for n in found), found
+    r1 = {
+        n: next(p["r_angstrom"] for p in summary["regions"][n]["peaks"] if p["r_angstrom"] > 1.8)
+        for n in ("grey", "amorphous", "bright", "Si")
+    }
+    assert abs(r1["grey"] - r1["amorphous"]) < 0.05, r1
+    assert abs(r1["bright"] - r1["Si"]) < 0.02, r1

@@ -28,6 +28,7 @@ from anodemap.correlate.statistics import (
 )
 from anodemap.correlate.unmix import class_shares, unmixed_rows
 from anodemap.errors import AnodemapInputError
+from anodemap.features.classes import CLASS_NAMES, CLASSES
 from anodemap.io import Axis
 from anodemap.registration import Registration, Transform, register, resample_labels
 from anodemap.registration import resample as resample_values
@@ -242,8 +243,6 @@ def _unmixed(
     labels: np.ndarray, frames: list[tuple], regs: dict[str, Registration], footprint: str
 ) -> list[dict[str, Any]]:
     """Each value map's per-class means by linear unmixing of its pixels' class shares."""
-    from anodemap.features.classes import CLASS_NAMES, CLASSES
-
     names = [CLASS_NAMES[c] for c in CLASSES]
     rows: list[dict[str, Any]] = []
     for m, _lab, _ids, _known, cover, measured in frames:
@@ -260,8 +259,6 @@ def _unmixed(
 
 
 def _code(class_name: str) -> int:
-    from anodemap.features.classes import CLASS_NAMES
-
     return next(c for c, n in CLASS_NAMES.items() if n == class_name)
 
 
@@ -362,7 +359,15 @@ def correlate(
         "regions": resample_labels(ids, to_haadf, shape, outside=0)[0],
     }
     meta = {
-        "labels": {"title": "feature class (255: outside the HAADF survey)", "units": ""},
+        "labels": {
+            "title": "feature class (255: outside the HAADF survey)",
+            "units": "",
+            # the class names by code: anodemap pdf --regions labels.hspy names its regions
+            "legend": {
+                **{str(c): CLASS_NAMES[c] for c in CLASSES},
+                "255": "outside the HAADF survey",
+            },
+        },
         "regions": {"title": "connected region of regions.csv (0: none listed)", "units": ""},
     }
     images = {"haadf": resample_values(image, to_haadf, shape)[0]}

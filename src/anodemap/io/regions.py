@@ -1,7 +1,8 @@
 """Region label maps: which scan positions belong to which user region (``--regions``).
 
 A region map holds one value per scan position: 0 in no region, each other value a
-region, named by its value. The analyses that average or compare regions (diffraction,
+region, named by its value, or by the map's legend where it has one (a map written by
+anodemap, e.g. ``anodemap correlate``'s feature classes: :func:`region_names`). The analyses that average or compare regions (diffraction,
 pair distribution functions) read it through :func:`load_regions`.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 
-__all__ = ["check_regions", "load_regions"]
+__all__ = ["check_regions", "load_regions", "region_names"]
 
 
 def load_regions(path: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
@@ -60,6 +61,54 @@ def load_regions(path: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
         return check_regions(arr, tuple(int(v) for v in nav_shape))
     except AnodemapInputError as exc:
         raise AnodemapInputError(f"{path}: {exc}") from exc
+
+
+def region_names(path: Any) -> dict[int, str]:
+    """The names of the values of a region map that carries a legend (``Signal.legend``
+    of an ``.hspy``/``.zspy`` written by anodemap: value -> name), else ``{}``.
+
+    A value named ``outside ...`` (positions the map does not cover) is named so that
+    :func:`anodemap.io.regions.inside` can drop it.
+
+    Examples
+    --------
+    >>> region_names("regions.png")
+    {}
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".hspy", ".zspy", ".hdf5", ".h5"):
+        return {}
+    from anodemap.io import load
+
+    try:
+        legend = load(path, lazy=True).get_meta("Signal.legend", None)
+    except (OSError, ValueError, AnodemapInputError):
+        return {}
+    if not isinstance(legend, dict):
+        return {}
+    names = {}
+    for key, name in legend.items():
+        try:
+            names[int(key)] = str(name)
+        except (TypeError, ValueError):
+            continue
+    return names
+
+
+def inside(regions: np.ndarray, names: dict[int, str]) -> np.ndarray:
+    """``regions`` with the values its legend names ``outside ...`` set to 0 (in no
+    region).
+
+    Examples
+    --------
+    >>> inside(np.array([[1, 255]]), {1: "grey", 255: "outside the survey"}).tolist()
+    [[1, 0]]
+    """
+    out = np.asarray(regions).copy()
+    for value, name in names.items():
+        if name.lower().startswith("outside"):
+            out[out == value] = 0
+    return out
 
 
 _COLOUR_REGIONS = (

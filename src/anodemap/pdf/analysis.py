@@ -81,11 +81,15 @@ class PDFAnalysis(Analysis):
     ) -> Any:
         from anodemap.pdf.pipeline import analyse_pdfs
 
-        regions = None
+        regions, names = None, None
         if files.get("regions"):
-            from anodemap.io.regions import load_regions
+            from anodemap.io.regions import inside, load_regions, region_names
 
             regions = load_regions(files["regions"], tuple(dataset.nav_shape))
+            # a map with a legend (anodemap correlate's feature classes on this scan's
+            # grid): its regions by name, the positions it does not cover in none
+            names = region_names(files["regions"])
+            regions = inside(regions, names)
         li_si = None
         if files.get("li_si_map"):
             from anodemap.pdf.composition import read_li_si_map
@@ -104,6 +108,7 @@ class PDFAnalysis(Analysis):
             parameters,
             files["diffraction"],
             regions=regions,
+            region_names=names,
             li_si=li_si,
             client=context.client,
             progress=context.progress,

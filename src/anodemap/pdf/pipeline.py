@@ -336,6 +336,7 @@ def analyse_pdfs(
     diffraction: str | Path,
     *,
     regions: np.ndarray | None = None,
+    region_names: dict[int, str] | None = None,
     li_si: LiSiMap | None = None,
     client: Any = None,
     progress: bool = False,
@@ -353,6 +354,8 @@ def analyse_pdfs(
         That analysis's output folder.
     regions : ndarray of int, optional
         User regions (0: in none); default: those of the diffraction result, if any.
+    region_names : dict of int to str, optional
+        Their names (the region map's legend); default ``region N``.
     li_si : LiSiMap, optional
         Li/Si of the same scan (``--li-si-map``): each region's composition becomes Si:1
         Li:x with x its mean over the region's valid values (``composition`` where none).
@@ -370,7 +373,7 @@ def analyse_pdfs(
     composition = parse_composition(p.composition)
     damping = None if p.damping == "none" else p.damping
     labels = read_diffraction(diffraction, tuple(dataset.nav_shape))
-    masks = region_masks(labels, regions)
+    masks = region_masks(labels, regions, region_names)
     material = np.any([m for kind, m in masks.values() if kind == "phase"], axis=0)
     prof = pattern_profiles(
         dataset,

@@ -137,10 +137,15 @@ def read_diffraction(folder: str | Path, nav_shape: tuple[int, ...]) -> Diffract
 
 
 def region_masks(
-    labels: DiffractionLabels, regions: np.ndarray | None = None
+    labels: DiffractionLabels,
+    regions: np.ndarray | None = None,
+    names: dict[int, str] | None = None,
 ) -> dict[str, tuple[str, np.ndarray]]:
     """Name → (``"phase"`` or ``"region"``, mask of its material patterns), in order: the
-    phase classes by label, then the user regions by value (named ``region N``).
+    phase classes by label, then the user regions by value (named ``region N``, or by
+    ``names``: the legend of the region map, e.g. the feature classes ``anodemap
+    correlate`` wrote; a name that is a phase class's is kept apart as ``region N
+    (NAME)``).
 
     ``regions`` (0: in none) replaces those of the diffraction result.
     """
@@ -154,7 +159,10 @@ def region_masks(
     user = labels.regions if regions is None else np.asarray(regions).reshape(phase.shape)
     if user is not None:
         for v in np.unique(user[user > 0]).tolist():
-            out[f"region {int(v)}"] = ("region", material & (user == v))
+            name = (names or {}).get(int(v)) or f"region {int(v)}"
+            if name in out:
+                name = f"region {int(v)} ({name})"
+            out[name] = ("region", material & (user == v))
     return out
 
 
