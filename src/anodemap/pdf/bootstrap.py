@@ -67,7 +67,7 @@ _EXTRA_CANDIDATES = 2
 _DEFAULT_TOLERANCE = 0.2
 
 
-def _interval(x: np.ndarray, level: float, axis: int = 0) -> np.ndarray:
+def interval(x: np.ndarray, level: float, axis: int = 0) -> np.ndarray:
     """Percentile interval, NaNs (resamples without a value) ignored; all-NaN → NaN."""
     q = 50.0 * np.array([1.0 - level, 1.0 + level])
     if not np.isnan(x).any():  # nanpercentile is many times slower on (n_boot, n_r) bands
@@ -224,7 +224,7 @@ def resampled_means(profiles: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     return counts @ profiles / n
 
 
-def _resample_phi(
+def resample_phi(
     s: np.ndarray, means: np.ndarray, ri: ReducedIntensity
 ) -> tuple[np.ndarray, np.ndarray]:
     """φ(s) of every row of ``means`` with N and B refitted as the core does.
@@ -255,7 +255,7 @@ def _resample_phi(
     return phi, ok
 
 
-def _pair_distribution_rows(
+def pair_distribution_rows(
     s: np.ndarray, phi: np.ndarray, r: np.ndarray, damping: Damping, s_max: float | None
 ) -> np.ndarray:
     """:func:`pair_distribution` of every row of ``phi`` as matrix products."""
@@ -401,8 +401,8 @@ def bootstrap_pdf(
 
     means = resampled_means(profiles, n_boot, seed)
 
-    phi, ok = _resample_phi(s, means, ri)
-    g_boot = _pair_distribution_rows(ri.s, np.where(ok[:, None], phi, 0.0), r, damping, s_max)
+    phi, ok = resample_phi(s, means, ri)
+    g_boot = pair_distribution_rows(ri.s, np.where(ok[:, None], phi, 0.0), r, damping, s_max)
     g_boot[~ok] = np.nan
 
     targets = np.array([p.r_angstrom for p in est])
@@ -426,7 +426,7 @@ def bootstrap_pdf(
         corrections = [TerminationCorrection(0.0, 0.0, float("nan"), False, False)] * len(est)
     peaks = []
     for k, p in enumerate(est):
-        rc, hc, fc = (_interval(peak_boot[:, k, j], level) for j in range(3))
+        rc, hc, fc = (interval(peak_boot[:, k, j], level) for j in range(3))
         missing = int(np.sum(ok & np.isnan(peak_boot[:, k, 0])))
         corr = corrections[k]
         peaks.append(
@@ -447,7 +447,7 @@ def bootstrap_pdf(
     return BootstrapPDF(
         r=r,
         g=g,
-        band=_interval(g_boot, level),
+        band=interval(g_boot, level),
         peaks=peaks,
         reduced=ri,
         g_boot=g_boot,
@@ -597,7 +597,7 @@ def compare_regions(
         pb = b.peaks[j]
         d = a.peak_boot[:n, k, :2] - b.peak_boot[:n, j, :2]
         used = np.all(np.isfinite(d), axis=1)
-        rc, hc = _interval(d[used, 0], level), _interval(d[used, 1], level)
+        rc, hc = interval(d[used, 0], level), interval(d[used, 1], level)
         db = abs(pa.bias - pb.bias)  # what is left of the termination biases
         lo, hi = float(rc[0]) - db, float(rc[1]) + db
         peaks.append(
@@ -613,5 +613,5 @@ def compare_regions(
             )
         )
     return RegionComparison(
-        r=a.r, dg=a.g - b.g, band=_interval(dg_boot, level), peaks=peaks, level=level
+        r=a.r, dg=a.g - b.g, band=interval(dg_boot, level), peaks=peaks, level=level
     )

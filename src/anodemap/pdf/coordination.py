@@ -48,7 +48,7 @@ import numpy as np
 from anodemap.errors import AnodemapInputError
 from anodemap.pdf.scattering import parse_composition
 
-__all__ = ["CoordinationNumber", "coordination_number", "number_density"]
+__all__ = ["CoordinationNumber", "coordination_number", "number_density", "pair_distribution_g"]
 
 #: Standard atomic weights, g/mol: IUPAC/CIAAW abridged values (T. Prohaska et al.,
 #: "Standard atomic weights of the elements 2021", Pure Appl. Chem. 94 (2022) 573-600,
@@ -146,6 +146,33 @@ def _rdf_bounds(r: np.ndarray, rdf: np.ndarray, r_peak: float, r_min: float) -> 
     return lo, hi
 
 
+def pair_distribution_g(result: Any, density_g_cm3: float) -> np.ndarray:
+    """g(r) = 1 + G(r) / (4π r ρ₀) on ``result.r`` (NaN at r = 0), with G(r) from φ(s)
+    continued below the data's s_min as for N₁ (without it g(r) is far from 0 below the
+    first shell: the −4πrρ₀ baseline of G(r) is carried by the s not measured).
+
+    Parameters
+    ----------
+    result : BootstrapPDF
+        A region's :func:`~anodemap.pdf.bootstrap_pdf` result.
+    density_g_cm3 : float
+        Mass density of the region's material.
+
+    Examples
+    --------
+    >>> g = pair_distribution_g(res, 2.33)                   # doctest: +SKIP
+    """
+    from anodemap.pdf.bootstrap import pair_distribution_rows
+
+    ri = result.reduced
+    rho0 = number_density(ri.composition, density_g_cm3)
+    r = result.r
+    ext_s, ext_phi = _extended(ri.s, ri.phi)
+    g = pair_distribution_rows(ext_s, ext_phi, r, result.damping, float(ri.s[-1]))[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(r > 0, 1.0 + g / (4.0 * np.pi * r * rho0), np.nan)
+
+
 def coordination_number(
     result: Any,
     profiles: np.ndarray,
@@ -185,9 +212,9 @@ def coordination_number(
     (4.02, (3.97, 4.08))
     """
     from anodemap.pdf.bootstrap import (
-        _interval,
-        _pair_distribution_rows,
-        _resample_phi,
+        interval,
+        pair_distribution_rows,
+        resample_phi,
         resampled_means,
     )
 
@@ -198,7 +225,7 @@ def coordination_number(
     r = result.r
     s_max = float(ri.s[-1])  # the window keeps its own s_max: the extension adds none
     ext_s, ext_phi = _extended(ri.s, ri.phi)
-    g = _pair_distribution_rows(ext_s, ext_phi, r, result.damping, s_max)[0]
+    g = pair_distribution_rows(ext_s, ext_phi, r, result.damping, s_max)[0]
     base = 4.0 * np.pi * r**2
     rdf = r * g + base * rho0
     lo, hi = _rdf_bounds(r, rdf, result.peaks[0].r_angstrom, r_min)
@@ -207,13 +234,13 @@ def coordination_number(
     per_density = float(np.trapezoid(base[sl] * rho0, r[sl]))
     # the same draws as bootstrap_pdf (same seed), N and B refitted, φ continued likewise
     means = resampled_means(np.asarray(profiles, dtype=np.float64), result.n_boot, result.seed)
-    phi, ok = _resample_phi(s, means, ri)
+    phi, ok = resample_phi(s, means, ri)
     _, ext_rows = _extended(ri.s, np.where(ok[:, None], phi, 0.0))
     rr = r[sl]
-    g_rows = _pair_distribution_rows(ext_s, ext_rows, rr, result.damping, s_max)
+    g_rows = pair_distribution_rows(ext_s, ext_rows, rr, result.damping, s_max)
     values = np.trapezoid(rr * g_rows + base[sl] * rho0, rr, axis=1)
     values[~ok] = np.nan
-    ci = _interval(values, level)
+    ci = interval(values, level)
     return CoordinationNumber(
         value,
         (float(ci[0]), float(ci[1])),

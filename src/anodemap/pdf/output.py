@@ -3,7 +3,7 @@ the comparisons, figures and ``summary.json`` (last).
 
 Layout of ``OUTDIR``::
 
-    regions/NAME/pdf.csv                r, G, band low, band high (Å, 1/Å²)
+    regions/NAME/pdf.csv                r, G, band low, band high (Å, 1/Å²); g(r) with --density
     regions/NAME/pdf.hspy               the same three curves, r axis in Å (HyperSpy)
     regions/NAME/reduced_intensity.csv  s, I(s), fitted N⟨f²⟩ + B, φ(s)
     peaks.csv                           one row per region and peak
@@ -60,14 +60,13 @@ def _region_files(result: PDFResult, name: str, folder: Path) -> None:
     pdf, ri = reg.pdf, reg.pdf.reduced
     folder.mkdir(parents=True, exist_ok=True)
     head = f"{name}: {reg.n_patterns} patterns; G(r) with its pointwise {100 * LEVEL:g} % bootstrap band"
-    write_text(
-        _csv(
-            head,
-            [pdf.r, pdf.g, pdf.band[0], pdf.band[1]],
-            ["r (Å)", "G (1/Å²)", "band low", "band high"],
-        ),
-        folder / "pdf.csv",
-    )
+    columns = [pdf.r, pdf.g, pdf.band[0], pdf.band[1]]
+    names = ["r (Å)", "G (1/Å²)", "band low", "band high"]
+    if reg.g_r is not None:  # with --density (docs/pdf.md: G continued below s_min)
+        columns.append(reg.g_r)
+        names.append("g (pair distribution, from --density)")
+        head += "; g(r) = 1 + G(r)/(4 pi r rho0) with the density of --density"
+    write_text(_csv(head, columns, names), folder / "pdf.csv")
     step = float(pdf.r[1] - pdf.r[0])
     ds = Dataset(
         np.stack([pdf.g, pdf.band[0], pdf.band[1]]),

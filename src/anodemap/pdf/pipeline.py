@@ -61,6 +61,7 @@ class RegionPDF:
     pixels: np.ndarray | None = None  # (ny, nx) bool: the patterns averaged (truth, Li/Si)
     li_si: dict[str, Any] | None = None  # the composition from the Li/Si map (--li-si-map)
     coordination: dict[str, Any] | None = None  # first-shell coordination (--density)
+    g_r: np.ndarray | None = None  # g(r) on the result's r (--density)
 
     def ratios(self) -> dict[str, dict[str, Any]]:
         """r_k/r_1 of the distances with intervals (resampled ratios of the apparent
@@ -427,12 +428,13 @@ def analyse_pdfs(
             skipped[name] = str(err)
             continue
         keep = (s >= res.reduced.s[0]) & (s <= res.reduced.s[-1])
-        coordination = None
+        coordination, g_r = None, None
         if p.density is not None:
-            from anodemap.pdf.coordination import coordination_number
+            from anodemap.pdf.coordination import coordination_number, pair_distribution_g
 
             n1 = coordination_number(res, rows, s, p.density, level=LEVEL)
             coordination = n1.summary() if n1 is not None else None
+            g_r = pair_distribution_g(res, p.density)
         if li_info is not None and li_info["li_per_si"]:
             li_info["shift_from_x0_angstrom"] = _composition_shift(
                 s, rows.mean(axis=0), res, r, damping
@@ -447,6 +449,7 @@ def analyse_pdfs(
             used.reshape(mask.shape),
             li_info,
             coordination,
+            g_r,
         )
         say(
             f"{name} ({len(rows)} patterns): "
