@@ -10,7 +10,7 @@ Examples
 --------
 >>> from anodemap.analysis import get_analysis
 >>> get_analysis("eels").files
-('calibration',)
+('calibration', 'adf')
 """
 
 from __future__ import annotations
