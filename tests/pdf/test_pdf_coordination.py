@@ -3,7 +3,7 @@
 Validated against neighbours counted from the atom positions between the same bounds:
 
 * the simulator's periodic a-Si model (1000 atoms, ``amorphous_model(0.0)``: bulk, its
-  Debye intensity with the uniform-density term), 40 noisy patterns: N₁ 3-7 % over the
+  Debye intensity with the uniform-density term), 40 noisy patterns: N₁ −1 to +4 % off the
   count for s_max 1.3-2.5 1/Å;
 * the 360-atom diamond-Si cluster of ``tests/debye_patterns.py`` (surface atoms: a mean
   coordination of 3.45 within 2.9 Å), the density of c-Si: N₁ 8-34 % over the count,
@@ -53,12 +53,13 @@ def test_bulk_amorphous_silicon(s_max: float) -> None:
     assert 0.99 <= lo < 1.9 and 2.7 < hi < 3.1  # below the shell; its first minimum
     truth = _counted(m.positions, lo, hi, m.box)
     assert 3.5 < truth < 4.1
-    # measured +3.3 % (s_max 1.3), +7.0 % (2.0): the low-s extrapolation, N
-    assert 0.0 < n1.value / truth - 1.0 < 0.08
+    # measured +3.1 % (s_max 1.3), +3.3 % (2.0): the low-s extrapolation, N
+    assert 0.0 < n1.value / truth - 1.0 < 0.06
     assert n1.ci[0] <= n1.value <= n1.ci[1] and n1.ci[1] - n1.ci[0] < 0.2
     assert n1.n_resamples == 100
-    # dominated by the density term: 10 % more density, about 0.47 more neighbours
-    assert 0.4 < 0.1 * n1.per_density < 0.55
+    # dominated by the density term: 10 % more density, 0.37 (s_max 2.0) to 0.48 (1.3)
+    # more neighbours (the bounds of the shell narrow with s_max)
+    assert 0.3 < 0.1 * n1.per_density < 0.55
 
 
 def test_diamond_cluster_with_its_surface() -> None:
@@ -101,10 +102,9 @@ def test_bad_density_is_refused() -> None:
 def test_g_of_r_of_bulk_amorphous_silicon() -> None:
     """g(r) from the density (G continued below s_min): against the model's own g(r)
     from its pair histogram, through s_max 2.0 1/Å. Measured: below the first shell
-    (1.0-1.25 Å; the model's first neighbours start at 1.5 Å) g 0.06-0.14, mean 0.09
-    (the model's 0; termination broadening of the shell at 1.5-2.0 Å reaches down there),
-    the first peak 2.175 Å against the model histogram's 2.145 (its unsmoothed maximum),
-    and g at 6-8 Å 0.995 (1)."""
+    (1.0-1.6 Å, where the network has no pair) mean |g| 0.08, at most 0.18 (termination
+    ripples), the first peak 2.330 Å against the model histogram's 2.325, and g at 6-8 Å
+    1.003 (1)."""
     from anodemap.pdf.coordination import pair_distribution_g
 
     m = amorphous_model(0.0)
@@ -112,7 +112,7 @@ def test_g_of_r_of_bulk_amorphous_silicon() -> None:
     res = bootstrap_pdf(S, profiles, "Si:1", R, s_range=(0.2, 2.0), n_boot=50, seed=3)
     density = m.density * ATOMIC_WEIGHTS["Si"] / _AVOGADRO * 1e24
     g = pair_distribution_g(res, density)
-    assert np.mean(np.abs(g[(R >= 1.0) & (R <= 1.25)])) <= 0.15
+    assert np.mean(np.abs(g[(R >= 1.0) & (R <= 1.6)])) <= 0.15
     far = (R >= 6.0) & (R <= 8.0)
     assert abs(np.nanmean(g[far]) - 1.0) < 0.05
     # the model's g(r): its Si-Si pair histogram per shell volume and density
@@ -121,4 +121,4 @@ def test_g_of_r_of_bulk_amorphous_silicon() -> None:
     model_g = hist / (4.0 * np.pi * m.r**2 * dr * m.density)
     first = (R > 1.9) & (R < 2.8)
     near = (m.r > 1.9) & (m.r < 2.8)
-    assert abs(R[first][np.argmax(g[first])] - m.r[near][np.argmax(model_g[near])]) < 0.05
+    assert abs(R[first][np.argmax(g[first])] - m.r[near][np.argmax(model_g[near])]) < 0.03

@@ -116,7 +116,7 @@ class CoordinationNumber:
             "definition": "N1 = integral of r G(r) + 4 pi r^2 rho0 between the minima on either "
             "side of its first maximum; phi continued linearly to 0 below s_min for this "
             "number only (docs/pdf.md)",
-            "reliability": "3-7 % high on a bulk a-Si model (s_max 1.3-2.5 1/Å); "
+            "reliability": "-1 to +4 % on a bulk a-Si network (s_max 1.3-2.5 1/Å); "
             "as good as the density given; for a mixture an f_a f_b-weighted sum of "
             "partial coordination numbers",
         }

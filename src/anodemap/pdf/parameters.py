@@ -92,8 +92,8 @@ class PDFParameters:
         undo them in every pattern's I(s).
     density : float, optional
         Mass density of the material in g/cm³: with it, the first-shell coordination
-        number N₁ of every region (:mod:`anodemap.pdf.coordination`; 3-7 % high on a
-        bulk a-Si model, as good as the density; for a mixture a weighted sum of
+        number N₁ of every region (:mod:`anodemap.pdf.coordination`; within −1 to +4 %
+        on a bulk a-Si network, as good as the density; for a mixture a weighted sum of
         partial coordination numbers).
     beam_radii : float
         Default lower end of the s range in direct-beam radii (model choice 2).

@@ -27,8 +27,9 @@ Physics (every number is a parameter, carries a source, or is labelled a model c
 
       dP/d²s = t_a ρ λ² I(s),   I(s) = (1/N) Σ_i Σ_j f_i f_j sin(2π s r_ij)/(2π s r_ij)
 
-  per atom, so ring positions follow from the structure (a-Si: tetrahedral network with the
-  c-Si bond length; Li_xSi and the oxide: relaxed random packings with minimum distances).
+  per atom, so ring positions follow from the structure (a-Si: a continuous random network,
+  :mod:`anodemap.synth.crn`; Li_xSi and the oxide: relaxed random packings with minimum
+  distances).
 * **Plural elastic scattering**, crudely (model choice): with ``P`` the sum of the kinematic
   probabilities above, the unscattered (direct-beam) fraction is ``exp(-P)`` and the
   scattered parts are scaled by ``(1 - exp(-P)) / P`` (Poisson statistics of independent
@@ -163,8 +164,6 @@ _PACKING_FACTOR = 0.92
 #: Patterns per chunk when drawing the noise (memory bound; fixed so that a seed always
 #: gives the same patterns).
 _NOISE_CHUNK = 256
-#: Tetrahedral angle, arccos(-1/3), exact geometry.
-_TETRAHEDRAL_ANGLE = math.acos(-1.0 / 3.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -271,37 +270,6 @@ def _min_image(v: np.ndarray, box: float) -> np.ndarray:
     return v - box * np.round(v / box)
 
 
-def _tetrahedral_network(n: int, density: float, bond: float, seed: int) -> tuple:
-    """a-Si-like network: random positions relaxed toward 4 + 12 tetrahedral neighbours.
-
-    The relaxation follows the idea of Henderson and Herman (IBM J. Res. Dev. 1972: "each atom
-    is considered in turn and the four nearest and twelve second-nearest neighbors are moved
-    radially towards the nearest and next nearest neighbor distances"), here for all atoms at
-    once with symmetric moves; neighbours 17 to 24 are pushed beyond 0.9 r2 (model choice).
-    r2 = 2 r1 sin(θ_t / 2) with the tetrahedral angle θ_t. A crude model: the first shell is
-    broad (bond lengths 2.26 ± 0.24 Å, about 3.6 neighbours between 1.7 and 2.8 Å), the ring
-    positions are right (see :func:`amorphous_model`).
-    """
-    rng = np.random.default_rng(seed)
-    box = (n / density) ** (1.0 / 3.0)
-    pos = rng.uniform(0.0, box, (n, 3))
-    r2 = 2.0 * bond * math.sin(0.5 * _TETRAHEDRAL_ANGLE)
-    target = np.r_[np.full(4, bond), np.full(12, r2)]
-    alpha = 0.15  # model choice: relaxation step
-    for _ in range(200):  # model choice: iterations (converged g(r) to the eye)
-        d, j = cKDTree(pos, boxsize=box).query(pos, k=25)
-        v = _min_image(pos[j[:, 1:]] - pos[:, None, :], box)
-        dist = np.maximum(d[:, 1:], 1e-6)
-        dev = np.concatenate(
-            [dist[:, :16] - target, np.minimum(dist[:, 16:] - 0.9 * r2, 0.0)], axis=1
-        )
-        disp = (0.5 * alpha * dev / dist)[..., None] * v
-        react = np.zeros_like(pos)
-        np.add.at(react, j[:, 1:].ravel(), -disp.reshape(-1, 3))
-        pos = (pos + disp.sum(axis=1) + react) % box
-    return pos, np.zeros(n, dtype=np.int64), box
-
-
 def _random_packing(
     counts: dict[str, int], density: float, dmin: dict[tuple[str, str], float], seed: int
 ) -> tuple:
@@ -384,10 +352,16 @@ def _cached_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousMode
 
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
+    """This module's source and the packaged a-Si network it reads."""
     import hashlib
+    from importlib import resources
     from pathlib import Path
 
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    from anodemap.synth.crn import DATA_FILE
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(resources.files("anodemap.data").joinpath(DATA_FILE).read_bytes())
+    return h.hexdigest()
 
 
 def _build_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousModel:
@@ -410,8 +384,13 @@ def _build_model(key: str, n_atoms: int, seed: int, dr: float) -> AmorphousModel
     else:
         x = float(key)
         density = _silicide_density(x)
-        if x == 0.0:
-            pos, types, box = _tetrahedral_network(n_atoms, density, bond, seed)
+        if x == 0.0:  # the packaged continuous random network (n_atoms, seed: not used)
+            from anodemap.synth.crn import load_asi_crn
+
+            crn = load_asi_crn()
+            pos, box = np.array(crn.positions), crn.box
+            types = np.zeros(len(pos), dtype=np.int64)
+            density = crn.density
             elements = ("Si",)
             name = "a-Si"
         else:
@@ -462,14 +441,14 @@ def amorphous_model(
 
     Notes
     -----
-    * a-Si (x = 0): a tetrahedral network relaxed after Henderson and Herman (1972): first
-      neighbours at the c-Si bond length a√3/4 = 2.352 Å of the packaged Si structure (the
-      a-Si first-neighbour distance equals it within 0.01 Å: K. Laaziri et al., Phys. Rev. B
-      60 (1999) 13520), second neighbours at 2 r1 sin(θ_t/2) = 3.840 Å; density 1.8 % below
-      c-Si (Custer et al. 1994). Its I(s) has maxima at s ≈ 0.30, 0.57 and 0.84 1/Å; the first
-      ring lies near a-Si's measured first sharp diffraction peak, Q ≈ 2 Å⁻¹ (s = Q/2π ≈
-      0.32 1/Å; Laaziri et al. 1999; D. Dahal, H. Warren, P. Biswas, arXiv:2010.16096), a
-      little lower because f(s)² falls with s and the model's first shell is broad.
+    * a-Si (x = 0): the packaged continuous random network of 1000 atoms
+      (:func:`anodemap.synth.crn.load_asi_crn`, docs/synth.md: Wooten-Winer-Weaire bond
+      switches, Keating potential; computed once by ``tools/make_asi_crn.py``), whatever
+      ``n_atoms`` and ``seed``: bonds 2.351 ± 0.098 Å, 100 % four-fold, pair peaks 2.345 and
+      3.825 Å (a-Si: 2.35 and 3.84 Å, K. Laaziri et al., Phys. Rev. Lett. 82 (1999) 3460),
+      density 1.8 % below c-Si (Custer et al. 1994). Its I(s) has its first maximum at
+      s ≈ 0.30 1/Å, near a-Si's measured first sharp diffraction peak, Q ≈ 2 Å⁻¹ (s = Q/2π
+      ≈ 0.32 1/Å), a little lower because f(s)² falls with s.
     * Li_xSi (x > 0): a relaxed random packing (a dense metallic-glass-like structure) with
       hard-core distances 0.92 × (Si-Si bond 2.352 Å, nearest Li-Si and Li-Li distances of the
       packaged Li15Si4 structure); density from :func:`_silicide_density`. Model choice.
