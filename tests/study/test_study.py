@@ -304,3 +304,44 @@ def test_a_dataset_names_its_own_files(data, tmp_path):
     wrong = _study(data, tmp_path, body.replace("{sped}", "{eels}"))
     with pytest.raises(AnodemapInputError, match="no analysis of eels datasets reads a regions"):
         read_study(wrong)
+
+
+_LINKED = """
+[[states]]
+name = "lithiated_1"
+  [[states.datasets]]
+  path = "{eels}"
+  name = "eels"
+  [states.datasets.parameters]
+  rl_iterations = {rl}
+  [[states.datasets]]
+  path = "{sped}"
+  name = "sped"
+  li_si_map = "eels"
+"""
+
+
+def test_a_pdf_takes_its_composition_from_the_li_si_map_of_a_named_eels_dataset(data, tmp_path):
+    """li_si_map = "eels" in a diffraction dataset: the PDF runs after that EELS dataset
+    and takes each region's composition from its Li/Si map (the two scans of one
+    simulated phantom share the grid); a changed EELS result reruns the PDF."""
+    out = tmp_path / "out"
+    for rl, expected in ((5, {"done": 3, "skipped": 0}), (6, {"done": 2, "skipped": 1})):
+        study = _study(data, tmp_path, _LINKED.replace("{rl}", str(rl)))
+        assert main(["run", str(study), "-o", str(out), "-q", "--no-figures"]) == 0
+        run = json.loads((out / "run.json").read_text())
+        assert {k: run["counts"][k] for k in expected} == expected, run["counts"]
+    sped = run["states"][0]["datasets"][1]["analyses"]
+    assert list(sped) == ["diffraction", "pdf"] and sped["pdf"]["status"] == "done"
+    summary = json.loads((out / sped["pdf"]["folder"] / "summary.json").read_text())
+    region = next(iter(summary["regions"].values()))
+    assert region["li_si"]["source"].startswith(str(out / "lithiated_1" / "eels" / "eels"))
+    assert region["composition"]["Li"] > 0.0
+
+
+def test_a_link_to_a_dataset_that_is_not_there_is_refused(data, tmp_path, capsys):
+    body = _LINKED.replace("{rl}", "5").replace('li_si_map = "eels"', 'li_si_map = "eels2"')
+    study = _study(data, tmp_path, body)
+    assert main(["run", str(study), "-o", str(tmp_path / "o"), "--no-progress"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "li_si_map = 'eels2'" in line and "'eels'" in line and str(study) in line

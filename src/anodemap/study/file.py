@@ -20,6 +20,10 @@ The format (TOML, docs/study.md, "The study file")::
       path = "lith1/eels.dm4"            # relative to the study file
       kind = "eels"                      # optional: inferred from the file
       truth = "lith1/truth_eels"         # optional: simulated truth maps
+      li_si_map = "eels"                 # optional (a diffraction dataset): the PDF takes
+                                         # each region's composition from the Li/Si map
+                                         # of this state's EELS dataset named so (same
+                                         # scan grid), or of an EELS result path
       region = "A"                       # optional: joined with the state's other
                                          # datasets of region A (a HAADF survey of kind
                                          # features among them): OUT/STATE/regions/A/
@@ -75,7 +79,7 @@ _STUDY_KEYS = {"name", "description", "calibration", "simulated"}
 _STATE_KEYS = {"name", "label", "cycle", "step", "capacity_mAh_g", "datasets"}
 _DATASET_KEYS = {"path", "kind", "name", "region", "truth", "parameters", "signal"}
 # files an analysis reads besides its input, given per dataset (Analysis.files)
-_FILE_KEYS = {"adf", "calibration", "regions"}
+_FILE_KEYS = {"adf", "calibration", "li_si_map", "regions"}
 _TOP_KEYS = {"study", "parameters", "states", "cycling"}
 _CYCLING_KEYS = {"file"}
 
@@ -93,6 +97,13 @@ class Dataset:
     signal: int | str | None = None
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+
+#: Dataset keys that may name another dataset of the same state instead of a file: the
+#: result of that dataset's analysis (key -> the analysis) is given to this one's
+#: (``li_si_map = "eels"``: the PDF's composition from the Li/Si map of that EELS dataset).
+LINKS = {"li_si_map": "eels"}
 
 
 @dataclass(frozen=True)
@@ -367,7 +378,7 @@ def read_study(path: str | Path) -> Study:
             parameters = _dataset_parameters(
                 defaults, ddoc.get("parameters") or {}, kind, f"{file}: {dwhere}, parameters"
             )
-            files = {}
+            files, links = {}, {}
             for key in sorted(_FILE_KEYS & set(ddoc)):
                 readers = [a for a in analyses_of(kind) if key in get_analysis(a).files]
                 if not readers:
@@ -376,6 +387,9 @@ def read_study(path: str | Path) -> Study:
                         dwhere,
                         f"{key} = ...: no analysis of {kind} datasets reads a {key} file",
                     )
+                if key in LINKS and _names_a_dataset(file, ddoc[key]):
+                    links[key] = ddoc[key]  # checked once the state's datasets are read
+                    continue
                 files[key] = _file(file, dwhere, ddoc[key], key)
             truth = ddoc.get("truth")
             if truth is not None:
@@ -394,11 +408,13 @@ def read_study(path: str | Path) -> Study:
                     signal=signal,
                     parameters=parameters,
                     files=files,
+                    links=links,
                 )
             )
         label = sdoc.get("label", name)
         if not isinstance(label, str):
             raise _err(file, where, "label must be a string")
+        _check_links(file, where, datasets)
         regions = _regions(file, where, datasets)
         states.append(State(name, label, cycle, step, capacity, tuple(datasets), regions))
     cycling = None
@@ -415,6 +431,37 @@ def read_study(path: str | Path) -> Study:
         simulated=bool(head.get("simulated", False)),
         cycling=cycling,
     )
+
+
+def _names_a_dataset(file: Path, value: Any) -> bool:
+    """Whether a link key's value names a dataset (a name, and no file of that name
+    beside the study file) rather than a file."""
+    return (
+        isinstance(value, str)
+        and _NAME.fullmatch(value) is not None
+        and not (file.parent / value).exists()
+    )
+
+
+def _check_links(file: Path, where: str, datasets: list[Dataset]) -> None:
+    """Each link names another dataset of the state, of a kind whose analyses make the
+    result the key takes."""
+    from anodemap.analysis import analyses_of
+
+    by_name = {d.name: d for d in datasets}
+    for d in datasets:
+        for key, target in d.links.items():
+            other = by_name.get(target)
+            need = LINKS[key]
+            if other is None or other is d or need not in analyses_of(other.kind):
+                names = ", ".join(repr(o.name) for o in datasets if need in analyses_of(o.kind))
+                raise _err(
+                    file,
+                    f"{where}, dataset {d.name!r}",
+                    f"{key} = {target!r}: not a {need} dataset of this state (its {need} "
+                    f"datasets: {names or 'none'}); name one of them, or give the path of a "
+                    f"{need} result",
+                )
 
 
 # the folder of a state's regions, beside its datasets' (OUT/STATE/regions/REGION/ANALYSIS)

@@ -33,7 +33,7 @@ from typing import Any
 from anodemap.analysis import Context, get_analysis
 from anodemap.analysis.base import connected
 from anodemap.errors import AnodemapError
-from anodemap.study.file import REGIONS_FOLDER, Region, Study, region_analyses
+from anodemap.study.file import LINKS, REGIONS_FOLDER, Region, Study, region_analyses
 
 __all__ = ["KEY_NAME", "RUN_SCHEMA", "content_key", "run_study"]
 
@@ -148,6 +148,7 @@ def run_study(
     ):
         folder.claim(["run.json", "report.html", "report.json", *(s.name for s in study.states)])
         chains = _run_datasets(study, out, ctx, force, figures)
+        _run_linked(study, out, ctx, force, chains, figures)
         regions = _run_regions(study, out, ctx, force, chains, figures)
         states = []
         counts = {"done": 0, "skipped": 0, "failed": 0}
@@ -253,8 +254,9 @@ def _run_datasets(
     def chain(job: tuple[str, Any], ctx: Context) -> dict[str, dict[str, Any]]:
         state, ds = job
         done: dict[str, dict[str, Any]] = {}
-        # a dataset of a region leaves its joining analyses (correlate) to the region's
-        later = region_analyses(ds.kind) if ds.region is not None else ()
+        # a dataset of a region leaves its joining analyses (correlate) to the region's;
+        # an analysis that reads another dataset's result (links) runs after every dataset
+        later = (region_analyses(ds.kind) if ds.region is not None else ()) + _linked(ds)
         for name in ds.analyses:  # in order: what an analysis requires runs before it
             if name not in later:
                 done[name] = _run_one(study, state, ds, name, out, ctx, force, done, figures)
@@ -271,6 +273,45 @@ def _run_datasets(
         with ThreadPoolExecutor(max_workers=at_once) as pool:
             done = list(pool.map(lambda job: chain(job, quiet), jobs))
     return {(state, ds.name): result for (state, ds), result in zip(jobs, done, strict=True)}
+
+
+def _linked(ds: Any) -> tuple[str, ...]:
+    """The analyses of ``ds`` that read a result its links name (``li_si_map``)."""
+    return tuple(a for a in ds.analyses if set(ds.links) & set(get_analysis(a).files))
+
+
+def _run_linked(
+    study: Study,
+    out: Path,
+    context: Context,
+    force: bool,
+    chains: dict[tuple[str, str], dict[str, dict[str, Any]]],
+    figures: _SharedFigures | None = None,
+) -> None:
+    """The analyses that read another dataset's result (a dataset's ``links``: the PDF
+    of ``li_si_map = "eels"``), after every dataset's own, each given that result's
+    folder (``files[KEY]``, its key part of its own); a failed one is left out and said
+    (the analysis runs without it). Their entries join their dataset's in ``chains``."""
+    for state in study.states:
+        for ds in state.datasets:
+            own = chains[state.name, ds.name]
+            for name in _linked(ds):
+                joined, left_out = {}, {}
+                for key, target in ds.links.items():
+                    if key not in get_analysis(name).files:
+                        continue
+                    entry = chains[state.name, target].get(LINKS[key])
+                    if entry is not None and entry.get("status") in ("done", "skipped"):
+                        joined[key] = (target, entry)
+                    else:
+                        why = entry.get("error") if entry else "not run"
+                        left_out[key] = f"the {LINKS[key]} result of dataset {target!r}: {why}"
+                done = _run_one(
+                    study, state.name, ds, name, out, context, force, own, figures, joined=joined
+                )
+                if left_out:
+                    done["left_out"] = left_out
+                own[name] = done
 
 
 def _run_regions(

@@ -697,6 +697,11 @@ def _study_toml(
                 f"  name = {_toml(d['name'])}",
                 f"  truth = {_toml(d['truth'])}",
             ]
+            if d["kind"] == "diffraction":  # the EELS scan of the same phantom, same grid
+                lines += [
+                    "  # the PDF's composition from the Li/Si map of the same area",
+                    '  li_si_map = "eels"',
+                ]
     return "\n".join(lines) + "\n"
 
 
