@@ -26,8 +26,8 @@ def _run(*args) -> int:
 def region(tmp_path_factory):
     """The simulated region of seed 1 and an ADF image of its EELS scan."""
     from anodemap.synth import make_phantom
-    from anodemap.synth.haadf import haadf_dataset, simulate_haadf
-    from anodemap.synth.region import DEFAULT_VIEWS, write_region
+    from anodemap.synth.haadf import haadf_dataset
+    from anodemap.synth.region import DEFAULT_VIEWS, view_haadf, write_region
 
     root = tmp_path_factory.mktemp("eels_adf")
     files = write_region(root, seed=1)
@@ -38,16 +38,7 @@ def region(tmp_path_factory):
         seed=1,
     )
     v = DEFAULT_VIEWS["eels"]
-    sim = simulate_haadf(
-        phantom,
-        pixel_size_nm=v.pixel_size_nm,
-        shape=v.shape,
-        center_nm=v.center_nm,
-        rotation_deg=v.rotation_deg,
-        drift_nm_per_line=v.drift_nm_per_line,
-        jitter_px=0.0,
-        seed=11,
-    )
+    sim = view_haadf(phantom, v, seed=11, jitter_px=0.0)
     # the EELS scan's own positions: the ADF was recorded pixel by pixel with the spectra
     y, x = v.positions()
     assert np.allclose(sim.truth["sample_y_nm"], y) and np.allclose(sim.truth["sample_x_nm"], x)

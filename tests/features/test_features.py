@@ -329,19 +329,10 @@ def test_the_thin_classes_on_the_simulated_region_survey():
     (phantom 288 x 288 of 1.25 nm, 200 x 200 pixels of 1.5 nm, rotated, drifting, seed
     0), grey envelope. Measured: IoU dendrite-like 0.53, boundary 0.49, mean of the five
     classes 0.755 (growing the dendrite-like regions too, as tried: 0.37, 0.49, 0.713)."""
-    from anodemap.synth.region import DEFAULT_VIEWS
+    from anodemap.synth.region import DEFAULT_VIEWS, view_haadf
 
     phantom = make_phantom((288, 288), pixel_size_nm=1.25, seed=0)
-    v = DEFAULT_VIEWS["haadf"]
-    sim = simulate_haadf(
-        phantom,
-        pixel_size_nm=v.pixel_size_nm,
-        shape=v.shape,
-        center_nm=v.center_nm,
-        rotation_deg=v.rotation_deg,
-        drift_nm_per_line=v.drift_nm_per_line,
-        seed=0,
-    )
+    sim = view_haadf(phantom, DEFAULT_VIEWS["haadf"], seed=0)
     seg = segment(sim.image, haadf_dataset(sim).axes)
     c = compare(seg.labels, sim.truth["labels"])["classes"]
     assert c["dendrite-like"]["iou"] >= 0.48 and c["boundary"]["iou"] >= 0.44, c

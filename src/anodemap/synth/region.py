@@ -51,6 +51,7 @@ __all__ = [
     "ScanView",
     "feature_means",
     "true_positions",
+    "view_haadf",
     "view_phantom",
     "write_region",
     "write_region_study",
@@ -135,6 +136,24 @@ DEFAULT_VIEWS = {
 #: A scanning precession diffraction scan of the region (written when asked for:
 #: ``write_region(..., diffraction=True)``; its patterns take longest to simulate).
 DIFFRACTION_VIEW = ScanView((40, 40), 5.0, (185.0, 175.0), 3.0, (0.01, 0.02), (5.0, 5.0))
+
+
+def view_haadf(phantom: Phantom, view: ScanView, *, seed: int, jitter_px: float = 0.25) -> Any:
+    """The HAADF forward model (:func:`anodemap.synth.haadf.simulate_haadf`) over the scan
+    of ``view``: the survey of a region, or the simultaneous ADF of a spectrum image
+    (``jitter_px=0``: recorded pixel by pixel with the spectra, at their positions)."""
+    from anodemap.synth.haadf import simulate_haadf
+
+    return simulate_haadf(
+        phantom,
+        pixel_size_nm=view.pixel_size_nm,
+        shape=view.shape,
+        center_nm=view.center_nm,
+        rotation_deg=view.rotation_deg,
+        drift_nm_per_line=view.drift_nm_per_line,
+        jitter_px=jitter_px,
+        seed=seed,
+    )
 
 
 def view_phantom(phantom: Phantom, view: ScanView) -> Phantom:
@@ -271,7 +290,7 @@ def write_region(
     from anodemap.io.results import map_dataset, write_json
     from anodemap.synth import make_phantom, simulate_eels
     from anodemap.synth.edx import edx_dataset, simulate_edx
-    from anodemap.synth.haadf import haadf_dataset, simulate_haadf
+    from anodemap.synth.haadf import haadf_dataset
 
     outdir = Path(outdir)
     views = dict(DEFAULT_VIEWS if views is None else views)
@@ -282,16 +301,7 @@ def write_region(
     log(
         f"simulating a region of {shape[0]} x {shape[1]} pixels of {pixel_size_nm:g} nm (seed {seed})"
     )
-    hv = views["haadf"]
-    hsim = simulate_haadf(
-        phantom,
-        pixel_size_nm=hv.pixel_size_nm,
-        shape=hv.shape,
-        center_nm=hv.center_nm,
-        rotation_deg=hv.rotation_deg,
-        drift_nm_per_line=hv.drift_nm_per_line,
-        seed=seed,
-    )
+    hsim = view_haadf(phantom, views["haadf"], seed=seed)
     files = {"haadf": save(haadf_dataset(hsim), outdir / "haadf.hspy")}
     ref_yx = np.stack([hsim.truth["sample_y_nm"], hsim.truth["sample_x_nm"]], axis=-1)
     grids: dict[str, dict[str, np.ndarray]] = {
