@@ -121,8 +121,8 @@ def model_pair_function(
     >>> from anodemap.synth.diffraction import amorphous_model
     >>> r = np.arange(0.0, 6.0, 0.01)
     >>> g = model_pair_function(np.array([1.0]), [amorphous_model(0.0)], np.linspace(0.2, 1.3, 50), r)
-    >>> round(find_peaks(r, g, n=1)[0].r_angstrom, 2)   # the simulator's a-Si (docs/pdf.md)
-    2.19
+    >>> round(find_peaks(r, g, n=1)[0].r_angstrom, 2)   # the simulator's a-Si (docs/synth.md)
+    2.35
     """
     from scipy.ndimage import gaussian_filter1d
 
