@@ -140,9 +140,14 @@ def registration_png(
     return save_figure(fig, path)
 
 
-def li_si_png(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+def li_si_png(
+    rows: list[dict[str, Any]],
+    path: str | os.PathLike,
+    unmixed: list[dict[str, Any]] | None = None,
+) -> Path:
     """Li/Si per feature class: mean ± standard error, the 5-95 % range of the pixels,
-    and the paper's values."""
+    the unmixed class mean ± its standard error (``li_si_unmixed`` rows, beside), and
+    the paper's values."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -150,11 +155,24 @@ def li_si_png(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
 
     from anodemap.plotting import save_figure
 
+    by_group = {u["group"]: u for u in unmixed or []}
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
     for i, r in enumerate(rows):
         ax.plot([i, i], [r["p05"], r["p95"]], color="0.6", lw=6, solid_capstyle="butt")
         ax.errorbar(i, r["value"], yerr=r["se"], fmt="o", color="#4477AA", capsize=4)
+        u = by_group.get(r["group"])
+        if u is not None and u.get("value") is not None and np.isfinite(u["value"]):
+            se = u.get("se")
+            ax.errorbar(
+                i + 0.18,
+                u["value"],
+                yerr=se if se is not None and np.isfinite(se) else None,
+                fmt="D",
+                color="#228833",
+                capsize=4,
+                ms=5,
+            )
         lo, hi = _PAPER_LI_SI.get(r["group"], (np.nan, np.nan))
         if lo == hi:
             ax.plot([i - 0.3, i + 0.3], [lo, lo], color="#EE6677", lw=2)
@@ -163,7 +181,8 @@ def li_si_png(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     ax.set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, fontsize=8)
     ax.set_ylabel("Li/Si")
     ax.set_title(
-        "Li/Si per feature: mean ± s.e. (blue), 5-95 % of pixels (grey), paper (red)",
+        "Li/Si per feature: mean ± s.e. (blue), unmixed (green), 5-95 % of pixels (grey), "
+        "paper (red)",
         fontsize=9,
     )
     return save_figure(fig, path)
@@ -225,9 +244,10 @@ def draw_figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
         for r in result.rows
         if r["quantity"] == "li_si" and r["group_kind"] in ("class", "all") and r["counted"]
     ]
+    unmixed = [r for r in result.rows if r["quantity"] == "li_si_unmixed"]
     if li:
         claim(outdir / "li_si_by_feature.png")
-        jobs.append(worker.submit(li_si_png, li, outdir / "li_si_by_feature.png"))
+        jobs.append(worker.submit(li_si_png, li, outdir / "li_si_by_feature.png", unmixed))
         names.append("li_si_by_feature.png")
     for job in jobs:
         worker.result(job)
