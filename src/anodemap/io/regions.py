@@ -15,7 +15,7 @@ import numpy as np
 
 from anodemap.errors import AnodemapInputError, AnodemapIOError
 
-__all__ = ["check_regions", "load_regions", "region_names"]
+__all__ = ["check_regions", "inside", "load_regions", "region_names"]
 
 
 def load_regions(path: Any, nav_shape: tuple[int, ...]) -> np.ndarray:
