@@ -107,3 +107,12 @@ def test_correlate_registers_the_eels_maps_by_the_adf(region, tmp_path):
     )
     err = np.linalg.norm(reg.transform.apply(ij) - true, axis=-1)[inside]
     assert np.sqrt(np.mean(err**2)) < 0.5, (np.sqrt(np.mean(err**2)), err.max())
+
+
+def test_an_image_for_a_single_spectrum_is_refused(exspy_lowloss_msa, region, tmp_path, capsys):
+    """A real single spectrum (exspy's low-loss .msa) has no scan for an image."""
+    _, files = region
+    code = _run("eels", exspy_lowloss_msa, "--adf", files["adf"], "-o", tmp_path / "o", "-q")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--adf" in err[0] and "not a 2-D scan" in err[0] and "unexpected" not in err[0]

@@ -96,6 +96,12 @@ def read_scan_image(path: str | Path, nav_shape: tuple[int, ...], option: str) -
     """
     from anodemap.io import load_all
 
+    if len(nav_shape) != 2:  # a single spectrum or a line scan has no image of its scan
+        shape = " x ".join(map(str, nav_shape)) or "a single spectrum"
+        raise AnodemapInputError(
+            f"{option} {path}: the spectra are {shape}, not a 2-D scan: an image recorded "
+            f"with them has no scan to match; leave {option} out"
+        )
     items = load_all(path, lazy=False)
     found = images_of_scan(items, nav_shape)
     if not found:
