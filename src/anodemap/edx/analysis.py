@@ -93,6 +93,13 @@ class EDXAnalysis(Analysis):
                 f"of {pca['n_channels']} channels; the 1σ maps are Poisson noise through that "
                 "projection, not the Poisson 1σ of the counts"
             )
+            if pca["n_components"] == 1:  # every pixel a multiple of the mean spectrum
+                context.log(
+                    "warning: one component kept: every pixel's spectrum is the mean spectrum "
+                    "scaled, so the line ratios are the same everywhere (the data hold no "
+                    "composition contrast above the noise by this criterion); run without "
+                    "--pca to see the raw contrast"
+                )
         for name, a in (summary.get("artefacts") or {}).items():
             frac = a.get("fraction_of_parent")
             context.log(
