@@ -228,7 +228,8 @@ def unmix(
         0.45-0.54 within the dendrite-like class of the simulated region), which
         pulled the weighted dendrite-like mean 1.3-2.0 low (docs/registration.md).
     min_pixels : float
-        A class with fewer pixel-equivalents among the pixels fitted is not estimable.
+        A class with fewer pixel-equivalents among the pixels fitted is not estimable
+        (model choice: 20, the PDF's --min-patterns; not tuned).
     max_flagged_share : float
         A class more of whose pixel-equivalents than this the map flags is not
         estimable (the map has no value there).
@@ -236,7 +237,9 @@ def unmix(
         The spread (``std``, ``p05``, ``median``, ``p95``) of a class is that of the
         pixels with at least this share of it.
     block, n_bootstrap, seed
-        The block bootstrap: blocks of ``block`` × ``block`` pixels, resamples, seed.
+        The block bootstrap: blocks of ``block`` × ``block`` pixels, resamples, seed
+        (model choices: 8 pixels, longer than the correlation of neighbouring pixels'
+        errors at a thread's width; 200 resamples; not tuned).
 
     Returns
     -------
