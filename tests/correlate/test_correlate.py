@@ -279,6 +279,49 @@ def test_the_command_writes_maps_tables_figures(command, region):
     ]
 
 
+def test_the_edx_o_map_decides_the_boundaries_under_it(command, region):
+    """Under the EDX map the boundary class is the O-rich pixels (auto cut). Measured,
+    seeds 0/1/2 (anodemap run of the simulated region; docs/registration.md): boundary
+    IoU under the EDX map 0.60/0.56/0.62 with the HAADF alone -> 0.81/0.78/0.82, grey
+    0.84/0.71/0.75 -> 0.90/0.78/0.87, dendrite-like -0.00/-0.01/-0.02; pores and c-Si
+    unchanged; outside the EDX map nothing changes."""
+    from anodemap.correlate.truth import class_iou
+
+    root, _ = region
+    truth = np.asarray(load(root / "truth" / "haadf" / "labels.hspy").data)
+    haadf = np.asarray(load(root / "features" / "labels.hspy").data)
+    labels = np.asarray(load(command / "labels.hspy").data)
+    cover = np.asarray(load(command / "coverage.hspy").data)[1].astype(bool)  # eels, edx, ...
+    summary = json.loads((command / "summary.json").read_text())["o_rich"]
+    assert summary["applied"] and 0.15 < summary["threshold"]["value"] < 0.4
+    np.testing.assert_array_equal(labels[~cover], haadf[~cover])
+    for code in (0, 1):  # pores and c-Si stay
+        np.testing.assert_array_equal(labels == code, haadf == code)
+    after, before = class_iou(labels, truth, cover), class_iou(haadf, truth, cover)
+    assert after["boundary"]["iou"] >= 0.75 and after["boundary"]["iou"] >= (
+        before["boundary"]["iou"] + 0.15
+    ), (before, after)
+    assert after["grey"]["iou"] >= before["grey"]["iou"] + 0.03
+    assert after["dendrite-like"]["iou"] >= before["dendrite-like"]["iou"] - 0.03
+    regions = list(csv.DictReader(open(command / "regions.csv", encoding="utf-8")))
+    assert sum(int(r["area_px"]) for r in regions if r["class"] == "boundary") <= int(
+        (labels == 4).sum()
+    )
+
+
+def test_o_rich_off_keeps_the_haadf_classes(region):
+    root, _ = region
+    feats = read_features(root / "features")
+    image = np.asarray(load(root / "haadf.hspy").data, float)
+    edx = read_modality("edx", root / "edx", "--edx")
+    off = correlate(image, feats["axes"], feats, [edx], CorrelateParameters(o_rich="off"))
+    np.testing.assert_array_equal(off.survey_labels, feats["labels"])
+    assert off.summary["o_rich"] is None
+    on = correlate(image, feats["axes"], feats, [edx], CorrelateParameters())
+    assert on.summary["o_rich"]["to_boundary"] > 0
+    assert not np.array_equal(on.survey_labels, feats["labels"])
+
+
 def test_the_table_counts_every_pixel(command):
     rows = list(csv.DictReader(open(command / "feature_statistics.csv", encoding="utf-8")))
     assert rows and set(rows[0]) >= {"group", "quantity", "value", "se", "counted", "flagged"}

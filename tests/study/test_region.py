@@ -81,7 +81,7 @@ def test_li_si_per_class_within_0p1_of_the_truth_over_the_same_pixels(region_run
     the truth maps (measured, seed 0: bright +0.02, grey -0.05)."""
     sim, out = region_run
     li = _li_si_rows(out)
-    labels = np.asarray(load(out / "lithiated_1/haadf/features/labels.hspy").data)
+    labels = np.asarray(load(out / CORRELATE / "labels.hspy").data)  # EDX's boundaries in
     truth = np.asarray(load(sim / "truth/haadf/li_per_si.hspy").data, float)
     coverage = np.asarray(load(out / CORRELATE / "coverage.hspy").data)
     cover = coverage[0].astype(bool)  # the frame is the survey's; eels first
@@ -113,17 +113,18 @@ def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_ru
         assert abs(err) < abs(majority[name]["error_true_class"]), (name, err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the classes anodemap features finds, grey takes in dendrite-like pixels "
-    "(survey IoU grey 0.83, dendrite-like 0.53, seed 0): the grey mean is +0.12 above the "
-    "truth's over its true class, the unmixed +0.08 (docs/registration.md)",
-)
 def test_grey_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
+    """With the classes found (the HAADF's, the boundaries under the EDX map from its
+    O/Si), the grey mean against the truth's over the true grey class. Measured, seed
+    0: pixel-majority +0.07, unmixed +0.04 (+0.12/+0.08 with the HAADF's classes
+    alone, when the O-rich boundaries read as grey). NOT met on every seed: seeds 1/2
+    give +0.16/+0.12 (unmixed +0.12/+0.10), where grey still takes in dendrite-like
+    pixels (docs/registration.md)."""
     _, out = region_run
     groups = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
-    row = groups["quantities"]["li_si"]["groups"]["grey"]
-    assert abs(row["error_true_class"]) < 0.1
+    for quantity in ("li_si", "li_si_unmixed"):
+        row = groups["quantities"][quantity]["groups"]["grey"]
+        assert abs(row["error_true_class"]) < 0.1, (quantity, row)
 
 
 def test_the_report_has_the_region_section(region_run):

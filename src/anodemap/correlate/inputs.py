@@ -246,7 +246,8 @@ def read_modality(name: str, folder: str | Path, option: str) -> Modality:
 
 def read_features(folder: str | Path, option: str = "--features") -> dict[str, Any]:
     """The classes of the features result: ``labels`` (ny, nx), their ``axes`` (nm), the
-    ``regions`` rows of ``regions.csv`` and the summary.
+    ``regions`` rows of ``regions.csv``, the summary and the class ``probability``
+    (5, ny, nx; None where the folder has none).
 
     Raises
     ------
@@ -263,4 +264,17 @@ def read_features(folder: str | Path, option: str = "--features") -> dict[str, A
             regions = list(csv.DictReader(fh))
     except OSError:
         raise _fail(option, folder, "no readable regions.csv there", "features") from None
-    return {"labels": labels.astype(np.uint8), "axes": axes, "regions": regions, "summary": summary}
+    probability = None
+    if (folder / "probability.hspy").exists():  # the HAADF rule's, for classes to fall back on
+        from anodemap.io import load
+
+        found = np.asarray(load(folder / "probability.hspy").data, float)
+        if found.shape == (5, *labels.shape):
+            probability = found
+    return {
+        "labels": labels.astype(np.uint8),
+        "axes": axes,
+        "regions": regions,
+        "summary": summary,
+        "probability": probability,
+    }

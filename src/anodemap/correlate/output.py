@@ -27,7 +27,7 @@ from anodemap.io.results import map_dataset, write_json, write_text
 __all__ = ["output_names", "statistics_csv", "write_correlation"]
 
 _FIGURES = ("registration.png", "maps_by_feature.png", "li_si_by_feature.png")
-_TABLES = ("feature_statistics.csv", "feature_statistics.json", "registration.json")
+_TABLES = ("feature_statistics.csv", "feature_statistics.json", "registration.json", "regions.csv")
 
 
 def _map_names() -> list[str]:
@@ -128,6 +128,13 @@ def write_correlation(
             "registrations are of each modality on the HAADF survey",
         }
         write_json(registration, outdir / "registration.json")
+        # the regions the statistics number (those of anodemap features' regions.csv
+        # unless the EDX O map moved boundaries)
+        lines = [
+            "region,class,area_px",
+            *(f"{r['region']},{r['class']},{r['area_px']}" for r in result.regions),
+        ]
+        write_text("\n".join(lines) + "\n", outdir / "regions.csv")
         written = [*hspy, *_TABLES]
         if figures:
             from anodemap.correlate.figures import draw_figures

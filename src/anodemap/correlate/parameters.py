@@ -9,12 +9,31 @@ Examples
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from anodemap.analysis.options import number, option
 
 __all__ = ["CorrelateParameters", "MODALITIES"]
+
+
+def o_rich_cut(text: str) -> float | str:
+    """``--o-rich``: ``auto``, ``off`` or an O Kα/Si Kα net-count ratio above 0."""
+    word = str(text).strip().lower()
+    if word in ("auto", "off"):
+        return word
+    try:
+        value = float(word)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"give auto, off or an O Kα/Si Kα net-count ratio above 0, not {text}"
+        )
+    return value
+
 
 #: The modalities of a region, the HAADF survey first.
 MODALITIES = ("haadf", "eels", "edx", "diffraction")
@@ -49,6 +68,13 @@ class CorrelateParameters:
         What a map pixel saw, for the unmixed per-class means
         (:mod:`anodemap.correlate.unmix`): one point (a probe finer than the pixel; the
         default, as a focused STEM probe and the simulated region) or its whole cell.
+    o_rich : "auto", "off" or float
+        Where an EDX map covers the survey, the boundary class is the O-rich pixels: O
+        Kα/Si Kα net counts above this ratio (``auto``: Otsu's cut of the ratio, when
+        the map has an O-rich mode; :mod:`anodemap.correlate.oxygen`); ``off`` keeps
+        the HAADF's classes everywhere.
+    o_rich_sigmas : float
+        An O-rich pixel's O Kα must exceed this many of its 1σ (model choice: 2).
     """
 
     reference: str = field(
@@ -94,8 +120,26 @@ class CorrelateParameters:
             choices=("point", "cell"),
         ),
     )
+    o_rich: float | str = field(
+        default="auto",
+        metadata=option(
+            "--o-rich",
+            "under the EDX map, the boundary class = pixels of O Kα/Si Kα net counts "
+            "above this ratio; auto: Otsu's cut of the ratio; off: the HAADF's classes",
+            parse=o_rich_cut,
+            metavar="auto|off|RATIO",
+        ),
+    )
     highpass_px: float = 2.0
     min_overlap: float = 0.5
+    o_rich_sigmas: float = 2.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.o_rich, str) or not isinstance(self.o_rich, float):
+            try:
+                self.o_rich = o_rich_cut(str(self.o_rich))
+            except argparse.ArgumentTypeError as err:
+                raise ValueError(f"o_rich: {err}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,8 @@ maps brought into the reference frame, and tabulated per feature class and regio
 
 Examples
 --------
->>> from anodemap.correlate.parameters import CorrelateParameters
+>>> from anodemap.correlate.oxygen import ORich, o_rich_boundaries
+from anodemap.correlate.parameters import CorrelateParameters
 >>> CorrelateParameters().reference
 'haadf'
 """
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from anodemap.correlate.inputs import Modality
+from anodemap.correlate.oxygen import ORich, o_rich_boundaries
 from anodemap.correlate.parameters import CorrelateParameters
 from anodemap.correlate.regions import check_regions, class_groups, region_map
 from anodemap.correlate.statistics import (
@@ -67,6 +69,11 @@ class CorrelateResult:
         The feature classes on the HAADF survey's own grid.
     survey_cover : dict of str to ndarray
         Per modality, the survey pixels its map covers (the HAADF survey's grid).
+    haadf_labels : ndarray, optional
+        The classes of ``anodemap features`` (``survey_labels`` before the EDX O map
+        decided the boundaries under it).
+    regions : list of dict
+        The connected regions of ``survey_labels`` (``regions.csv``).
     """
 
     reference: str
@@ -80,6 +87,8 @@ class CorrelateResult:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     survey_labels: np.ndarray | None = None
     survey_cover: dict[str, np.ndarray] = field(default_factory=dict)
+    haadf_labels: np.ndarray | None = None
+    regions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _register_all(
@@ -148,6 +157,47 @@ def _layers_in_frame(
             maps[f"{key}_uncertainty"] = resample_values(layer.sigma, t, shape, layer.valid)[0]
             meta[f"{key}_uncertainty"] = {"title": f"{m.name} {spec.title} 1σ", "units": spec.units}
     return maps, meta
+
+
+def _o_rich(
+    labels: np.ndarray,
+    probability: np.ndarray | None,
+    edx: Modality,
+    reg: Registration,
+    p: CorrelateParameters,
+    log: Callable[[str], None],
+) -> ORich | None:
+    """The boundaries under the EDX map from its O/Si (:mod:`anodemap.correlate.oxygen`);
+    None where the EDX result has no O Kα or Si Kα map."""
+    layers = {layer.spec.quantity: layer for layer in edx.layers}
+    if "O_Ka" not in layers or "Si_Ka" not in layers or layers["O_Ka"].sigma is None:
+        log("EDX without O Kα and Si Kα maps: the boundary class stays the HAADF's")
+        return None
+    o, si = layers["O_Ka"], layers["Si_Ka"]
+    t, shape = reg.transform, labels.shape
+    o_survey, covered = resample_values(o.values, t, shape, o.valid)
+    o_sigma = resample_values(o.sigma, t, shape, o.valid)[0]
+    si_survey = resample_values(si.values, t, shape, si.valid)[0]
+    found = o_rich_boundaries(
+        labels,
+        o_survey,
+        o_sigma,
+        si_survey,
+        covered,
+        probability=probability,
+        threshold=p.o_rich,
+        sigmas=p.o_rich_sigmas,
+    )
+    s = found.summary
+    if s["applied"]:
+        log(
+            f"boundaries under the EDX map from its O/Si (cut {s['threshold']['value']:.3g}, "
+            f"{s['threshold']['source']}): {s['to_boundary']} pixels became boundary, "
+            f"{s['from_boundary']} HAADF boundary pixels without O left it"
+        )
+    else:
+        log(f"boundary class stays the HAADF's: {s['threshold']['source']}")
+    return found
 
 
 def _measured(m: Modality) -> list[Measured]:
@@ -341,6 +391,13 @@ def correlate(
     min_area = int(features["summary"].get("parameters", {}).get("min_region_px", 1))
     ids, found = region_map(labels, min_area)
     check_regions(found, features["regions"], where)
+    haadf_labels = labels
+    o_rich = None
+    if "edx" in by_name and p.o_rich != "off":
+        o_rich = _o_rich(labels, features.get("probability"), by_name["edx"], regs["edx"], p, log)
+        if o_rich is not None and o_rich.summary.get("applied"):
+            labels = o_rich.labels
+            ids, found = region_map(labels, min_area)
     # reference pixel -> pixel of each modality
     if p.reference == "haadf":
         shape, ref_pixel, axes = image.shape, pixel_nm, image_axes
@@ -360,7 +417,10 @@ def correlate(
     }
     meta = {
         "labels": {
-            "title": "feature class (255: outside the HAADF survey)",
+            "title": "feature class (255: outside the HAADF survey)"
+            + (
+                ", boundaries from the EDX O/Si under its map" if labels is not haadf_labels else ""
+            ),
             "units": "",
             # the class names by code: anodemap pdf --regions labels.hspy names its regions
             "legend": {
@@ -390,9 +450,7 @@ def correlate(
             si = maps["edx_Si_Ka"]
             maps["edx_o_si"] = np.where(si > 0, maps["edx_O_Ka"] / si, np.nan)
         meta["edx_o_si"] = {"title": "O Kα / Si Kα net counts", "units": ""}
-    rows, survey_cover = _statistics(
-        labels, ids, features["regions"], pixel_nm, modalities, regs, p.footprint
-    )
+    rows, survey_cover = _statistics(labels, ids, found, pixel_nm, modalities, regs, p.footprint)
     rows += _paper_rows(rows)
     summary = {
         "reference": p.reference,
@@ -406,6 +464,7 @@ def correlate(
         "lies in; QUANTITY_unmixed: per-class means by least squares on each pixel's class "
         f"shares ({p.footprint} footprint; docs/registration.md)",
         "parameters": p.as_dict(),
+        "o_rich": o_rich.summary if o_rich is not None else None,
     }
     frame_axes = [Axis(a.name, a.size, a.scale, a.offset, "nm", navigate=False) for a in axes]
     return CorrelateResult(
@@ -420,4 +479,6 @@ def correlate(
         images,
         survey_labels=labels,
         survey_cover=survey_cover,
+        haadf_labels=haadf_labels,
+        regions=found,
     )

@@ -34,7 +34,7 @@ import numpy as np
 
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["TRUTH_OF", "compare_groups", "compare_with_truth"]
+__all__ = ["TRUTH_OF", "class_iou", "compare_groups", "compare_with_truth"]
 
 #: The statistics' quantities that a region's truth holds: quantity -> (the modality
 #: whose map gives it, the truth map of the survey). ``li_si``: the mean over the map's
@@ -110,6 +110,52 @@ def compare_groups(
     return out
 
 
+def class_iou(labels: np.ndarray, truth: np.ndarray, within: np.ndarray) -> dict[str, Any]:
+    """IoU, recall and precision of every class over the pixels ``within``.
+
+    Examples
+    --------
+    >>> lab = np.array([[2, 4], [4, 4]]); tru = np.array([[2, 4], [2, 4]])
+    >>> class_iou(lab, tru, np.ones((2, 2), bool))["boundary"]
+    {'iou': 0.6667, 'recall': 1.0, 'precision': 0.6667, 'truth_pixels': 2}
+    """
+    from anodemap.features.classes import CLASS_NAMES, CLASSES
+
+    out = {}
+    for c in CLASSES:
+        found, true = (labels == c) & within, (truth == c) & within
+        both = int((found & true).sum())
+        union, nf, nt = int((found | true).sum()), int(found.sum()), int(true.sum())
+        out[CLASS_NAMES[c]] = {
+            "iou": round(both / union, 4) if union else None,
+            "recall": round(both / nt, 4) if nt else None,
+            "precision": round(both / nf, 4) if nf else None,
+            "truth_pixels": nt,
+        }
+    return out
+
+
+def _classes(result: Any, truth_labels: np.ndarray) -> dict[str, Any]:
+    """The classes against the truth over every survey pixel and under each map; those
+    of ``anodemap features`` beside them where the EDX O map changed some."""
+    everywhere = np.ones(truth_labels.shape, bool)
+    areas = {
+        "all pixels": everywhere,
+        **{f"under the {k} map": np.asarray(v, bool) for k, v in result.survey_cover.items()},
+    }
+    own = result.haadf_labels
+    changed = own is not None and not np.array_equal(own, result.survey_labels)
+    out = {}
+    for name, within in areas.items():
+        out[name] = {
+            "pixels": int(within.sum()),
+            "classes": class_iou(result.survey_labels, truth_labels, within),
+        }
+        if changed:
+            out[name]["haadf_alone"] = class_iou(own, truth_labels, within)
+    return out
+
+
 def compare_with_truth(result: Any, truth_dir: Path) -> dict[str, Any]:
     """The comparison of a :class:`~anodemap.correlate.pipeline.CorrelateResult` with the
     truth maps of its survey in ``truth_dir`` (``labels.hspy``, and ``li_per_si.hspy``
@@ -165,6 +211,7 @@ def compare_with_truth(result: Any, truth_dir: Path) -> dict[str, Any]:
         "truth": str(truth_dir),
         "survey_pixels": int(labels.size),
         "class_accuracy": float((labels == truth_labels).mean()),
+        "classes": _classes(result, truth_labels),
         "quantities": quantities,
         "note": "measured: the map's pixels in each class found (anodemap features); "
         "li_si_unmixed: the class means by linear unmixing of the pixels' class shares; "

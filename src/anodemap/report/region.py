@@ -192,6 +192,7 @@ def correlate_statistics(summary: dict[str, Any], where: Path) -> dict[str, Any]
             if r.get("group_kind") == "paper"
         ],
         "n_rows": len(rows),
+        "o_rich": summary.get("o_rich"),
     }
 
 
@@ -212,6 +213,17 @@ def region_truth(entry: dict[str, Any], out: Path) -> dict[str, Any] | None:
         "problem": None,
         "class_accuracy": found.get("class_accuracy"),
         "note": found.get("note"),
+        "classes": [
+            {
+                "area": area,
+                "pixels": body.get("pixels"),
+                "iou": {k: v.get("iou") for k, v in (body.get("classes") or {}).items()},
+                "haadf_alone": {
+                    k: v.get("iou") for k, v in (body.get("haadf_alone") or {}).items()
+                },
+            }
+            for area, body in (found.get("classes") or {}).items()
+        ],
         "quantities": [
             {
                 "quantity": q,
