@@ -307,6 +307,10 @@ def test_the_edx_o_map_decides_the_boundaries_under_it(command, region):
     assert sum(int(r["area_px"]) for r in regions if r["class"] == "boundary") <= int(
         (labels == 4).sum()
     )
+    # the boundary class's Li/Si says that its calibration is the silicide's
+    rows = list(csv.DictReader(open(command / "feature_statistics.csv", encoding="utf-8")))
+    li = [r for r in rows if r["class"] == "boundary" and r["quantity"].startswith("li_si")]
+    assert li and all("O-rich: Li/Si from the Li_xSi plasmon" in r["note"] for r in li)
 
 
 def test_o_rich_off_keeps_the_haadf_classes(region):
