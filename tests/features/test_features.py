@@ -19,6 +19,7 @@ from anodemap.features.classes import BOUNDARY, BRIGHT, CLASS_NAMES, DENDRITE, G
 from anodemap.features.parameters import FeaturesParameters
 from anodemap.features.segment import segment
 from anodemap.features.truth import compare
+from anodemap.features.unsupervised import classify
 from anodemap.io import Axis, load, save
 from anodemap.io.results import map_dataset
 from anodemap.synth import make_phantom
@@ -94,14 +95,14 @@ def test_z_contrast_orders_the_classes_per_thickness(electrode):
 
 # ------------------------------------------------------------------ unsupervised
 def test_unsupervised_with_the_eels_thickness_recovers_the_truth(with_thickness):
-    """Measured (seed 1): recall pore 0.92, bright 0.97, grey 0.88, dendrite-like 0.63,
-    boundary 0.74; precision 0.99, 0.91, 0.85, 0.91, 0.69; porosity 4.44 ± 0.49 % against
-    4.78 %."""
+    """Measured (seed 1): recall pore 0.92, bright 0.97, grey 0.87, dendrite-like 0.75,
+    boundary 0.74; precision 0.99, 0.91, 0.88, 0.87, 0.69; porosity 4.44 ± 0.49 % against
+    4.78 % (before the local grey reference: dendrite-like recall 0.63, precision 0.91)."""
     seg, c = with_thickness
     _check(
         c,
-        recall={PORE: 0.88, BRIGHT: 0.94, GREY: 0.84, DENDRITE: 0.59, BOUNDARY: 0.69},
-        precision={PORE: 0.95, BRIGHT: 0.87, GREY: 0.81, DENDRITE: 0.86, BOUNDARY: 0.64},
+        recall={PORE: 0.88, BRIGHT: 0.94, GREY: 0.84, DENDRITE: 0.71, BOUNDARY: 0.69},
+        precision={PORE: 0.95, BRIGHT: 0.87, GREY: 0.84, DENDRITE: 0.83, BOUNDARY: 0.64},
     )
     por = c["porosity"]
     assert abs(por["error"]) <= 0.01  # the issue's target: 1 % absolute
@@ -110,15 +111,15 @@ def test_unsupervised_with_the_eels_thickness_recovers_the_truth(with_thickness)
 
 
 def test_unsupervised_without_a_thickness_map(electrode):
-    """The grey envelope stands in for t/λ. Measured (seed 1): recall 0.93, 0.96, 0.83,
-    0.66, 0.66; precision 0.98, 0.97, 0.82, 0.75, 0.67; porosity 4.52 ± 0.50 %."""
+    """The grey envelope stands in for t/λ. Measured (seed 1): recall 0.93, 0.96, 0.87,
+    0.76, 0.66; precision 0.98, 0.97, 0.85, 0.78, 0.67; porosity 4.53 ± 0.50 %."""
     _, sim, ds, _ = electrode
     seg = segment(sim.image, ds.axes)
     c = compare(seg.labels, sim.truth["labels"], seg.summary["porosity"])
     _check(
         c,
-        recall={PORE: 0.88, BRIGHT: 0.92, GREY: 0.81, DENDRITE: 0.62, BOUNDARY: 0.61},
-        precision={PORE: 0.94, BRIGHT: 0.93, GREY: 0.78, DENDRITE: 0.70, BOUNDARY: 0.62},
+        recall={PORE: 0.88, BRIGHT: 0.92, GREY: 0.83, DENDRITE: 0.72, BOUNDARY: 0.61},
+        precision={PORE: 0.94, BRIGHT: 0.93, GREY: 0.81, DENDRITE: 0.74, BOUNDARY: 0.62},
     )
     assert abs(c["porosity"]["error"]) <= 0.01
     assert abs(c["porosity"]["error"]) <= 2 * c["porosity"]["uncertainty"]
@@ -130,7 +131,9 @@ def test_the_shape_steps_raise_the_thin_classes(electrode, with_thickness):
     dendrite-like 0.579 -> 0.597, boundary 0.400 -> 0.555, mean of the five classes
     0.701 -> 0.741; pores 0.905 -> 0.905 and bright 0.884 -> 0.884 (not hurt)."""
     phantom, sim, ds, eels_axes = electrode
-    plain = FeaturesParameters(grow_dark_sigmas=None, grow_boundary_sigmas=None, pore_shell_nm=0)
+    plain = FeaturesParameters(
+        grow_dark_sigmas=None, grow_boundary_sigmas=None, pore_shell_nm=0, dark_reference_nm=None
+    )
     seg = segment(sim.image, ds.axes, plain, thickness=(phantom.t_over_lambda, eels_axes))
     before = compare(seg.labels, sim.truth["labels"])["classes"]
     after = with_thickness[1]["classes"]
@@ -327,13 +330,112 @@ def test_few_pores_in_a_small_image_are_found(seed):
 def test_the_thin_classes_on_the_simulated_region_survey():
     """An image the defaults were not chosen on: the simulated region's HAADF survey
     (phantom 288 x 288 of 1.25 nm, 200 x 200 pixels of 1.5 nm, rotated, drifting, seed
-    0), grey envelope. Measured: IoU dendrite-like 0.53, boundary 0.49, mean of the five
-    classes 0.755 (growing the dendrite-like regions too, as tried: 0.37, 0.49, 0.713)."""
+    0), grey envelope. Measured: IoU dendrite-like 0.69, boundary 0.49, mean of the five
+    classes 0.791 (before the local grey reference 0.53 and 0.755; growing the
+    dendrite-like regions, as tried then: 0.37, 0.49, 0.713)."""
     from anodemap.synth.region import DEFAULT_VIEWS, view_haadf
 
     phantom = make_phantom((288, 288), pixel_size_nm=1.25, seed=0)
     sim = view_haadf(phantom, DEFAULT_VIEWS["haadf"], seed=0)
     seg = segment(sim.image, haadf_dataset(sim).axes)
     c = compare(seg.labels, sim.truth["labels"])["classes"]
-    assert c["dendrite-like"]["iou"] >= 0.48 and c["boundary"]["iou"] >= 0.44, c
-    assert np.mean([c[k]["iou"] for k in c]) >= 0.72
+    assert c["dendrite-like"]["iou"] >= 0.64 and c["boundary"]["iou"] >= 0.44, c
+    assert np.mean([c[k]["iou"] for k in c]) >= 0.76
+
+
+# ------------------------------------------------------------------ the local grey reference
+def _rule_labels(normalised: np.ndarray, pixel_nm: float, local: bool) -> np.ndarray:
+    """The unsupervised rule with the default parameters on a thickness-normalised image,
+    its lengths in nm put in pixels of ``pixel_nm``; ``local``: with step 8, the split
+    of grey and dendrite-like by the local grey reference."""
+    p = FeaturesParameters()
+    shared = ("smoothing_px", "dark_sigmas", "boundary_sigmas", "pore_ratio", "bright_ratio")
+    kw = {name: getattr(p, name) for name in (*shared, "grow_dark_sigmas", "grow_boundary_sigmas")}
+    kw["pore_shell_px"] = p.pore_shell_nm / pixel_nm
+    if local:
+        kw["dark_reference_px"] = p.dark_reference_nm / pixel_nm
+        kw["dark_local_sigmas"] = p.dark_local_sigmas
+        kw["min_dark_area_px"] = p.min_dark_area_nm2 / pixel_nm**2
+    prob, _ = classify(normalised, **kw)
+    return prob.argmax(axis=0)
+
+
+def _local_step_gain(normalised, pixel_nm, truth):
+    """IoU per class without and with step 8, and whether only grey and dendrite-like
+    pixels changed class."""
+    before = _rule_labels(normalised, pixel_nm, local=False)
+    after = _rule_labels(normalised, pixel_nm, local=True)
+    moved = before != after
+    only_thin = bool(np.all(np.isin(before[moved], (GREY, DENDRITE))))
+    only_thin &= bool(np.all(np.isin(after[moved], (GREY, DENDRITE))))
+    b, a = compare(before, truth)["classes"], compare(after, truth)["classes"]
+    return b, a, only_thin
+
+
+def test_a_thin_dark_thread_against_its_local_grey():
+    """A grey whose level varies smoothly (± 6 %, periods of 48 and 64 px: the grey's
+    Li/Si field), a thread 3 px across 6 % darker, noise 2 %. The global cut (grey level
+    − 2 widths) finds the thread only where the grey around it is dark and calls the
+    dark grey dendrite-like; against the local grey (σ 4 px) the thread is found along
+    its length and the grey stays grey; a dark speck under the smallest area stays grey.
+    Measured: thread 149 -> 260 of 277 pixels, grey away from it called dendrite-like
+    893 -> 143 of 15169 (0 with specks under 12 px left grey)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:128, :128]
+    img = 1.0 + 0.06 * np.sin(2 * np.pi * x / 48.0) * np.cos(2 * np.pi * y / 64.0)
+    thread = (np.abs(y - 0.5 * x - 30) < 1.5) & (x > 8) & (x < 120)
+    img[thread] -= 0.06
+    img[100:102, 100] -= 0.15  # a speck of 2 px
+    img = img + rng.normal(0, 0.02, img.shape)
+    away = ndimage.distance_transform_edt(~thread) > 4
+    plain = classify(img)[0].argmax(axis=0)
+    local = classify(img, dark_reference_px=4.0)[0].argmax(axis=0)
+    no_specks = classify(img, dark_reference_px=4.0, min_dark_area_px=12)[0].argmax(axis=0)
+    assert np.mean(plain[thread] == DENDRITE) < 0.6
+    assert np.mean(local[thread] == DENDRITE) > 0.9
+    assert np.mean(plain[away] == DENDRITE) > 0.05
+    assert np.mean(local[away] == DENDRITE) < 0.015
+    assert plain[100, 100] == DENDRITE == local[100, 100]
+    assert no_specks[100, 100] == GREY and np.mean(no_specks[thread] == DENDRITE) > 0.9
+    assert np.count_nonzero(no_specks[away] == DENDRITE) == 0
+
+
+@pytest.mark.parametrize("thickness", [True, False], ids=["t/λ", "envelope"])
+def test_the_local_grey_reference_raises_the_dendrite_like_iou(electrode, thickness):
+    """Step 8 on the simulated electrode (seed 1), against the rule without it. Measured:
+    IoU dendrite-like 0.597 -> 0.675 with the t/λ map, 0.538 -> 0.627 with the grey
+    envelope; grey 0.764 -> 0.775 and 0.725 -> 0.748; no pixel of another class moves."""
+    phantom, sim, ds, eels_axes = electrode
+    t = (phantom.t_over_lambda, eels_axes) if thickness else None
+    seg = segment(sim.image, ds.axes, FeaturesParameters(pore_trials=0), thickness=t)
+    b, a, only_thin = _local_step_gain(seg.normalised, seg.pixel_size_nm, sim.truth["labels"])
+    assert only_thin
+    assert a["dendrite-like"]["iou"] >= b["dendrite-like"]["iou"] + 0.06, (b, a)
+    assert a["dendrite-like"]["iou"] >= (0.65 if thickness else 0.60), a
+    assert a["grey"]["iou"] >= b["grey"]["iou"] + 0.005, (b, a)
+
+
+@pytest.mark.parametrize(
+    ("seed", "measured"), [(0, (0.531, 0.688)), (1, (0.556, 0.703)), (2, (0.660, 0.761))]
+)
+def test_the_local_grey_reference_on_the_simulated_region_survey(seed, measured):
+    """The simulated region's HAADF survey (1.5 nm pixels, grey envelope; the grid the
+    step's lengths in nm were not chosen for alone): step 8 takes the dark grey the
+    global cut called dendrite-like back to grey (seed 0: precision 0.63 -> 0.77) and
+    finds more of the threads (recall 0.77 -> 0.86). Measured IoU dendrite-like, without
+    -> with: ``measured``; grey 0.833 -> 0.855, 0.695 -> 0.735, 0.752 -> 0.780."""
+    from anodemap.synth.region import DEFAULT_VIEWS, view_haadf
+
+    phantom = make_phantom((288, 288), pixel_size_nm=1.25, seed=seed)
+    sim = view_haadf(phantom, DEFAULT_VIEWS["haadf"], seed=seed)
+    seg = segment(sim.image, haadf_dataset(sim).axes, FeaturesParameters(pore_trials=0))
+    b, a, only_thin = _local_step_gain(seg.normalised, seg.pixel_size_nm, sim.truth["labels"])
+    assert only_thin
+    assert b["dendrite-like"]["iou"] == pytest.approx(measured[0], abs=0.02)
+    assert a["dendrite-like"]["iou"] >= measured[1] - 0.02, a
+    assert a["dendrite-like"]["iou"] >= b["dendrite-like"]["iou"] + 0.08, (b, a)
+    assert a["grey"]["iou"] >= b["grey"]["iou"] + 0.01, (b, a)
+    if seed == 0:
+        assert a["dendrite-like"]["precision"] >= 0.74 > b["dendrite-like"]["precision"], (b, a)

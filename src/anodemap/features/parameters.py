@@ -44,6 +44,25 @@ class FeaturesParameters:
         0-0.02 IoU on the electrode with a t/λ map but lost 0.02-0.05 with the grey
         envelope and 0.16 on the simulated region's survey (1.5 nm pixels; it grew
         into the grey).
+    dark_reference_nm : float or None
+        Gaussian σ of the local grey reference of the rule's last step
+        (:func:`anodemap.features.unsupervised.split_dark`): a grey or dendrite-like
+        pixel is dendrite-like where it lies ``dark_local_sigmas`` local grey widths below
+        the grey around it. None: no such step. Model choice: 8 nm (a few thread widths
+        of about 9 nm, under the grey's Li/Si correlation length of about 20 nm) raised
+        the dendrite-like IoU on all nine simulated cases of docs/features.md (electrode
+        seeds 1-3 with t/λ and with the envelope, region survey seeds 0-2) by 0.05-0.16
+        and had the best smallest gain of 6-12 nm (each within 0.012 of it on the
+        electrode). In nm, not px: a fixed 3-6 px lost up to 0.22 at 3.75 nm pixels.
+    dark_local_sigmas : float
+        That cut, in widths of the grey about its local reference (their spread, at least
+        the noise; about half the global grey width). Model choice: 2.5 of 2.25-3.5
+        widths: the best smallest gain over the nine cases (2.75 gave a larger mean, a
+        smaller smallest gain).
+    min_dark_area_nm2 : float
+        Dark regions (8-connected) of this step smaller than this stay grey: noise
+        specks, not threads. Model choice: 10 nm² (4.4 px of 1.5 nm) of 0-40 nm²: at least
+        as good on each of the nine cases as none, +0.024 IoU on the region survey seed 0.
     pore_shell_nm : float
         Pixels within this distance of a pore, neither pore nor bright, are boundary: the
         O-rich shell that lines pores (paper, Fig. 3b: O at pores). Their values are
@@ -96,6 +115,9 @@ class FeaturesParameters:
     boundary_sigmas: float = 3.0
     grow_dark_sigmas: float | None = None
     grow_boundary_sigmas: float | None = 2.5
+    dark_reference_nm: float | None = 8.0
+    dark_local_sigmas: float = 2.5
+    min_dark_area_nm2: float = 10.0
     pore_shell_nm: float = field(
         default=6.0,
         metadata=option(

@@ -43,6 +43,11 @@ _UNCALIBRATED_SCALE_PX = 20.0
 #: Width of the pores' O-rich shell for an image without a length calibration (model
 #: choice: 6 nm at the simulated electrode's 1.875 nm pixels).
 _UNCALIBRATED_SHELL_PX = 3.0
+#: Local grey reference (σ) and smallest dark region of the rule's last step for an
+#: image without a length calibration (model choice: 8 nm and 10 nm² at the simulated
+#: electrode's 1.875 nm pixels).
+_UNCALIBRATED_DARK_REFERENCE_PX = 4.0
+_UNCALIBRATED_DARK_AREA_PX = 3.0
 
 
 @dataclass
@@ -141,6 +146,10 @@ def segment(
     img, zero, zero_source = _zero(img, p.black_level)
 
     shell_px = p.pore_shell_nm / size if size else _UNCALIBRATED_SHELL_PX
+    dark_px = None
+    if p.dark_reference_nm:
+        dark_px = p.dark_reference_nm / size if size else _UNCALIBRATED_DARK_REFERENCE_PX
+    dark_area_px = p.min_dark_area_nm2 / size**2 if size else _UNCALIBRATED_DARK_AREA_PX
 
     def rule(values: np.ndarray, shapes: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
         # shapes=False: intensity alone (the grey pixels that set the envelope)
@@ -154,6 +163,9 @@ def segment(
             grow_dark_sigmas=p.grow_dark_sigmas if shapes else None,
             grow_boundary_sigmas=p.grow_boundary_sigmas if shapes else None,
             pore_shell_px=shell_px if shapes else 0.0,
+            dark_reference_px=dark_px if shapes else None,
+            dark_local_sigmas=p.dark_local_sigmas,
+            min_dark_area_px=dark_area_px,
         )
 
     if thickness is not None:
