@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from anodemap.correlate.inputs import IMAGES, MAPS
+from anodemap.correlate.pipeline import SCAN_LABELS
 from anodemap.correlate.statistics import COLUMNS
 from anodemap.io import save
 from anodemap.io.results import map_dataset, write_json, write_text
@@ -46,7 +47,27 @@ def _map_names() -> list[str]:
 
 def output_names() -> list[str]:
     """Every file :func:`write_correlation` may write."""
-    return [*(f"{n}.hspy" for n in _map_names()), *_TABLES, *_FIGURES, "summary.json"]
+    return [
+        *(f"{n}.hspy" for n in _map_names()),
+        *(f"labels_{n}.hspy" for n in SCAN_LABELS),
+        *_TABLES,
+        *_FIGURES,
+        "summary.json",
+    ]
+
+
+def _save_scan_labels(result: Any, outdir: Path) -> None:
+    """The feature classes on each scan's own grid (``labels_diffraction.hspy``), with
+    the class legend of ``labels.hspy``: ``anodemap pdf SCAN --regions`` names its
+    regions by it (:func:`anodemap.io.regions.region_names`)."""
+    legend = result.meta.get("labels", {}).get("legend")
+    for name, (values, axes) in result.scan_labels.items():
+        title = f"feature class on the {name} scan's grid (255: outside the HAADF survey)"
+        ds = map_dataset(values, axes, title, "")
+        if legend:
+            ds.set_meta("Signal.legend", legend)
+        ds.set_meta("General.source", f"anodemap correlate (frame: the {name} scan)")
+        save(ds, outdir / f"labels_{name}.hspy")
 
 
 def _cell(value: Any) -> Any:
@@ -90,6 +111,7 @@ def write_correlation(
     with output_folder(outdir) as folder:
         summary_path = outdir / "summary.json"
         hspy = [f"{k}.hspy" for k in result.maps]
+        hspy += [f"labels_{k}.hspy" for k in result.scan_labels]
         folder.claim([*hspy, *_TABLES, "summary.json"])
         if summary_path.exists():  # a stale summary must not vouch for new, partial files
             summary_path.unlink()
@@ -110,6 +132,7 @@ def write_correlation(
                 ds.set_meta("Signal.status_legend", {**legend(), "255": "outside the map"})
             ds.set_meta("General.source", f"anodemap correlate (frame: {result.reference})")
             save(ds, outdir / f"{key}.hspy")
+        _save_scan_labels(result, outdir)
         write_text(statistics_csv(result.rows), outdir / "feature_statistics.csv")
         write_json(
             {

@@ -3,8 +3,7 @@ maps brought into the reference frame, and tabulated per feature class and regio
 
 Examples
 --------
->>> from anodemap.correlate.oxygen import ORich, o_rich_boundaries
-from anodemap.correlate.parameters import CorrelateParameters
+>>> from anodemap.correlate.parameters import CorrelateParameters
 >>> CorrelateParameters().reference
 'haadf'
 """
@@ -74,6 +73,10 @@ class CorrelateResult:
         decided the boundaries under it).
     regions : list of dict
         The connected regions of ``survey_labels`` (``regions.csv``).
+    scan_labels : dict of str to (ndarray, list of Axis)
+        Per modality whose scan is analysed again by region (``diffraction``: the PDFs
+        of the feature classes), the survey's classes on that scan's own grid and its
+        axes (nm): written as ``labels_NAME.hspy``.
     """
 
     reference: str
@@ -89,6 +92,13 @@ class CorrelateResult:
     survey_cover: dict[str, np.ndarray] = field(default_factory=dict)
     haadf_labels: np.ndarray | None = None
     regions: list[dict[str, Any]] = field(default_factory=list)
+    scan_labels: dict[str, tuple[np.ndarray, list[Axis]]] = field(default_factory=dict)
+
+
+#: The modalities whose own grid gets the feature classes (``labels_NAME.hspy``): a
+#: diffraction scan's PDFs by feature class (``anodemap pdf SCAN --regions``) need them
+#: on the scan's grid.
+SCAN_LABELS = ("diffraction",)
 
 
 def _register_all(
@@ -482,6 +492,16 @@ def correlate(
         "o_rich": o_rich.summary if o_rich is not None else None,
     }
     frame_axes = [Axis(a.name, a.size, a.scale, a.offset, "nm", navigate=False) for a in axes]
+    # each scan pixel takes the class of the survey pixel its centre lies in (as the
+    # statistics count its values), 255 outside the survey
+    scan_labels = {
+        name: (
+            resample_labels(labels, regs[name].transform.inverse(), by_name[name].image.shape)[0],
+            by_name[name].axes,
+        )
+        for name in SCAN_LABELS
+        if name in by_name
+    }
     return CorrelateResult(
         p.reference,
         frame_axes,
@@ -496,4 +516,5 @@ def correlate(
         survey_cover=survey_cover,
         haadf_labels=haadf_labels,
         regions=found,
+        scan_labels=scan_labels,
     )

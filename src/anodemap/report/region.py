@@ -254,7 +254,10 @@ def collect_regions(state: dict[str, Any], out: Path, i: int) -> list[dict[str, 
             a = analysis_entry(name, entry or {}, out)
             for result, why in (entry.get("left_out") or {}).items():
                 a["problems"].append(f"the {result} maps are not in it: {why}")
-            a["truth"] = region_truth(entry, out) if a["usable"] else None
+            if name == "correlate":  # its truth in its card; another's (a PDF) in 3.7
+                a["truth"] = region_truth(entry, out) if a["usable"] else None
+            if entry.get("dataset"):  # an analysis of one of its datasets, by feature class
+                a["by_feature"] = {"dataset": entry["dataset"], "regions": entry.get("regions")}
             analyses.append(a)
         regions.append(
             {

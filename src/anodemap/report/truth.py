@@ -34,7 +34,19 @@ def truth_tables(states: list[dict[str, Any]], out: Path) -> list[dict[str, Any]
 
     tables: dict[str, dict[str, Any]] = {}
     for st in states:
-        for ds in st["datasets"]:
+        # a region's analyses whose truth its card does not show (its PDF by feature
+        # class) take a column of their own
+        cards = [
+            *st["datasets"],
+            *(
+                {
+                    "name": f"region {rg['name']}",
+                    "analyses": [a for a in rg["analyses"] if "truth" not in a],
+                }
+                for rg in st.get("regions") or []
+            ),
+        ]
+        for ds in cards:
             for a in ds["analyses"]:
                 rel = a.get("truth_comparison")
                 if not rel or not a["usable"]:

@@ -296,22 +296,31 @@ def _run_linked(
         for ds in state.datasets:
             own = chains[state.name, ds.name]
             for name in _linked(ds):
-                joined, left_out = {}, {}
-                for key, target in ds.links.items():
-                    if key not in get_analysis(name).files:
-                        continue
-                    entry = chains[state.name, target].get(LINKS[key])
-                    if entry is not None and entry.get("status") in ("done", "skipped"):
-                        joined[key] = (target, entry)
-                    else:
-                        why = entry.get("error") if entry else "not run"
-                        left_out[key] = f"the {LINKS[key]} result of dataset {target!r}: {why}"
+                joined, left_out = _links(state.name, ds, name, chains)
                 done = _run_one(
                     study, state.name, ds, name, out, context, force, own, figures, joined=joined
                 )
                 if left_out:
                     done["left_out"] = left_out
                 own[name] = done
+
+
+def _links(
+    state: str, ds: Any, name: str, chains: dict[tuple[str, str], dict[str, dict[str, Any]]]
+) -> tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, str]]:
+    """The results that the links of ``ds`` name and the analysis ``name`` reads: key ->
+    (dataset, its run.json entry) for those done or kept; and why each other is left out."""
+    joined, left_out = {}, {}
+    for key, target in ds.links.items():
+        if key not in get_analysis(name).files:
+            continue
+        entry = chains[state, target].get(LINKS[key])
+        if entry is not None and entry.get("status") in ("done", "skipped"):
+            joined[key] = (target, entry)
+        else:
+            why = entry.get("error") if entry else "not run"
+            left_out[key] = f"the {LINKS[key]} result of dataset {target!r}: {why}"
+    return joined, left_out
 
 
 def _run_regions(
@@ -327,7 +336,9 @@ def _run_regions(
     ``OUT/STATE/regions/REGION/ANALYSIS/``, given the folders of the results of the
     region's other datasets (``files["eels"]``, ...) that it reads; their keys are part
     of its own (a changed EELS result reruns it). A result that failed is left out and
-    said (``left_out``); the region's other results are still joined."""
+    said (``left_out``); the region's other results are still joined. Then, for a
+    region with a diffraction dataset, its PDF by feature class (:data:`BY_FEATURE`)
+    into ``OUT/STATE/regions/REGION/pdf/``."""
     found: dict[str, list[dict[str, Any]]] = {}
     for state in study.states:
         by_name = {d.name: d for d in state.datasets}
@@ -354,6 +365,22 @@ def _run_regions(
                 if left_out:
                     entry["left_out"] = left_out
                 analyses[name] = entry
+            for name, (kind, joiner, _) in BY_FEATURE.items():
+                if kind in region.datasets and joiner in analyses:
+                    target = by_name[region.datasets[kind]]
+                    analyses[name] = _run_by_feature(
+                        study,
+                        state.name,
+                        region,
+                        target,
+                        name,
+                        analyses,
+                        out,
+                        context,
+                        force,
+                        chains,
+                        figures,
+                    )
             entries.append(
                 {
                     "name": region.name,
@@ -364,6 +391,71 @@ def _run_regions(
             )
         found[state.name] = entries
     return found
+
+
+#: Analyses of a region's dataset run again with the feature classes as their regions:
+#: analysis -> (the kind of dataset it reads, the region's analysis that writes the
+#: classes on that dataset's grid, that file). The PDF of each feature class
+#: (``anodemap pdf SCAN --regions labels_diffraction.hspy`` of the region's correlate).
+BY_FEATURE = {"pdf": ("diffraction", "correlate", "labels_diffraction.hspy")}
+
+
+def _run_by_feature(
+    study: Study,
+    state: str,
+    region: Region,
+    ds: Any,
+    name: str,
+    analyses: dict[str, dict[str, Any]],
+    out: Path,
+    context: Context,
+    force: bool,
+    chains: dict[tuple[str, str], dict[str, dict[str, Any]]],
+    figures: _SharedFigures | None,
+) -> dict[str, Any]:
+    """The analysis ``name`` of the region's dataset ``ds`` by feature class, into
+    ``OUT/STATE/regions/REGION/NAME/``: given what the dataset's own gets (the results
+    it requires, its links, its truth) and, as its ``regions``, the classes' file of
+    the region's analysis that writes them (:data:`BY_FEATURE`; its key is part of its
+    own: a changed correlate result reruns it). Not run, and said, when that analysis
+    failed; ``analyses``: the region's analyses run so far."""
+    _, joiner, labels = BY_FEATURE[name]
+    folder = out / state / REGIONS_FOLDER / region.name / name
+    source = analyses[joiner]
+    if source.get("status") not in ("done", "skipped"):
+        context.log(f"{folder.relative_to(out).as_posix()}: not run: the {joiner} failed")
+        return {
+            "folder": folder.relative_to(out).as_posix(),
+            "status": "failed",
+            "error": f"not run: it needs the {joiner} result of region {region.name!r}, which "
+            f"failed: {source.get('error')}",
+            "seconds": 0.0,
+            "key": None,
+            "truth_comparison": None,
+        }
+    joined, left_out = _links(state, ds, name, chains)
+    # the classes are the region's: a regions file of the dataset's own is not read
+    joined["regions"] = (region.name, {**source, "folder": f"{source['folder']}/{labels}"})
+    own = dataclasses.replace(ds, files={k: v for k, v in ds.files.items() if k != "regions"})
+    entry = _run_one(
+        study,
+        state,
+        own,
+        name,
+        out,
+        context,
+        force,
+        chains[state, ds.name],
+        figures,
+        joined=joined,
+        folder=folder,
+    )
+    # which dataset it analysed and by which classes (run.json, the report)
+    entry["dataset"] = ds.name
+    entry["regions"] = joined["regions"][1]["folder"]
+    if left_out:
+        entry["left_out"] = left_out
+    return entry
 
 
 def _joined(
