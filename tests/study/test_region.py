@@ -100,9 +100,9 @@ def test_li_si_per_class_within_0p1_of_the_truth_over_the_same_pixels(region_run
 def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_run):
     """With the classes anodemap features finds, the unmixed per-class Li/Si is nearer
     the truth's means over the true classes than the pixel-majority mean (measured,
-    seeds 0/1/2, unmixed vs majority: bright -0.00/+0.02/+0.04 vs +0.03/+0.05/+0.10,
-    grey +0.03/+0.10/+0.07 vs +0.05/+0.13/+0.09, dendrite-like -0.44/-0.10/-0.14 vs
-    -0.61/-0.22/-0.27, boundary -0.22/+0.03/-0.22 vs -0.26/-0.06/-0.28): it corrects
+    seeds 0/1/2, unmixed vs majority: bright -0.00/+0.01/+0.04 vs +0.03/+0.05/+0.10,
+    grey +0.02/+0.10/+0.07 vs +0.04/+0.13/+0.09, dendrite-like -0.14/+0.01/-0.09 vs
+    -0.29/-0.12/-0.22, boundary -0.28/-0.17/-0.22 vs -0.32/-0.27/-0.29): it corrects
     the mixing of coarse pixels, not the segmentation's errors."""
     _, out = region_run
     compared = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
@@ -114,16 +114,31 @@ def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_ru
 
 
 def test_grey_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
-    """With the classes found (the HAADF's with the local grey of anodemap features,
-    the boundaries under the EDX map from its O/Si), the grey mean against the truth's
-    over the true grey class. Measured, seed 0: pixel-majority +0.05, unmixed +0.03
-    (+0.12/+0.08 before the local grey and the O map). Seeds 1/2 (not run here): unmixed
+    """With the classes found (anodemap features with its local grey; under the EELS
+    map found again with its t/λ; the boundaries under the EDX map from its O/Si), the
+    grey mean against the truth's over the true grey class. Measured, seed 0:
+    pixel-majority +0.035, unmixed +0.018 (+0.12/+0.08 with the classes of anodemap
+    features alone before its local grey). Seeds 1/2 (not run here): unmixed
     +0.096/+0.07 (within 0.1), pixel-majority +0.13/+0.09 (docs/registration.md)."""
     _, out = region_run
     groups = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
     for quantity in ("li_si", "li_si_unmixed"):
         row = groups["quantities"][quantity]["groups"]["grey"]
         assert abs(row["error_true_class"]) < 0.1, (quantity, row)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 18 target not met on every seed for the dendrite-like class with the "
+    "classes found: unmixed -0.14 on seed 0 (seeds 1/2 +0.01/-0.09; pixel-majority "
+    "-0.29/-0.12/-0.22): grey pixels at the threads' edges called dendrite-like dilute "
+    "it (docs/registration.md)",
+)
+def test_dendrite_like_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
+    _, out = region_run
+    groups = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
+    row = groups["quantities"]["li_si_unmixed"]["groups"]["dendrite-like"]
+    assert abs(row["error_true_class"]) < 0.1
 
 
 def test_the_report_has_the_region_section(region_run):

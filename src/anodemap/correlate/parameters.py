@@ -75,6 +75,10 @@ class CorrelateParameters:
         the HAADF's classes everywhere.
     o_rich_sigmas : float
         An O-rich pixel's O Kα must exceed this many of its 1σ (model choice: 2).
+    eels_thickness : bool
+        Under the EELS map, classify the survey again with the EELS t/λ registered on
+        its grid as the thickness term (:mod:`anodemap.correlate.thickness`); pores and
+        c-Si stay those of ``anodemap features``.
     """
 
     reference: str = field(
@@ -128,6 +132,15 @@ class CorrelateParameters:
             "above this ratio; auto: Otsu's cut of the ratio; off: the HAADF's classes",
             parse=o_rich_cut,
             metavar="auto|off|RATIO",
+        ),
+    )
+    eels_thickness: bool = field(
+        default=True,
+        metadata=option(
+            "--eels-thickness",
+            "under the EELS map, find the grey, dendrite-like and boundary classes again "
+            "with its registered t/λ as the thickness term (unsupervised features only)",
+            action=argparse.BooleanOptionalAction,
         ),
     )
     highpass_px: float = 2.0

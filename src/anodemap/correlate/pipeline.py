@@ -27,6 +27,7 @@ from anodemap.correlate.statistics import (
     ratio_row,
     value_row,
 )
+from anodemap.correlate.thickness import Reclassified, with_eels_thickness
 from anodemap.correlate.unmix import class_shares, unmixed_rows
 from anodemap.errors import AnodemapInputError
 from anodemap.features.classes import CLASS_NAMES, CLASSES
@@ -167,6 +168,27 @@ def _layers_in_frame(
             maps[f"{key}_uncertainty"] = resample_values(layer.sigma, t, shape, layer.valid)[0]
             meta[f"{key}_uncertainty"] = {"title": f"{m.name} {spec.title} 1σ", "units": spec.units}
     return maps, meta
+
+
+def _eels_thickness(
+    image: np.ndarray,
+    axes: list[Axis],
+    labels: np.ndarray,
+    probability: np.ndarray | None,
+    features: dict[str, Any],
+    eels: Modality,
+    reg: Registration,
+    log: Callable[[str], None],
+) -> Reclassified | None:
+    """The classes under the EELS map found again with its registered t/λ
+    (:mod:`anodemap.correlate.thickness`); None without a t/λ map."""
+    layer = next((x for x in eels.layers if x.spec.quantity == "t_over_lambda"), None)
+    if layer is None:
+        return None
+    t, covered = resample_values(layer.values, reg.transform, labels.shape, layer.valid)
+    return with_eels_thickness(
+        image, axes, labels, probability, features["summary"], t, covered, log
+    )
 
 
 def _o_rich(
@@ -416,12 +438,21 @@ def correlate(
     ids, found = region_map(labels, min_area)
     check_regions(found, features["regions"], where)
     haadf_labels = labels
+    probability = features.get("probability")
+    thick = None
+    if "eels" in by_name and p.eels_thickness:
+        thick = _eels_thickness(
+            image, image_axes, labels, probability, features, by_name["eels"], regs["eels"], log
+        )
+        if thick is not None and thick.summary.get("applied"):
+            labels, probability = thick.labels, thick.probability
     o_rich = None
     if "edx" in by_name and p.o_rich != "off":
-        o_rich = _o_rich(labels, features.get("probability"), by_name["edx"], regs["edx"], p, log)
+        o_rich = _o_rich(labels, probability, by_name["edx"], regs["edx"], p, log)
         if o_rich is not None and o_rich.summary.get("applied"):
             labels = o_rich.labels
-            ids, found = region_map(labels, min_area)
+    if labels is not haadf_labels:
+        ids, found = region_map(labels, min_area)
     # reference pixel -> pixel of each modality
     if p.reference == "haadf":
         shape, ref_pixel, axes = image.shape, pixel_nm, image_axes
@@ -443,7 +474,14 @@ def correlate(
         "labels": {
             "title": "feature class (255: outside the HAADF survey)"
             + (
-                ", boundaries from the EDX O/Si under its map" if labels is not haadf_labels else ""
+                ", found again with the EELS t/λ under its map"
+                if thick is not None and thick.summary.get("applied")
+                else ""
+            )
+            + (
+                ", boundaries from the EDX O/Si under its map"
+                if o_rich is not None and o_rich.summary.get("applied")
+                else ""
             ),
             "units": "",
             # the class names by code: anodemap pdf --regions labels.hspy names its regions
@@ -490,6 +528,7 @@ def correlate(
         f"shares ({p.footprint} footprint; docs/registration.md)",
         "parameters": p.as_dict(),
         "o_rich": o_rich.summary if o_rich is not None else None,
+        "eels_thickness": thick.summary if thick is not None else None,
     }
     frame_axes = [Axis(a.name, a.size, a.scale, a.offset, "nm", navigate=False) for a in axes]
     # each scan pixel takes the class of the survey pixel its centre lies in (as the

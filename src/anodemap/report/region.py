@@ -193,6 +193,7 @@ def correlate_statistics(summary: dict[str, Any], where: Path) -> dict[str, Any]
         ],
         "n_rows": len(rows),
         "o_rich": summary.get("o_rich"),
+        "eels_thickness": summary.get("eels_thickness"),
     }
 
 
