@@ -115,8 +115,8 @@ def with_eels_thickness(
         reason = f"the features are the {mode} mode's (a trained forest is not run again)"
     elif term.startswith("t/λ"):
         reason = "the features were found with a t/λ map already"
-    elif not covered.any():
-        reason = "the EELS map covers no survey pixel"
+    elif not (covered & np.isfinite(t_over_lambda)).any():
+        reason = "the EELS map has no t/λ on any survey pixel"
     if reason is not None:
         log(f"classes under the EELS map kept: {reason}")
         return Reclassified(labels, probability, {"applied": False, "reason": reason})
