@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ import numpy as np
 
 from anodemap.features.classes import BOUNDARY, CLASS_NAMES, DENDRITE, GREY
 
-__all__ = ["ORich", "o_rich_boundaries", "o_rich_threshold"]
+__all__ = ["ORich", "from_edx", "o_rich_boundaries", "o_rich_threshold"]
 
 #: The classes an O-rich pixel may be taken from.
 _SWAPPABLE = (GREY, BOUNDARY)
@@ -176,3 +177,48 @@ def o_rich_boundaries(
         boundary_pixels_after=int(np.count_nonzero(usable & (out == BOUNDARY))),
     )
     return ORich(out, ratio, changed, summary)
+
+
+def from_edx(
+    labels: np.ndarray,
+    probability: np.ndarray | None,
+    edx: Any,
+    registration: Any,
+    threshold: float | str = "auto",
+    sigmas: float = 2.0,
+    log: Callable[[str], None] = lambda _: None,
+) -> ORich | None:
+    """:func:`o_rich_boundaries` with the O Kα and Si Kα maps of an EDX result
+    (:class:`~anodemap.correlate.inputs.Modality`) put on the survey's grid by its
+    ``registration``; None where the result has no O Kα or Si Kα map."""
+    from anodemap.registration import resample
+
+    layers = {layer.spec.quantity: layer for layer in edx.layers}
+    if "O_Ka" not in layers or "Si_Ka" not in layers or layers["O_Ka"].sigma is None:
+        log("EDX without O Kα and Si Kα maps: the boundary class stays the HAADF's")
+        return None
+    o, si = layers["O_Ka"], layers["Si_Ka"]
+    t, shape = registration.transform, labels.shape
+    o_survey, covered = resample(o.values, t, shape, o.valid)
+    o_sigma = resample(o.sigma, t, shape, o.valid)[0]
+    si_survey = resample(si.values, t, shape, si.valid)[0]
+    found = o_rich_boundaries(
+        labels,
+        o_survey,
+        o_sigma,
+        si_survey,
+        covered,
+        probability=probability,
+        threshold=threshold,
+        sigmas=sigmas,
+    )
+    s = found.summary
+    if s["applied"]:
+        log(
+            f"boundaries under the EDX map from its O/Si (cut {s['threshold']['value']:.3g}, "
+            f"{s['threshold']['source']}): {s['to_boundary']} pixels became boundary, "
+            f"{s['from_boundary']} HAADF boundary pixels without O left it"
+        )
+    else:
+        log(f"boundary class stays the HAADF's: {s['threshold']['source']}")
+    return found

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from anodemap.correlate.inputs import Modality
-from anodemap.correlate.oxygen import ORich, o_rich_boundaries
+from anodemap.correlate.oxygen import from_edx
 from anodemap.correlate.parameters import CorrelateParameters
 from anodemap.correlate.regions import check_regions, class_groups, region_map
 from anodemap.correlate.statistics import (
@@ -27,7 +27,7 @@ from anodemap.correlate.statistics import (
     ratio_row,
     value_row,
 )
-from anodemap.correlate.thickness import Reclassified, with_eels_thickness
+from anodemap.correlate.thickness import from_eels
 from anodemap.correlate.unmix import class_shares, unmixed_rows
 from anodemap.errors import AnodemapInputError
 from anodemap.features.classes import CLASS_NAMES, CLASSES
@@ -70,8 +70,9 @@ class CorrelateResult:
     survey_cover : dict of str to ndarray
         Per modality, the survey pixels its map covers (the HAADF survey's grid).
     haadf_labels : ndarray, optional
-        The classes of ``anodemap features`` (``survey_labels`` before the EDX O map
-        decided the boundaries under it).
+        The classes of ``anodemap features`` (``survey_labels`` before they were found
+        again with the EELS t/λ under its map and the EDX O map decided the boundaries
+        under its own).
     regions : list of dict
         The connected regions of ``survey_labels`` (``regions.csv``).
     scan_labels : dict of str to (ndarray, list of Axis)
@@ -168,68 +169,6 @@ def _layers_in_frame(
             maps[f"{key}_uncertainty"] = resample_values(layer.sigma, t, shape, layer.valid)[0]
             meta[f"{key}_uncertainty"] = {"title": f"{m.name} {spec.title} 1σ", "units": spec.units}
     return maps, meta
-
-
-def _eels_thickness(
-    image: np.ndarray,
-    axes: list[Axis],
-    labels: np.ndarray,
-    probability: np.ndarray | None,
-    features: dict[str, Any],
-    eels: Modality,
-    reg: Registration,
-    log: Callable[[str], None],
-) -> Reclassified | None:
-    """The classes under the EELS map found again with its registered t/λ
-    (:mod:`anodemap.correlate.thickness`); None without a t/λ map."""
-    layer = next((x for x in eels.layers if x.spec.quantity == "t_over_lambda"), None)
-    if layer is None:
-        return None
-    t, covered = resample_values(layer.values, reg.transform, labels.shape, layer.valid)
-    return with_eels_thickness(
-        image, axes, labels, probability, features["summary"], t, covered, log
-    )
-
-
-def _o_rich(
-    labels: np.ndarray,
-    probability: np.ndarray | None,
-    edx: Modality,
-    reg: Registration,
-    p: CorrelateParameters,
-    log: Callable[[str], None],
-) -> ORich | None:
-    """The boundaries under the EDX map from its O/Si (:mod:`anodemap.correlate.oxygen`);
-    None where the EDX result has no O Kα or Si Kα map."""
-    layers = {layer.spec.quantity: layer for layer in edx.layers}
-    if "O_Ka" not in layers or "Si_Ka" not in layers or layers["O_Ka"].sigma is None:
-        log("EDX without O Kα and Si Kα maps: the boundary class stays the HAADF's")
-        return None
-    o, si = layers["O_Ka"], layers["Si_Ka"]
-    t, shape = reg.transform, labels.shape
-    o_survey, covered = resample_values(o.values, t, shape, o.valid)
-    o_sigma = resample_values(o.sigma, t, shape, o.valid)[0]
-    si_survey = resample_values(si.values, t, shape, si.valid)[0]
-    found = o_rich_boundaries(
-        labels,
-        o_survey,
-        o_sigma,
-        si_survey,
-        covered,
-        probability=probability,
-        threshold=p.o_rich,
-        sigmas=p.o_rich_sigmas,
-    )
-    s = found.summary
-    if s["applied"]:
-        log(
-            f"boundaries under the EDX map from its O/Si (cut {s['threshold']['value']:.3g}, "
-            f"{s['threshold']['source']}): {s['to_boundary']} pixels became boundary, "
-            f"{s['from_boundary']} HAADF boundary pixels without O left it"
-        )
-    else:
-        log(f"boundary class stays the HAADF's: {s['threshold']['source']}")
-    return found
 
 
 def _measured(m: Modality) -> list[Measured]:
@@ -441,14 +380,23 @@ def correlate(
     probability = features.get("probability")
     thick = None
     if "eels" in by_name and p.eels_thickness:
-        thick = _eels_thickness(
-            image, image_axes, labels, probability, features, by_name["eels"], regs["eels"], log
+        thick = from_eels(
+            image,
+            image_axes,
+            labels,
+            probability,
+            features["summary"],
+            by_name["eels"],
+            regs["eels"],
+            log,
         )
         if thick is not None and thick.summary.get("applied"):
             labels, probability = thick.labels, thick.probability
     o_rich = None
     if "edx" in by_name and p.o_rich != "off":
-        o_rich = _o_rich(labels, probability, by_name["edx"], regs["edx"], p, log)
+        o_rich = from_edx(
+            labels, probability, by_name["edx"], regs["edx"], p.o_rich, p.o_rich_sigmas, log
+        )
         if o_rich is not None and o_rich.summary.get("applied"):
             labels = o_rich.labels
     if labels is not haadf_labels:

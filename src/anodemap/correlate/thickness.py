@@ -41,7 +41,7 @@ import numpy as np
 
 from anodemap.features.classes import BRIGHT, PORE
 
-__all__ = ["Reclassified", "keep_envelope", "with_eels_thickness"]
+__all__ = ["Reclassified", "from_eels", "keep_envelope", "with_eels_thickness"]
 
 
 @dataclass
@@ -140,3 +140,25 @@ def with_eels_thickness(
         prob,
         {"applied": True, "covered_pixels": int(usable.sum()), "changed_pixels": changed},
     )
+
+
+def from_eels(
+    image: np.ndarray,
+    axes: list[Any],
+    labels: np.ndarray,
+    probability: np.ndarray | None,
+    features_summary: dict[str, Any],
+    eels: Any,
+    registration: Any,
+    log: Callable[[str], None] = lambda _: None,
+) -> Reclassified | None:
+    """:func:`with_eels_thickness` with the t/λ map of an EELS result
+    (:class:`~anodemap.correlate.inputs.Modality`) put on the survey's grid by its
+    ``registration``; None where the result has no t/λ map."""
+    from anodemap.registration import resample
+
+    layer = next((x for x in eels.layers if x.spec.quantity == "t_over_lambda"), None)
+    if layer is None:
+        return None
+    t, covered = resample(layer.values, registration.transform, labels.shape, layer.valid)
+    return with_eels_thickness(image, axes, labels, probability, features_summary, t, covered, log)
