@@ -296,7 +296,7 @@ def test_the_edx_o_map_decides_the_boundaries_under_it(region):
     under the EDX map 0.60/0.56/0.62 with the HAADF alone -> 0.81/0.79/0.83, grey
     0.85/0.74/0.77 -> 0.92/0.80/0.89, dendrite-like unchanged (its pixels keep their
     class); pores and c-Si unchanged; outside the EDX map nothing changes."""
-    from anodemap.correlate.truth import class_iou
+    from anodemap.features.truth import compare
 
     result, haadf, truth = _one(region, ["edx"])
     labels, cover = result.survey_labels, result.survey_cover["edx"]
@@ -305,7 +305,8 @@ def test_the_edx_o_map_decides_the_boundaries_under_it(region):
     np.testing.assert_array_equal(labels[~cover], haadf[~cover])
     for code in (0, 1):  # pores and c-Si stay
         np.testing.assert_array_equal(labels == code, haadf == code)
-    after, before = class_iou(labels, truth, cover), class_iou(haadf, truth, cover)
+    after = compare(labels, truth, within=cover)["classes"]
+    before = compare(haadf, truth, within=cover)["classes"]
     assert after["boundary"]["iou"] >= 0.75 and after["boundary"]["iou"] >= (
         before["boundary"]["iou"] + 0.15
     ), (before, after)
@@ -320,7 +321,7 @@ def test_the_eels_thickness_finds_the_thin_classes_again_under_its_map(region):
     instead of the grey envelope, here with the EELS result alone. Measured, seed 1:
     IoU under the EELS map grey 0.76 -> 0.82, dendrite-like 0.67 -> 0.81, boundary
     0.35 -> 0.57 (seeds 0/2 in docs/registration.md); pores and c-Si unchanged."""
-    from anodemap.correlate.truth import class_iou
+    from anodemap.features.truth import compare
 
     result, haadf, truth = _one(region, ["eels"])
     labels, cover = result.survey_labels, result.survey_cover["eels"]
@@ -328,7 +329,8 @@ def test_the_eels_thickness_finds_the_thin_classes_again_under_its_map(region):
     np.testing.assert_array_equal(labels[~cover], haadf[~cover])
     for code in (0, 1):
         np.testing.assert_array_equal(labels == code, haadf == code)
-    after, before = class_iou(labels, truth, cover), class_iou(haadf, truth, cover)
+    after = compare(labels, truth, within=cover)["classes"]
+    before = compare(haadf, truth, within=cover)["classes"]
     for name, gain in (("grey", 0.05), ("dendrite-like", 0.1), ("boundary", 0.15)):
         assert after[name]["iou"] >= before[name]["iou"] + gain, (name, before, after)
     off, _, _ = _one(region, ["eels"], eels_thickness=False)

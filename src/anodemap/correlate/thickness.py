@@ -61,13 +61,14 @@ def keep_envelope(envelope: np.ndarray, with_t: np.ndarray, covered: np.ndarray)
 
 
 def _features_parameters(found: dict[str, Any]) -> Any:
-    from anodemap.features.parameters import FeaturesParameters
+    """The features result's parameters (its ``summary.json``); a name this version
+    does not know (a result of another version) is left out."""
+    from anodemap.analysis import get_analysis
 
-    names = {f.name for f in fields(FeaturesParameters)}
-    given = {k: v for k, v in found.items() if k in names}
-    if isinstance(given.get("feature_scales_px"), list):
-        given["feature_scales_px"] = tuple(given["feature_scales_px"])
-    return FeaturesParameters(**given)
+    features = get_analysis("features")
+    names = {f.name for f in fields(features.Parameters)}
+    known = {k: v for k, v in found.items() if k in names}
+    return features.parameters(known, where="the --features result's summary.json")
 
 
 def with_eels_thickness(

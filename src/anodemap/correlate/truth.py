@@ -34,7 +34,7 @@ import numpy as np
 
 from anodemap.errors import AnodemapInputError
 
-__all__ = ["TRUTH_OF", "class_iou", "compare_groups", "compare_with_truth"]
+__all__ = ["TRUTH_OF", "compare_groups", "compare_with_truth"]
 
 #: The statistics' quantities that a region's truth holds: quantity -> (the modality
 #: whose map gives it, the truth map of the survey). ``li_si``: the mean over the map's
@@ -110,31 +110,6 @@ def compare_groups(
     return out
 
 
-def class_iou(labels: np.ndarray, truth: np.ndarray, within: np.ndarray) -> dict[str, Any]:
-    """IoU, recall and precision of every class over the pixels ``within``.
-
-    Examples
-    --------
-    >>> lab = np.array([[2, 4], [4, 4]]); tru = np.array([[2, 4], [2, 4]])
-    >>> class_iou(lab, tru, np.ones((2, 2), bool))["boundary"]
-    {'iou': 0.6667, 'recall': 1.0, 'precision': 0.6667, 'truth_pixels': 2}
-    """
-    from anodemap.features.classes import CLASS_NAMES, CLASSES
-
-    out = {}
-    for c in CLASSES:
-        found, true = (labels == c) & within, (truth == c) & within
-        both = int((found & true).sum())
-        union, nf, nt = int((found | true).sum()), int(found.sum()), int(true.sum())
-        out[CLASS_NAMES[c]] = {
-            "iou": round(both / union, 4) if union else None,
-            "recall": round(both / nt, 4) if nt else None,
-            "precision": round(both / nf, 4) if nf else None,
-            "truth_pixels": nt,
-        }
-    return out
-
-
 def _classes(result: Any, truth_labels: np.ndarray) -> dict[str, Any]:
     """The classes against the truth over every survey pixel and under each map; those
     of ``anodemap features`` beside them where the EDX O map changed some."""
@@ -143,16 +118,20 @@ def _classes(result: Any, truth_labels: np.ndarray) -> dict[str, Any]:
         "all pixels": everywhere,
         **{f"under the {k} map": np.asarray(v, bool) for k, v in result.survey_cover.items()},
     }
+    from anodemap.features.truth import compare
+
     own = result.haadf_labels
     changed = own is not None and not np.array_equal(own, result.survey_labels)
     out = {}
     for name, within in areas.items():
+        if not within.any():
+            continue
         out[name] = {
             "pixels": int(within.sum()),
-            "classes": class_iou(result.survey_labels, truth_labels, within),
+            "classes": compare(result.survey_labels, truth_labels, within=within)["classes"],
         }
         if changed:
-            out[name]["haadf_alone"] = class_iou(own, truth_labels, within)
+            out[name]["haadf_alone"] = compare(own, truth_labels, within=within)["classes"]
     return out
 
 
