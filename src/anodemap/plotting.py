@@ -241,6 +241,7 @@ def plot_map(
     cax: Any = None,
     no_value_label: str = "no value",
     center: float | None = None,
+    categories: dict[int, str] | None = None,
 ):
     """Show a map with a colour bar and (when calibrated) a scale bar.
 
@@ -260,6 +261,9 @@ def plot_map(
     center : float, optional
         For a diverging colour map: the value at its middle colour (e.g. 0 eV); the
         limits are made symmetric about it.
+    categories : dict of int to str, optional
+        A label map's codes and names: one colour per code from ``cmap`` and the names
+        on the colour bar instead of a continuous scale.
     ax, cax : matplotlib Axes, optional
         Draw into these (e.g. a panel of :func:`map_figure`); without ``ax`` a new
         one-panel :func:`map_figure` is made. Without ``cax`` the colour bar takes its
@@ -275,6 +279,9 @@ def plot_map(
     >>> fig = plot_map(np.arange(12.0).reshape(3, 4), pixel_size=5.0, title="demo", label="eV")
     >>> fig.axes[1].get_ylabel()
     'eV'
+    >>> fig = plot_map(np.array([[0, 1], [2, 1]]), categories={0: "a", 1: "b", 2: "c"})
+    >>> [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    ['a', 'b', 'c']
     """
     import matplotlib
 
@@ -292,6 +299,9 @@ def plot_map(
     if center is not None:
         half = max(abs(vmax - center), abs(center - vmin))
         vmin, vmax = center - half, center + half
+    if categories:
+        lo, hi = min(categories), max(categories)
+        vmin, vmax = lo - 0.5, hi + 0.5
     if vmax <= vmin:
         vmax = vmin + (abs(vmin) * 1e-3 or 1.0)
     if values.ndim == 1:
@@ -300,7 +310,10 @@ def plot_map(
         ax.set_xlabel(f"position ({units})" if pixel_size else "pixel")
         ax.set_ylabel(label)
     else:
-        cm = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+        cm = matplotlib.colormaps[cmap]
+        if categories:
+            cm = cm.resampled(max(categories) - min(categories) + 1)
+        cm = cm.with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
         show_no_value(ax)
         im = ax.imshow(
             np.ma.masked_where(~show, values),
@@ -314,6 +327,8 @@ def plot_map(
         else:
             cb = fig.colorbar(im, ax=ax, shrink=0.9)
         cb.set_label(label)
+        if categories:
+            cb.set_ticks(sorted(categories), labels=[categories[k] for k in sorted(categories)])
         ax.set_xticks([])
         ax.set_yticks([])
         if pixel_size:

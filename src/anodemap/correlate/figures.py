@@ -55,14 +55,15 @@ def _outlines(ax: Any, labels: np.ndarray) -> None:
 
 
 def maps_png(
-    maps: dict[str, tuple[np.ndarray, str, np.ndarray | None]],
+    maps: dict[str, tuple[Any, ...]],
     labels: np.ndarray,
     path: str | os.PathLike,
     pixel_size: float,
 ) -> Path:
-    """Each map (values, unit, pixels with a value or None) in the reference frame with
-    the feature classes outlined (grey not); pixels without a value (flagged, outside
-    the map) hatched."""
+    """Each map (values, unit, pixels with a value or None[, a label map's codes and
+    names]) in the reference frame with the feature classes outlined (grey not); pixels
+    without a value (flagged, outside the map) hatched; a label map in one colour per
+    code, named on its colour bar."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -73,9 +74,20 @@ def maps_png(
     n = len(maps) + 1  # the last panel holds the legend
     ncols = min(n, 3)
     fig, panels = map_figure(labels.shape, (n + ncols - 1) // ncols, ncols)
-    for (title, (values, unit, valid)), (ax, cax) in zip(maps.items(), panels, strict=False):
+    for (title, (values, unit, valid, *names)), (ax, cax) in zip(
+        maps.items(), panels, strict=False
+    ):
+        kinds = names[0] if names else None  # a label map's codes and names
         plot_map(
-            values, pixel_size=pixel_size, title=title, label=unit, valid=valid, ax=ax, cax=cax
+            values,
+            pixel_size=pixel_size,
+            title=title,
+            label=unit,
+            valid=valid,
+            ax=ax,
+            cax=cax,
+            cmap="Pastel2" if kinds else "viridis",  # pale: the outlines stay readable
+            categories=kinds,
         )
         _outlines(ax, labels)
     for ax, cax in panels[len(maps) :]:
@@ -203,7 +215,7 @@ def draw_figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
         "plasmon energy": ("eels_plasmon_energy", "eV"),
         "t/λ": ("eels_thickness", "t/λ"),
         "O Kα / Si Kα": ("edx_o_si", "net counts ratio"),
-        "phase": ("diffraction_phase", "phase code (summary.json)"),
+        "phase": ("diffraction_phase", ""),
     }
     maps = {}
     for title, (key, unit) in shown.items():
@@ -211,6 +223,10 @@ def draw_figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
             values = result.maps[key]
             valid = values > -4 if key == "diffraction_phase" else None  # -4: outside
             maps[title] = (values, unit, valid)
+            legend = result.meta.get(key, {}).get("legend")
+            if legend:  # a label map: its names on the colour bar
+                codes = {int(k): v for k, v in legend.items() if int(k) > -4}
+                maps[title] = (values, unit, valid, codes)
     if maps:
         claim(outdir / "maps_by_feature.png")
         jobs.append(worker.submit(maps_png, maps, labels, outdir / "maps_by_feature.png", pixel))
