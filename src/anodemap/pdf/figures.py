@@ -44,6 +44,27 @@ def _offset(curves: Sequence[Any], lo: int, hi: int) -> float:
     return float(max(spans) * 0.75) if spans else 1.0
 
 
+def _common_height(curves: list[Any]) -> tuple[list[Any], bool]:
+    """Curves (name, r, G, low, high, peaks) whose band spans under a third of the
+    largest scaled up by a round factor (1, 2 or 5 × 10^n), named "× k": a spotty
+    crystalline region's G(r) is a hundred times an amorphous one's, which would
+    otherwise show as a flat line."""
+    from anodemap.plotting import nice_length
+
+    spans = [float(np.nanmax(c[4]) - np.nanmin(c[3])) if c[1].size else 0.0 for c in curves]
+    top = max(spans, default=0.0)
+    out, scaled = [], False
+    for c, span in zip(curves, spans, strict=True):
+        if span <= 0 or span >= top / 3:
+            out.append(c)
+            continue
+        k = nice_length(top / span)
+        name = f"{c[0]} × {k:g}"
+        out.append((name, c[1], c[2] * k, c[3] * k, c[4] * k, c[5]))
+        scaled = True
+    return out, scaled
+
+
 def reduced_intensity_png(
     regions: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     path: str | Path,
@@ -90,6 +111,7 @@ def pdf_png(
     shown = [
         (c[0], *(np.asarray(x)[np.asarray(c[1]) >= _R_FROM] for x in c[1:5]), c[5]) for c in curves
     ]
+    shown, scaled = _common_height(shown)
     step = _offset(shown, 3, 4)
     for k, (name, r, g, lo, hi, peaks) in enumerate(shown):
         colour = COLOURS[k % len(COLOURS)]
@@ -106,7 +128,7 @@ def pdf_png(
             )
         ax.text(r[-1], base + 0.15 * step, name, ha="right", va="bottom", fontsize=8, color=colour)
     ax.set_xlabel("r (Å)")
-    ax.set_ylabel("G(r) (1/Å²), offset per region")
+    ax.set_ylabel("G(r) (1/Å²), offset per region" + (", × as marked" if scaled else ""))
     ax.set_title(
         f"G(r) with the pointwise {100 * level:g} % bootstrap band; ticks: peaks", fontsize=9
     )
