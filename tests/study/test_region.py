@@ -100,9 +100,9 @@ def test_li_si_per_class_within_0p1_of_the_truth_over_the_same_pixels(region_run
 def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_run):
     """With the classes anodemap features finds, the unmixed per-class Li/Si is nearer
     the truth's means over the true classes than the pixel-majority mean (measured,
-    seeds 0/1/2, unmixed vs majority: bright -0.00/+0.01/+0.04 vs +0.03/+0.05/+0.10,
-    grey +0.02/+0.10/+0.07 vs +0.04/+0.13/+0.09, dendrite-like -0.14/+0.01/-0.09 vs
-    -0.29/-0.12/-0.22, boundary -0.28/-0.17/-0.22 vs -0.32/-0.27/-0.29): it corrects
+    seeds 0/1/2, unmixed vs majority: bright -0.00/+0.02/+0.05 vs +0.03/+0.05/+0.10,
+    grey +0.02/+0.07/+0.03 vs +0.04/+0.10/+0.05, dendrite-like -0.14/+0.01/-0.08 vs
+    -0.29/-0.12/-0.22, boundary -0.14/-0.105/-0.09 vs -0.18/-0.17/-0.15): it corrects
     the mixing of coarse pixels, not the segmentation's errors."""
     _, out = region_run
     compared = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
@@ -115,11 +115,12 @@ def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_ru
 
 def test_grey_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
     """With the classes found (anodemap features with its local grey; under the EELS
-    map found again with its t/λ; the boundaries under the EDX map from its O/Si), the
-    grey mean against the truth's over the true grey class. Measured, seed 0:
-    pixel-majority +0.035, unmixed +0.018 (+0.12/+0.08 with the classes of anodemap
-    features alone before its local grey). Seeds 1/2 (not run here): unmixed
-    +0.096/+0.07 (within 0.1), pixel-majority +0.13/+0.09 (docs/registration.md)."""
+    map found again with its t/λ; the boundaries under the EDX map from its O/Si and
+    under the EELS map from its 42 eV oxide index), the grey mean against the truth's
+    over the true grey class. Measured, seed 0: pixel-majority +0.036, unmixed +0.021
+    (+0.12/+0.08 with the classes of anodemap features alone before its local grey).
+    Seeds 1/2 (not run here): unmixed +0.07/+0.03, pixel-majority +0.10/+0.05
+    (docs/registration.md)."""
     _, out = region_run
     groups = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
     for quantity in ("li_si", "li_si_unmixed"):

@@ -181,7 +181,8 @@ def test_a_rerun_keeps_it_and_a_changed_correlate_reruns_it(region_run, tmp_path
     assert _run("run", sim / "study.toml", "-o", again, "--no-progress") == 0
     assert set(_statuses(again)["region A"].values()) == {"skipped"}
     assert json.loads((again / "run.json").read_text())["counts"]["skipped"] == 7
-    _run_changed(sim, again, "haadf", '{ correlate = { o_rich = "off" } }')
+    off = '{ correlate = { o_rich = "off", eels_oxide = "off" } }'
+    _run_changed(sim, again, "haadf", off)
     status = _statuses(again)
     assert status["region A"] == {"correlate": "done", "pdf": "done"}
     assert status["diffraction"] == {"diffraction": "skipped", "pdf": "skipped"}

@@ -215,6 +215,7 @@ def draw_figures(result: Any, outdir: Path, worker: Any = None) -> list[str]:
         "plasmon energy": ("eels_plasmon_energy", "eV"),
         "t/λ": ("eels_thickness", "t/λ"),
         "O Kα / Si Kα": ("edx_o_si", "net counts ratio"),
+        "oxide index, EELS 42 eV": ("eels_oxide_index", "window / (area × t/λ)"),
         "phase": ("diffraction_phase", ""),
     }
     maps = {}

@@ -33,7 +33,16 @@ import numpy as np
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis
 
-__all__ = ["IMAGES", "MAPS", "Layer", "LayerSpec", "Modality", "read_features", "read_modality"]
+__all__ = [
+    "IMAGES",
+    "MAPS",
+    "OPTIONAL",
+    "Layer",
+    "LayerSpec",
+    "Modality",
+    "read_features",
+    "read_modality",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,17 @@ MAPS: dict[str, tuple[LayerSpec, ...]] = {
     ),
 }
 
+#: Maps read where the result has them, for a step of the correlate rather than for the
+#: statistics (the EELS 42 eV window and first plasmon area: the oxide index of
+#: :mod:`anodemap.correlate.oxide_plasmon`).
+OPTIONAL: dict[str, tuple[str, ...]] = {"eels": ("li2o_window.hspy", "plasmon_area.hspy")}
+
+#: The map made from them when both are there, counted per feature as the others: the
+#: EELS oxide index (no file of its own; ``eels_oxide_index.hspy`` in the correlate's).
+OXIDE_INDEX = LayerSpec(
+    "oxide_index.hspy", "oxide_index", "oxide index (42 eV)", "42 eV window / (area × t/λ)"
+)
+
 # the image each modality is registered by, in order of preference: the simultaneous
 # HAADF/ADF recorded with the spectra (anodemap.io.scan_images) where the result has it
 IMAGES = {
@@ -145,6 +165,7 @@ class Modality:
     layers: list[Layer] = field(default_factory=list)
     statuses: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _fail(option: str, folder: Path, why: str, name: str) -> AnodemapInputError:
@@ -241,6 +262,23 @@ def read_modality(name: str, folder: str | Path, option: str) -> Modality:
         if spec.kind == "label":
             layer.legend = {str(k): str(v) for k, v in (summary.get("phase_labels") or {}).items()}
         mod.layers.append(layer)
+    for file in OPTIONAL.get(name, ()):
+        if (folder / file).exists():
+            values, _ = _map(folder, file, option, name)
+            if values.shape != shape:
+                raise _fail(option, folder, f"{file} and {image_file} differ in shape", name)
+            mod.extras[file.removesuffix(".hspy")] = np.asarray(values, float)
+    if name == "eels" and all(f.removesuffix(".hspy") in mod.extras for f in OPTIONAL[name]):
+        from anodemap.correlate.oxide_plasmon import oxide_index
+
+        by = {layer.spec.quantity: layer for layer in mod.layers}
+        q = oxide_index(
+            mod.extras["li2o_window"],
+            mod.extras["plasmon_area"],
+            by["t_over_lambda"].values,
+            by["plasmon_energy"].valid,  # a first plasmon was fitted there
+        )
+        mod.layers.append(Layer(OXIDE_INDEX, q, np.isfinite(q)))
     return mod
 
 

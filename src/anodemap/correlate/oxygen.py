@@ -49,10 +49,10 @@ import numpy as np
 
 from anodemap.features.classes import BOUNDARY, CLASS_NAMES, DENDRITE, GREY
 
-__all__ = ["ORich", "from_edx", "o_rich_boundaries", "o_rich_threshold"]
+__all__ = ["ORich", "decide_boundaries", "from_edx", "o_rich_boundaries", "o_rich_threshold"]
 
 #: The classes an O-rich pixel may be taken from.
-_SWAPPABLE = (GREY, BOUNDARY)
+SWAPPABLE = (GREY, BOUNDARY)
 
 
 @dataclass
@@ -77,9 +77,17 @@ class ORich:
 
 
 def o_rich_threshold(
-    ratio: np.ndarray, significant: np.ndarray, candidates: np.ndarray, min_o_rich: float = 0.01
+    ratio: np.ndarray,
+    significant: np.ndarray,
+    candidates: np.ndarray,
+    min_o_rich: float = 0.01,
+    *,
+    where: str = "the EDX map",
+    signal: str = "O",
 ) -> tuple[float | None, str]:
-    """Otsu's cut of the O/Si ratio over ``candidates``, or None with the reason.
+    """Otsu's cut of the O/Si ratio (or another O index) over ``candidates``, or None
+    with the reason; ``significant``: the pixels whose O ``signal`` stands above 3σ of
+    its noise, ``where``: the map, both for the reason.
 
     Examples
     --------
@@ -92,15 +100,16 @@ def o_rich_threshold(
 
     values = ratio[candidates & np.isfinite(ratio)]
     if values.size < 50:
-        return None, f"only {values.size} material pixels under the EDX map"
+        return None, f"only {values.size} material pixels under {where}"
     share = float(np.count_nonzero(significant & candidates)) / values.size
     if share < min_o_rich:
         return None, (
-            f"no O-rich mode: {100 * share:.2f} % of the material under the EDX map holds O "
-            f"above 3σ (at least {100 * min_o_rich:g} % needed)"
+            f"no O-rich mode: {100 * share:.2f} % of the material under {where} holds "
+            f"{signal} above 3σ (at least {100 * min_o_rich:g} % needed)"
         )
     lo, hi = np.percentile(values, [0.5, 99.5])  # a few wild ratios must not set the cut
-    return float(threshold_otsu(np.clip(values, lo, hi))), f"auto (Otsu; {100 * share:.1f} % O>3σ)"
+    cut = float(threshold_otsu(np.clip(values, lo, hi)))
+    return cut, f"auto (Otsu; {100 * share:.1f} % {signal}>3σ)"
 
 
 def o_rich_boundaries(
@@ -144,10 +153,10 @@ def o_rich_boundaries(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(si_ka > 0, o_ka / si_ka, np.nan)
     usable = np.asarray(covered, bool) & np.isfinite(ratio) & np.isfinite(o_sigma)
-    candidates = usable & np.isin(lab, _SWAPPABLE)
+    candidates = usable & np.isin(lab, SWAPPABLE)
     summary: dict[str, Any] = {
         "covered_pixels": int(np.count_nonzero(usable)),
-        "classes_considered": [CLASS_NAMES[c] for c in _SWAPPABLE],
+        "classes_considered": [CLASS_NAMES[c] for c in SWAPPABLE],
         "sigmas": sigmas,
     }
     if threshold == "auto":
@@ -160,6 +169,31 @@ def o_rich_boundaries(
         summary["applied"] = False
         return ORich(lab.copy(), ratio, np.zeros(lab.shape, bool), summary)
     o_rich = candidates & (ratio > cut) & (o_ka > sigmas * o_sigma)
+    out, changed, counts = decide_boundaries(lab, candidates, o_rich, usable, probability)
+    summary.update(applied=True, **counts)
+    return ORich(out, ratio, changed, summary)
+
+
+def decide_boundaries(
+    labels: np.ndarray,
+    candidates: np.ndarray,
+    o_rich: np.ndarray,
+    usable: np.ndarray,
+    probability: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The classes with the ``o_rich`` candidates boundary and the other candidates the
+    HAADF called boundary its next class (the more probable of grey and dendrite-like by
+    ``probability``, grey without it); the counts for a summary over ``usable``.
+
+    Examples
+    --------
+    >>> lab = np.array([[2, 4, 4, 3]], np.uint8)
+    >>> rich = np.array([[True, False, True, False]])
+    >>> out, changed, n = decide_boundaries(lab, lab != 3, rich, np.ones(lab.shape, bool))
+    >>> out.tolist(), n["to_boundary"], n["from_boundary"]
+    ([[4, 2, 4, 3]], 1, 1)
+    """
+    lab = np.asarray(labels)
     out = lab.copy()
     poor = candidates & ~o_rich & (lab == BOUNDARY)
     if probability is not None:
@@ -169,14 +203,13 @@ def o_rich_boundaries(
     out[poor] = pick[poor].astype(lab.dtype)
     out[o_rich] = BOUNDARY
     changed = out != lab
-    summary.update(
-        applied=True,
-        to_boundary=int(np.count_nonzero(changed & (out == BOUNDARY))),
-        from_boundary=int(np.count_nonzero(changed & (lab == BOUNDARY))),
-        boundary_pixels_before=int(np.count_nonzero(usable & (lab == BOUNDARY))),
-        boundary_pixels_after=int(np.count_nonzero(usable & (out == BOUNDARY))),
-    )
-    return ORich(out, ratio, changed, summary)
+    counts = {
+        "to_boundary": int(np.count_nonzero(changed & (out == BOUNDARY))),
+        "from_boundary": int(np.count_nonzero(changed & (lab == BOUNDARY))),
+        "boundary_pixels_before": int(np.count_nonzero(usable & (lab == BOUNDARY))),
+        "boundary_pixels_after": int(np.count_nonzero(usable & (out == BOUNDARY))),
+    }
+    return out, changed, counts
 
 
 def from_edx(

@@ -19,8 +19,7 @@ from anodemap.analysis.options import number, option
 __all__ = ["CorrelateParameters", "MODALITIES"]
 
 
-def o_rich_cut(text: str) -> float | str:
-    """``--o-rich``: ``auto``, ``off`` or an O Kα/Si Kα net-count ratio above 0."""
+def _cut(text: str, what: str) -> float | str:
     word = str(text).strip().lower()
     if word in ("auto", "off"):
         return word
@@ -29,10 +28,19 @@ def o_rich_cut(text: str) -> float | str:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"give auto, off or an O Kα/Si Kα net-count ratio above 0, not {text}"
-        )
+        raise argparse.ArgumentTypeError(f"give auto, off or {what} above 0, not {text}")
     return value
+
+
+def o_rich_cut(text: str) -> float | str:
+    """``--o-rich``: ``auto``, ``off`` or an O Kα/Si Kα net-count ratio above 0."""
+    return _cut(text, "an O Kα/Si Kα net-count ratio")
+
+
+def eels_oxide_cut(text: str) -> float | str:
+    """``--eels-oxide``: ``auto``, ``off`` or an oxide index above 0
+    (:mod:`anodemap.correlate.oxide_plasmon`)."""
+    return _cut(text, "an oxide index (42 eV window / (plasmon area × t/λ))")
 
 
 #: The modalities of a region, the HAADF survey first.
@@ -79,6 +87,12 @@ class CorrelateParameters:
         Under the EELS map, classify the survey again with the EELS t/λ registered on
         its grid as the thickness term (:mod:`anodemap.correlate.thickness`); pores and
         c-Si stay those of ``anodemap features``.
+    eels_oxide : "auto", "off" or float
+        Where an EELS map covers the survey, the boundary class is the pixels whose
+        oxide index (the 42 eV window of Li2O and silicates over the first plasmon's
+        area × t/λ; :mod:`anodemap.correlate.oxide_plasmon`) is above this (``auto``:
+        Otsu's cut, when the map has an O-rich mode); ``off`` leaves it. Where EDX
+        and EELS maps both cover a pixel, the finer map decides.
     """
 
     reference: str = field(
@@ -143,16 +157,28 @@ class CorrelateParameters:
             action=argparse.BooleanOptionalAction,
         ),
     )
+    eels_oxide: float | str = field(
+        default="auto",
+        metadata=option(
+            "--eels-oxide",
+            "under the EELS map, the boundary class = pixels of oxide index (42 eV window "
+            "/ (first plasmon area × t/λ)) above this; auto: Otsu's cut; off: not by EELS",
+            parse=eels_oxide_cut,
+            metavar="auto|off|INDEX",
+        ),
+    )
     highpass_px: float = 2.0
     min_overlap: float = 0.5
     o_rich_sigmas: float = 2.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.o_rich, str) or not isinstance(self.o_rich, float):
-            try:
-                self.o_rich = o_rich_cut(str(self.o_rich))
-            except argparse.ArgumentTypeError as err:
-                raise ValueError(f"o_rich: {err}") from None
+        for name, parse in (("o_rich", o_rich_cut), ("eels_oxide", eels_oxide_cut)):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, float):
+                try:
+                    setattr(self, name, parse(str(value)))
+                except argparse.ArgumentTypeError as err:
+                    raise ValueError(f"{name}: {err}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

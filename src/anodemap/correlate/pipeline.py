@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from anodemap.correlate.inputs import Modality
+from anodemap.correlate.oxide_plasmon import from_eels_oxide
 from anodemap.correlate.oxygen import from_edx
 from anodemap.correlate.parameters import CorrelateParameters
 from anodemap.correlate.regions import check_regions, class_groups, region_map
@@ -392,13 +393,24 @@ def correlate(
         )
         if thick is not None and thick.summary.get("applied"):
             labels, probability = thick.labels, thick.probability
-    o_rich = None
-    if "edx" in by_name and p.o_rich != "off":
-        o_rich = from_edx(
-            labels, probability, by_name["edx"], regs["edx"], p.o_rich, p.o_rich_sigmas, log
-        )
-        if o_rich is not None and o_rich.summary.get("applied"):
-            labels = o_rich.labels
+    o_rich = eels_oxide = None
+    cuts = {"edx": p.o_rich, "eels": p.eels_oxide}
+    # the finer map decides where both cover, so it goes last (on the simulated region
+    # the EELS index's 3 nm pixels found the boundaries better than the EDX's 4 nm)
+    steps = sorted(
+        (n for n in cuts if n in by_name and cuts[n] != "off"), key=lambda n: -by_name[n].pixel_nm
+    )
+    for name in steps:
+        if name == "edx":
+            found = o_rich = from_edx(
+                labels, probability, by_name["edx"], regs["edx"], p.o_rich, p.o_rich_sigmas, log
+            )
+        else:
+            found = eels_oxide = from_eels_oxide(
+                labels, probability, by_name["eels"], regs["eels"], p.eels_oxide, log
+            )
+        if found is not None and found.summary.get("applied"):
+            labels = found.labels
     if labels is not haadf_labels:
         ids, found = region_map(labels, min_area)
     # reference pixel -> pixel of each modality
@@ -429,6 +441,11 @@ def correlate(
             + (
                 ", boundaries from the EDX O/Si under its map"
                 if o_rich is not None and o_rich.summary.get("applied")
+                else ""
+            )
+            + (
+                ", boundaries from the EELS 42 eV oxide index under its map"
+                if eels_oxide is not None and eels_oxide.summary.get("applied")
                 else ""
             ),
             "units": "",
@@ -476,6 +493,8 @@ def correlate(
         f"shares ({p.footprint} footprint; docs/registration.md)",
         "parameters": p.as_dict(),
         "o_rich": o_rich.summary if o_rich is not None else None,
+        "eels_oxide": eels_oxide.summary if eels_oxide is not None else None,
+        "oxide_steps": steps,
         "eels_thickness": thick.summary if thick is not None else None,
     }
     frame_axes = [Axis(a.name, a.size, a.scale, a.offset, "nm", navigate=False) for a in axes]

@@ -37,6 +37,7 @@ _QUANTITIES = {
     "O_Ka": "O Kα net counts",
     "Si_Ka": "Si Kα net counts",
     "o_si": "O Kα / Si Kα",
+    "oxide_index": "Oxide index: EELS 42 eV window / (first plasmon area × t/λ)",
 }
 # the columns of a quantity's table, as feature_statistics.json names them
 _VALUE_KEYS = (
@@ -194,6 +195,8 @@ def correlate_statistics(summary: dict[str, Any], where: Path) -> dict[str, Any]
         "n_rows": len(rows),
         "o_rich": summary.get("o_rich"),
         "eels_thickness": summary.get("eels_thickness"),
+        "eels_oxide": summary.get("eels_oxide"),
+        "oxide_steps": summary.get("oxide_steps"),
     }
 
 
