@@ -396,7 +396,9 @@ def test_the_table_counts_every_pixel(command):
     total = sum(int(r["pixels"]) for r in li.values())
     assert total == 64 * 64  # every EELS pixel lies in the survey, in one class
     assert float(li["bright"]["value"]) < 0.1  # c-Si: no Li
-    assert li["pore"]["value"] == "" or int(li["pore"]["counted"]) < 0.1 * int(li["pore"]["pixels"])
+    # pores: a few rim pixels carry a Li/Si; the class has none (as its unmixed row)
+    assert int(li["pore"]["counted"]) < 0.1 * int(li["pore"]["pixels"])
+    assert li["pore"]["value"] == "" and li["pore"]["note"].startswith("not estimable")
     phases = {
         r["quantity"]: float(r["value"])
         for r in rows
@@ -414,8 +416,9 @@ def test_the_table_counts_every_pixel(command):
     index = {
         r["group"]: float(r["value"])
         for r in rows
-        if r["quantity"] == "oxide_index" and r["group_kind"] == "class"
+        if r["quantity"] == "oxide_index" and r["group_kind"] == "class" and r["value"]
     }
+    assert "pore" not in index  # no first plasmon fitted in most pore pixels: no value
     # Li2O/silicates at the grain boundaries in the 42 eV window (Fig. S4b); measured 3.3x
     assert index["boundary"] > 2.5 * index["grey"] and index["boundary"] > 2.5 * index["bright"]
 

@@ -171,6 +171,18 @@ def li_si_png(
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
     for i, r in enumerate(rows):
+        if r["value"] is None or not np.isfinite(r["value"]):  # too few pixels with a value
+            ax.text(
+                i,
+                0.5,
+                "no value",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="0.4",
+            )
+            continue
         ax.plot([i, i], [r["p05"], r["p95"]], color="0.6", lw=6, solid_capstyle="butt")
         ax.errorbar(i, r["value"], yerr=r["se"], fmt="o", color="#4477AA", capsize=4)
         u = by_group.get(r["group"])
@@ -190,6 +202,7 @@ def li_si_png(
             ax.plot([i - 0.3, i + 0.3], [lo, lo], color="#EE6677", lw=2)
         elif np.isfinite(lo):
             ax.fill_between([i - 0.3, i + 0.3], lo, hi, color="#EE6677", alpha=0.25, lw=0)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, fontsize=8)
     ax.set_ylabel("Li/Si")
     ax.set_title(

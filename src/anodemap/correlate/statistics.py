@@ -41,7 +41,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COLUMNS", "Group", "Measured", "fraction_rows", "ratio_row", "value_row"]
+__all__ = [
+    "COLUMNS",
+    "MAX_FLAGGED_SHARE",
+    "Group",
+    "Measured",
+    "fraction_rows",
+    "ratio_row",
+    "value_row",
+]
+
+#: A group whose pixels the map flags more than this share of has no value (the
+#: unmixed means' rule, :func:`anodemap.correlate.unmix.unmix`).
+MAX_FLAGGED_SHARE = 0.5
 
 #: The columns of ``feature_statistics.csv``.
 COLUMNS = (
@@ -119,7 +131,18 @@ def _base(m: Measured, mask: np.ndarray) -> dict[str, Any]:
 
 
 def value_row(m: Measured, mask: np.ndarray) -> dict[str, Any]:
-    """The statistics of the value map ``m`` over ``mask``."""
+    """The statistics of the value map ``m`` over ``mask``; none (NaN, with a note)
+    where the map flags more than half of its pixels there, as for the unmixed means
+    (:mod:`anodemap.correlate.unmix`): the few left, at a pore's rim say, are not the
+    group's.
+
+    Examples
+    --------
+    >>> v = np.array([[1.0, np.nan], [np.nan, np.nan]])
+    >>> row = value_row(Measured("li_si", "Li per Si", v, np.isfinite(v)), np.ones((2, 2), bool))
+    >>> row["counted"], row["value"], row["note"]
+    (1, nan, 'not estimable: the map has no value in 75 % of these pixels')
+    """
     row = _base(m, mask)
     use = mask & m.valid
     v = np.asarray(m.values, float)[use]
@@ -127,6 +150,10 @@ def value_row(m: Measured, mask: np.ndarray) -> dict[str, Any]:
     nan = float("nan")
     row.update(value=nan, se=nan, map_sigma=nan, systematic=nan, std=nan)
     row.update(p05=nan, median=nan, p95=nan)
+    if row["flagged"] > MAX_FLAGGED_SHARE * row["pixels"]:
+        share = 100.0 * row["flagged"] / row["pixels"]
+        row["note"] = f"not estimable: the map has no value in {share:.0f} % of these pixels"
+        return row
     if n:
         std = float(v.std(ddof=1)) if n > 1 else nan
         p05, med, p95 = (float(x) for x in np.percentile(v, (5, 50, 95)))

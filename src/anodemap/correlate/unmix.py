@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from anodemap.correlate.statistics import MAX_FLAGGED_SHARE
 from anodemap.registration import Transform
 from anodemap.registration.transform import within
 
@@ -201,7 +202,7 @@ def unmix(
     known: np.ndarray | None = None,
     weighted: bool = False,
     min_pixels: float = 20.0,
-    max_flagged_share: float = 0.5,
+    max_flagged_share: float = MAX_FLAGGED_SHARE,
     pure_share: float = 0.9,
     block: int = 8,
     n_bootstrap: int = 200,
@@ -379,7 +380,10 @@ def unmixed_rows(
         }
         if not u.estimable[i]:
             row["note"] = _why_not(
-                u, i, options.get("min_pixels", 20.0), options.get("max_flagged_share", 0.5)
+                u,
+                i,
+                options.get("min_pixels", 20.0),
+                options.get("max_flagged_share", MAX_FLAGGED_SHARE),
             )
         elif m.systematic is not None:
             weight = shares[..., i] * use
