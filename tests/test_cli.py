@@ -17,11 +17,13 @@ EXPECTED = [
     "fit_status.hspy",
     "thickness.hspy",
     "li2o_window.hspy",
+    "oxide_index.hspy",
     "li_k.hspy",
     "summary.json",
     "li_si_ratio.png",
     "plasmon_energy.png",
     "overview.png",
+    "oxide_index.png",
 ]
 
 

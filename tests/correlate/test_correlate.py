@@ -367,6 +367,28 @@ def test_the_eels_oxide_index_decides_the_boundaries_under_its_map(region):
     assert both.summary["oxide_steps"] == ["edx", "eels"]  # 4 nm first, 3 nm decides
 
 
+def test_an_eels_result_without_the_oxide_index_leaves_the_classes(region, tmp_path):
+    """An EELS result of an older version (no oxide_index.hspy): read without it, the
+    step is left out and said; the classes are those of --eels-oxide off."""
+    import shutil
+
+    root, _ = region
+    old = tmp_path / "eels"
+    shutil.copytree(root / "eels", old)
+    (old / "oxide_index.hspy").unlink()
+    feats = read_features(root / "features")
+    image = np.asarray(load(root / "haadf.hspy").data, float)
+    said = []
+    result = correlate(
+        image, feats["axes"], feats, [read_modality("eels", old, "--eels")],
+        CorrelateParameters(), log=said.append,
+    )  # fmt: skip
+    off, _, _ = _one(region, ["eels"], eels_oxide="off")
+    assert result.summary["eels_oxide"] is None
+    np.testing.assert_array_equal(result.survey_labels, off.survey_labels)
+    assert any("without oxide_index.hspy" in line for line in said)
+
+
 def test_the_boundary_li_si_rows_say_their_calibration(command):
     rows = list(csv.DictReader(open(command / "feature_statistics.csv", encoding="utf-8")))
     li = [r for r in rows if r["class"] == "boundary" and r["quantity"].startswith("li_si")]

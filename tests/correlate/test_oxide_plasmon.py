@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from anodemap.correlate.oxide_plasmon import oxide_index, oxide_plasmon_boundaries
+from anodemap.correlate.oxide_plasmon import oxide_plasmon_boundaries
+from anodemap.eels.oxide_index import oxide_index
 from anodemap.features.classes import BOUNDARY, BRIGHT, DENDRITE, GREY, PORE
 
 _DE = 0.05

@@ -18,7 +18,7 @@ Examples
 >>> sorted(MAPS)
 ['diffraction', 'edx', 'eels']
 >>> [layer.quantity for layer in MAPS["eels"]]
-['li_si', 'plasmon_energy', 't_over_lambda']
+['li_si', 'plasmon_energy', 't_over_lambda', 'oxide_index']
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from anodemap.io import Axis
 __all__ = [
     "IMAGES",
     "MAPS",
-    "OPTIONAL",
     "Layer",
     "LayerSpec",
     "Modality",
@@ -63,6 +62,8 @@ class LayerSpec:
         and the warnings that keep a value).
     sigma, systematic : str, optional
         Maps of its 1σ, and of its systematic (calibration) 1σ.
+    optional : bool
+        A result of an older version may lack it: then it is not read.
     """
 
     file: str
@@ -73,6 +74,7 @@ class LayerSpec:
     status: str | None = None
     sigma: str | None = None
     systematic: str | None = None
+    optional: bool = False
 
 
 #: The maps each modality brings, as its analysis writes them.
@@ -96,6 +98,8 @@ MAPS: dict[str, tuple[LayerSpec, ...]] = {
             sigma="plasmon_energy_uncertainty.hspy",
         ),
         LayerSpec("thickness.hspy", "t_over_lambda", "t/λ", "t/λ"),
+        # the 42 eV oxide index (anodemap.eels.oxide_index): the O-rich boundaries
+        LayerSpec("oxide_index.hspy", "oxide_index", "oxide index (42 eV)", "", optional=True),
     ),
     "edx": (
         LayerSpec(
@@ -119,17 +123,6 @@ MAPS: dict[str, tuple[LayerSpec, ...]] = {
         LayerSpec("phase.hspy", "phase", "phase", "", kind="label", status="match_status.hspy"),
     ),
 }
-
-#: Maps read where the result has them, for a step of the correlate rather than for the
-#: statistics (the EELS 42 eV window and first plasmon area: the oxide index of
-#: :mod:`anodemap.correlate.oxide_plasmon`).
-OPTIONAL: dict[str, tuple[str, ...]] = {"eels": ("li2o_window.hspy", "plasmon_area.hspy")}
-
-#: The map made from them when both are there, counted per feature as the others: the
-#: EELS oxide index (no file of its own; ``eels_oxide_index.hspy`` in the correlate's).
-OXIDE_INDEX = LayerSpec(
-    "oxide_index.hspy", "oxide_index", "oxide index (42 eV)", "42 eV window / (area × t/λ)"
-)
 
 # the image each modality is registered by, in order of preference: the simultaneous
 # HAADF/ADF recorded with the spectra (anodemap.io.scan_images) where the result has it
@@ -165,7 +158,6 @@ class Modality:
     layers: list[Layer] = field(default_factory=list)
     statuses: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _fail(option: str, folder: Path, why: str, name: str) -> AnodemapInputError:
@@ -246,6 +238,8 @@ def read_modality(name: str, folder: str | Path, option: str) -> Modality:
         summary=summary,
     )
     for spec in MAPS[name]:
+        if spec.optional and not (folder / spec.file).exists():
+            continue
         values, _ = _map(folder, spec.file, option, name)
         if values.shape != shape:
             raise _fail(option, folder, f"{spec.file} and {image_file} differ in shape", name)
@@ -262,23 +256,6 @@ def read_modality(name: str, folder: str | Path, option: str) -> Modality:
         if spec.kind == "label":
             layer.legend = {str(k): str(v) for k, v in (summary.get("phase_labels") or {}).items()}
         mod.layers.append(layer)
-    for file in OPTIONAL.get(name, ()):
-        if (folder / file).exists():
-            values, _ = _map(folder, file, option, name)
-            if values.shape != shape:
-                raise _fail(option, folder, f"{file} and {image_file} differ in shape", name)
-            mod.extras[file.removesuffix(".hspy")] = np.asarray(values, float)
-    if name == "eels" and all(f.removesuffix(".hspy") in mod.extras for f in OPTIONAL[name]):
-        from anodemap.correlate.oxide_plasmon import oxide_index
-
-        by = {layer.spec.quantity: layer for layer in mod.layers}
-        q = oxide_index(
-            mod.extras["li2o_window"],
-            mod.extras["plasmon_area"],
-            by["t_over_lambda"].values,
-            by["plasmon_energy"].valid,  # a first plasmon was fitted there
-        )
-        mod.layers.append(Layer(OXIDE_INDEX, q, np.isfinite(q)))
     return mod
 
 

@@ -8,16 +8,10 @@ eV) lie above the silicide's (25–34 eV). Where the EELS map covers the survey 
 boundary class is decided by it, as :mod:`anodemap.correlate.oxygen` decides it by the
 EDX O/Si:
 
-1. the window's counts ``W`` (``li2o_window.hspy`` of ``anodemap eels``) are taken
-   relative to what plural scattering puts there for any material: the second order
-   of a Poisson sum is ``(t/λ)/2`` times the first, so ``W / (A · t/λ)`` with ``A`` the
-   first plasmon's area (``plasmon_area.hspy``) and ``t/λ`` the log-ratio thickness
-   (``thickness.hspy``) is an *oxide index*: the share of the self-convolved plasmon
-   that falls in the window, nearly free of the thickness up to t/λ of about 1.5 (in a
-   Poisson sum of Drude plasmons, Li2O and SiO2 read 0.097-0.16 over t/λ 0.5-1.5,
-   Li_xSi at most 0.075). Thicker, the silicide's third plasmon (3 × 13-15 eV) falls in
-   the window too: at t/λ = 2 Li15Si4 reads 0.084 against Li2O's 0.099
-   (tests/correlate/test_oxide_plasmon.py), so the index is not for thick lamellae;
+1. the oxide index ``W / (A · t/λ)`` that ``anodemap eels`` writes
+   (``oxide_index.hspy``, :mod:`anodemap.eels.oxide_index`): the window's counts ``W``
+   over the first plasmon's area ``A`` times the log-ratio thickness, nearly free of the
+   thickness up to t/λ of about 1.5 (none where the plasmon fit failed);
 2. the index is brought onto the survey's grid through the registration;
 3. the cut: Otsu's threshold of the index over the covered pixels the classes call
    grey or boundary, when they hold an O-rich mode (at least 1 % of them more than 3
@@ -54,33 +48,13 @@ import numpy as np
 
 from anodemap.features.classes import CLASS_NAMES
 
-from .inputs import OPTIONAL
 from .oxygen import SWAPPABLE, ORich, decide_boundaries, o_rich_threshold
 
-__all__ = ["from_eels_oxide", "oxide_index", "oxide_plasmon_boundaries"]
+__all__ = ["from_eels_oxide", "oxide_plasmon_boundaries"]
 
 #: Robust widths above the candidates' median for a pixel to count towards an O-rich
 #: mode (as the EDX's O above 3σ).
 _MODE_WIDTHS = 3.0
-
-
-def oxide_index(
-    window: np.ndarray, area: np.ndarray, t_over_lambda: np.ndarray, valid: np.ndarray
-) -> np.ndarray:
-    """``W / (A · t/λ)``: the 42 eV window's counts over the first plasmon's area times
-    the thickness (module description); NaN where any is missing or not positive.
-
-    Examples
-    --------
-    >>> oxide_index(np.array([60.0, 1.0]), np.array([1000.0, 0.0]), np.array([1.5, 1.0]),
-    ...             np.array([True, True])).round(3).tolist()
-    [0.04, nan]
-    """
-    w, a, t = (np.asarray(x, float) for x in (window, area, t_over_lambda))
-    ok = np.asarray(valid, bool) & np.isfinite(w) & np.isfinite(a) & np.isfinite(t)
-    ok &= (a > 0) & (t > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, w / np.where(ok, a * t, 1.0), np.nan)
 
 
 def oxide_plasmon_boundaries(
@@ -100,7 +74,7 @@ def oxide_plasmon_boundaries(
     labels : ndarray of uint8 (ny, nx)
         The classes so far (:mod:`anodemap.features.classes`).
     index : ndarray (ny, nx)
-        :func:`oxide_index` on the survey's grid (NaN: none).
+        :func:`anodemap.eels.oxide_index.oxide_index` on the survey's grid (NaN: none).
     covered : ndarray of bool
         Survey pixels the EELS map covers.
     probability : ndarray (5, ny, nx), optional
@@ -156,16 +130,15 @@ def from_eels_oxide(
     log: Callable[[str], None] = lambda _: None,
 ) -> ORich | None:
     """:func:`oxide_plasmon_boundaries` with the index of an EELS result
-    (:class:`~anodemap.correlate.inputs.Modality`, whose ``oxide_index`` layer
-    :func:`~anodemap.correlate.inputs.read_modality` makes) put on the survey's grid by
-    its ``registration``; None where the result lacks the maps it needs."""
+    (:class:`~anodemap.correlate.inputs.Modality`; its ``oxide_index.hspy``) put on the
+    survey's grid by its ``registration``; None where the result has no such map."""
     from anodemap.registration import resample
 
     layers = {layer.spec.quantity: layer for layer in eels.layers}
-    if "oxide_index" not in layers:  # read_modality makes it where the result has its maps
+    if "oxide_index" not in layers:
         log(
-            f"EELS result without {' or '.join(OPTIONAL['eels'])}: the boundary class under "
-            "its map is not decided by the 42 eV oxide window"
+            "EELS result without oxide_index.hspy (of an older anodemap eels: run it again): "
+            "the boundary class under its map is not decided by the 42 eV oxide window"
         )
         return None
     q = layers["oxide_index"].values

@@ -28,6 +28,7 @@ __all__ = [
     "compare_with_truth",
     "truth_figure",
     "compare_li_k",
+    "compare_oxide_index",
     "plot_example_fits",
     "status_figure",
 ]
@@ -49,6 +50,7 @@ _FILES = {
     "thickness": "thickness",
     "loss_peak_energy": "loss_peak_energy",
     "li2o_window": "li2o_window",
+    "oxide_index": "oxide_index",
     "li_k": "li_k",
     "li_k_err": "li_k_uncertainty",
     "li_k_fraction": "li_k_fraction",
@@ -75,6 +77,7 @@ _FIGURES = {
     "plasmon_fwhm": ("viridis", "plasmon"),
     "thickness": ("gray", None),
     "li2o_window": ("inferno", None),
+    "oxide_index": ("inferno", "plasmon"),
     "li_k": ("inferno", "li_k"),
     "li_k_fraction": ("inferno", "li_k"),
     "zlp_position": ("coolwarm", None),
@@ -408,7 +411,8 @@ def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, A
     ``truth`` holds ``plasmon_peak_eV``, ``li_per_si``, ``t_over_lambda`` and ``labels``
     maps (as :func:`anodemap.synth.simulate_eels` returns them), optionally
     ``oxide_fraction``, ``t_over_lambda_in_window``, ``li_k_counts`` and
-    ``li_k_fraction``.
+    ``li_k_fraction``. With ``oxide_fraction`` the oxide index is compared too
+    (:func:`compare_oxide_index`).
 
     Plasmon and Li/Si errors are given over all valid material pixels, and again over
     the pixels with no Li2O/silicate (``oxide_free``: truth oxide fraction 0). The truth
@@ -454,7 +458,49 @@ def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, A
     out["thickness_relative_error"] = _error_stats(dt_rel)
     out["oxide_free"] = errors(oxide_free)
     out["li_k"] = compare_li_k(result, truth)
+    index = compare_oxide_index(result, truth)
+    if index is not None:
+        out["oxide_index"] = index
     return out
+
+
+def compare_oxide_index(result: Any, truth: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The oxide index (:mod:`anodemap.eels.oxide_index`) against the truth's oxide share
+    over **all** material pixels (not pores in the truth): how many have a value, the
+    Pearson and Spearman correlations over those, and the index's median where the
+    truth holds no oxide and where it holds a share of 0.3 or more (the simulator's
+    O-rich boundary class); None where the truth has no oxide share.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> ox = np.array([0.0, 0.0, 0.2, 0.5, 0.8, 0.0])
+    >>> q = np.array([0.04, 0.05, 0.07, 0.12, 0.15, np.nan])
+    >>> r = SimpleNamespace(maps={"oxide_index": q})
+    >>> c = compare_oxide_index(r, {"oxide_fraction": ox, "plasmon_peak_eV": np.ones(6)})
+    >>> c["n_with_value"], c["median_oxide_free"], c["median_oxide_rich"]
+    (5, 0.045, 0.135)
+    """
+    oxide = truth.get("oxide_fraction")
+    q = result.maps.get("oxide_index")
+    if oxide is None or q is None:
+        return None
+    material = np.isfinite(truth["plasmon_peak_eV"])  # NaN in the truth's pores
+    has = material & np.isfinite(q)
+    a, b = q[has], oxide[has]
+    pearson = float(np.corrcoef(a, b)[0, 1]) if a.size > 2 and np.ptp(a) and np.ptp(b) else None
+
+    def median(mask: np.ndarray) -> float | None:
+        return float(np.median(q[mask])) if mask.any() else None
+
+    return {
+        "n_material": int(material.sum()),
+        "n_with_value": int(has.sum()),
+        "pearson_vs_oxide_fraction": pearson,
+        "spearman_vs_oxide_fraction": _spearman(a, b),
+        "median_oxide_free": median(has & (oxide == 0)),
+        "median_oxide_rich": median(has & (oxide >= 0.3)),
+    }
 
 
 def _error_stats(v: np.ndarray) -> dict[str, float | None]:

@@ -44,6 +44,7 @@ from anodemap.eels import windows as _win
 from anodemap.eels.calibration import Calibration, default_calibration
 from anodemap.eels.deconvolution import fourier_log, richardson_lucy, richardson_lucy_range
 from anodemap.eels.fit_window import auto_window, strongest_loss_peak
+from anodemap.eels.oxide_index import oxide_index
 from anodemap.eels.parameters import EELSParameters
 from anodemap.eels.plasmon import fit_plasmon
 from anodemap.eels.zlp import (
@@ -115,6 +116,7 @@ _MAP_OUTPUTS: dict[str, tuple[str, str, OutputSpec]] = {
     "reduced_chi2": ("Reduced χ² of the plasmon fit", "", OutputSpec()),
     "loss_peak_energy": ("Strongest loss peak above the zero-loss peak", "eV", OutputSpec()),
     "li2o_window": ("Li$_2$O/silicate second-plasmon window, 42 ± 2 eV", "counts", OutputSpec()),
+    "oxide_index": ("Oxide index: 42 eV window / (plasmon area × t/λ)", "", OutputSpec()),
     "li_k": ("Li-K edge counts, 60 ± 2 eV", "counts", OutputSpec()),
     "li_k_err": ("Li-K edge counts, 1σ (counting noise)", "counts", OutputSpec()),
     "li_k_fraction": (
@@ -295,6 +297,7 @@ def process_spectra(
         "reduced_chi2": masked(fit.redchi, fit_bad),
         "loss_peak_energy": peak,
         "li2o_window": masked(li2o, input_bad),
+        "oxide_index": oxide_index(li2o, fit.area, t, ~fit_bad),
         **lik,
         "fit_status": status,
     }
@@ -629,7 +632,8 @@ class EELSResult:
         ``li_si_ratio``, ``li_si_uncertainty`` (statistical: the fit's 1σ through the
         slope of the calibration curve), ``li_si_calibration_uncertainty`` (systematic:
         the curve's own 1σ), ``thickness`` (t/λ), ``loss_peak_energy`` (eV),
-        ``li2o_window``, ``li_k`` (counts), ``li_k_err`` (its 1σ), ``li_k_fraction``,
+        ``li2o_window``, ``oxide_index`` (:mod:`anodemap.eels.oxide_index`), ``li_k``
+        (counts), ``li_k_err`` (its 1σ), ``li_k_fraction``,
         ``li_k_fraction_err``, ``li_k_background_exponent`` and three status maps (uint8,
         :class:`anodemap.status.Status`): ``fit_status`` (plasmon fit), ``li_si_status``
         and ``li_k_status``.

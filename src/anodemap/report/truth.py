@@ -116,6 +116,11 @@ _WORDS = {
     ),
     "spearman_vs_li_si_oxide_free_all": "Spearman ρ vs truth Li/Si, all oxide-free pixels",
     "n_oxide_free": "oxide-free pixels",
+    "oxide_index": "oxide index (42 eV window / (plasmon area × t/λ))",
+    "pearson_vs_oxide_fraction": "Pearson r vs truth oxide share",
+    "spearman_vs_oxide_fraction": "Spearman ρ vs truth oxide share",
+    "median_oxide_free": "median, oxide-free pixels",
+    "median_oxide_rich": "median, pixels of oxide share ≥ 0.3",
     "spearman_of_the_exact_truth_vs_li_si": (
         "Spearman ρ of the exact truth vs truth Li/Si (the best reachable)"
     ),
