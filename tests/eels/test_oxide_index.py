@@ -25,3 +25,17 @@ def test_the_oxide_index_follows_the_true_oxide_share(sim, result):
     # no value where no first plasmon was fitted (pores, failed fits)
     q = result.maps["oxide_index"]
     assert np.all(np.isnan(q[~np.isfinite(result.maps["plasmon_area"])]))
+
+
+def test_no_index_where_the_fit_describes_a_weaker_peak(exspy_lowloss_msa):
+    """exspy's real low-loss spectrum: its strongest loss peak (31 eV) lies outside the
+    default 8-25 eV window, so the fit describes the weaker 14 eV feature (status 7) and
+    its area is not the first plasmon's: no index (it read 1.7 with that area)."""
+    from anodemap.eels import analyse_eels
+    from anodemap.io import load
+    from anodemap.status import Status
+
+    r = analyse_eels(load(exspy_lowloss_msa), progress=False)
+    assert r.maps["fit_status"].ravel()[0] == Status.STRONGEST_PEAK_OUTSIDE_WINDOW
+    assert np.isfinite(r.maps["li2o_window"]).all()
+    assert np.isnan(r.maps["oxide_index"]).all()

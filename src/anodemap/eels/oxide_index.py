@@ -21,7 +21,9 @@ too (Li15Si4 0.084 against Li2O's 0.099 at t/λ = 2), so the index is for the th
 lamellae valence EELS needs anyway.
 
 It needs the plasmon fit: where a one-peak fit of mixed plasmons fails (the
-oxide-richest pixels: share above about 0.58 on the simulated region) there is none.
+oxide-richest pixels: share above about 0.58 on the simulated region), or where the
+strongest loss peak lies outside the fit window (the fit then describes a weaker
+feature: the real low-loss spectrum of exspy read 1.7), there is none.
 Measured on the simulated region (seeds 0/1/2), Pearson correlation with the truth's
 oxide share 0.94/0.95/0.95 over the pixels with a value (the window's counts alone
 0.47/0.51/0.65). Tried and not kept: ``W / (I_0 (t/λ)²)`` with the zero-loss counts

@@ -297,7 +297,8 @@ def process_spectra(
         "reduced_chi2": masked(fit.redchi, fit_bad),
         "loss_peak_energy": peak,
         "li2o_window": masked(li2o, input_bad),
-        "oxide_index": oxide_index(li2o, fit.area, t, ~fit_bad),
+        # not where the fit describes a weaker peak than the strongest (status 7)
+        "oxide_index": oxide_index(li2o, fit.area, t, status == Status.OK),
         **lik,
         "fit_status": status,
     }

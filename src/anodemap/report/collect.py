@@ -55,6 +55,7 @@ _FIGURE_TITLES = {
     "li_si_calibration_uncertainty.png": "Li/Si uncertainty (calibration)",
     "plasmon_fwhm.png": "Plasmon FWHM",
     "li2o_window.png": "Li2O/silicate window, 42 ± 2 eV",
+    "oxide_index.png": "Oxide index: the 42 eV window over plasmon area × t/λ",
     "li_k.png": "Li-K edge counts",
     "li_k_fraction.png": "Li-K counts per single-scattering count",
     "li_k_status.png": "Li-K status",
