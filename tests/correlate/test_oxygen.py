@@ -78,3 +78,36 @@ def test_the_option_is_checked_on_the_command_line(capsys):
     code = main(["correlate", "x.hspy", "-o", "y", "--features", "f", "--o-rich", "-1"])
     assert code == 2
     assert "argument --o-rich: give auto, off or" in capsys.readouterr().err
+
+
+def test_a_real_bruker_map_without_an_o_rich_mode_keeps_the_features_regions(tmp_path):
+    """The real test_TEM.bcf (HAADF and EDX of one scan, Bruker Esprit; no O-rich mode):
+    the O step runs, says why it changes nothing, and the correlate's classes and
+    regions are those of anodemap features."""
+    import csv
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    from anodemap.cli import main
+    from anodemap.io import load
+
+    path = Path(__file__).resolve().parents[2].parent / "shared/data/real/hyperspy/test_TEM.bcf"
+    if not path.exists():
+        pytest.skip(f"real test data not found at {path} (see ../shared/data/README.md)")
+    f, e, c = tmp_path / "f", tmp_path / "e", tmp_path / "c"
+    assert main(["features", str(path), "-o", str(f), "--no-progress", "-q"]) == 0
+    assert main(["edx", str(path), "-o", str(e), "--no-progress", "-q"]) == 0
+    args = ["correlate", str(path), "-o", str(c), "--features", str(f), "--edx", str(e)]
+    assert main([*args, "--no-progress", "-q"]) == 0
+    summary = json.loads((c / "summary.json").read_text())
+    assert summary["oxide_steps"] == ["edx"] and not summary["o_rich"]["applied"]
+    assert "no O-rich mode" in summary["o_rich"]["threshold"]["source"]
+    np.testing.assert_array_equal(load(c / "labels.hspy").data, load(f / "labels.hspy").data)
+
+    def rows(folder):
+        with open(folder / "regions.csv", encoding="utf-8", newline="") as fh:
+            return [(r["region"], r["class"], r["area_px"]) for r in csv.DictReader(fh)]
+
+    assert rows(c) == rows(f) and rows(c)

@@ -33,15 +33,7 @@ import numpy as np
 from anodemap.errors import AnodemapInputError
 from anodemap.io import Axis
 
-__all__ = [
-    "IMAGES",
-    "MAPS",
-    "Layer",
-    "LayerSpec",
-    "Modality",
-    "read_features",
-    "read_modality",
-]
+__all__ = ["IMAGES", "MAPS", "Layer", "LayerSpec", "Modality", "read_features", "read_modality"]
 
 
 @dataclass(frozen=True)

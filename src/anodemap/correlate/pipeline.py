@@ -402,15 +402,15 @@ def correlate(
     )
     for name in steps:
         if name == "edx":
-            found = o_rich = from_edx(
+            step = o_rich = from_edx(
                 labels, probability, by_name["edx"], regs["edx"], p.o_rich, p.o_rich_sigmas, log
             )
         else:
-            found = eels_oxide = from_eels_oxide(
+            step = eels_oxide = from_eels_oxide(
                 labels, probability, by_name["eels"], regs["eels"], p.eels_oxide, log
             )
-        if found is not None and found.summary.get("applied"):
-            labels = found.labels
+        if step is not None and step.summary.get("applied"):
+            labels = step.labels
     if labels is not haadf_labels:
         ids, found = region_map(labels, min_area)
     # reference pixel -> pixel of each modality
