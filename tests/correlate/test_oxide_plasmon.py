@@ -18,10 +18,10 @@ _E = np.arange(_DE / 2, 150.0, _DE)
 
 
 def _index_of(ep: float, gamma: float, t: float) -> float:
-    """W / (A · t/λ) of a plural-scattering spectrum: the single scattering a Drude
+    """W / (A t/λ) of a plural-scattering spectrum: the single scattering a Drude
     loss function Im(-1/ε) of plasmon energy ``ep`` and width ``gamma`` (unit area), the
     m-th order its m-fold self-convolution times (t/λ)^m / m! (Egerton, EELS in the
-    Electron Microscope, 3rd ed., §3.7), up to m = 5; A = t/λ (the first order's area)."""
+    Electron Microscope, 3rd ed., §3.7), up to m = 5, with I_0 = 1: A = t/λ."""
     single = _E * gamma * ep**2 / ((_E**2 - ep**2) ** 2 + (_E * gamma) ** 2)
     single /= single.sum() * _DE
     total, order = np.zeros_like(_E), single.copy()
@@ -29,7 +29,7 @@ def _index_of(ep: float, gamma: float, t: float) -> float:
         total += t**m / math.factorial(m) * order
         order = np.convolve(order, single)[: _E.size] * _DE
     window = (_E >= 40.0) & (_E <= 44.0)
-    return float(oxide_index(total[window].sum() * _DE, t, t, True))
+    return float(oxide_index(total[window].sum() * _DE, t, 1.0, t, True))  # A = I_0 t
 
 
 def test_the_index_tells_oxide_from_silicide_at_any_usual_thickness():
@@ -51,10 +51,11 @@ def test_the_index_tells_oxide_from_silicide_at_any_usual_thickness():
 
 def test_the_index_is_nan_where_a_map_has_no_value():
     q = oxide_index(
-        np.array([50.0, 50.0, 50.0, np.nan]),
-        np.array([1000.0, 0.0, 1000.0, 1000.0]),
-        np.array([1.0, 1.0, 1.0, 1.0]),
-        np.array([True, True, False, True]),
+        np.array([50.0, 50.0, 50.0, np.nan, 50.0]),
+        np.array([1000.0, 0.0, 1000.0, 1000.0, 1000.0]),
+        np.array([1000.0, 1000.0, 1000.0, 1000.0, 500.0]),  # the last: A = 2 I_0 t/λ
+        np.array([1.0, 1.0, 1.0, 1.0, 1.0]),
+        np.array([True, True, False, True, True]),
     )
     assert q[0] == 0.05 and np.isnan(q[1:]).all()
 

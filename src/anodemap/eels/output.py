@@ -77,7 +77,7 @@ _FIGURES = {
     "plasmon_fwhm": ("viridis", "plasmon"),
     "thickness": ("gray", None),
     "li2o_window": ("inferno", None),
-    "oxide_index": ("inferno", "plasmon"),
+    "oxide_index": ("inferno", None),
     "li_k": ("inferno", "li_k"),
     "li_k_fraction": ("inferno", "li_k"),
     "zlp_position": ("coolwarm", None),

@@ -297,8 +297,8 @@ def process_spectra(
         "reduced_chi2": masked(fit.redchi, fit_bad),
         "loss_peak_energy": peak,
         "li2o_window": masked(li2o, input_bad),
-        # not where the fit describes a weaker peak than the strongest (status 7)
-        "oxide_index": oxide_index(li2o, fit.area, t, status == Status.OK),
+        # none where the fit is not the first plasmon's (failed, status 7, area too large)
+        "oxide_index": oxide_index(li2o, fit.area, zlp.sum(axis=-1), t, status == Status.OK),
         **lik,
         "fit_status": status,
     }
