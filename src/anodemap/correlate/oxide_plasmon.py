@@ -11,7 +11,7 @@ EDX O/Si:
 1. the oxide index ``W / (A · t/λ)`` that ``anodemap eels`` writes
    (``oxide_index.hspy``, :mod:`anodemap.eels.oxide_index`): the window's counts ``W``
    over the first plasmon's area ``A`` times the log-ratio thickness, nearly free of the
-   thickness up to t/λ of about 1.5 (none where the plasmon fit failed);
+   thickness up to t/λ of about 1.5 (none where the fit is not the first plasmon's);
 2. the index is brought onto the survey's grid through the registration;
 3. the cut: Otsu's threshold of the index over the covered pixels the classes call
    grey or boundary, when they hold an O-rich mode (at least 1 % of them more than 3
