@@ -152,7 +152,7 @@ def write_correlation(
         }
         write_json(registration, outdir / "registration.json")
         # the regions the statistics number (those of anodemap features' regions.csv
-        # unless the EDX O map moved boundaries)
+        # unless the EELS t/λ or the O steps changed classes)
         lines = [
             "region,class,area_px",
             *(f"{r['region']},{r['class']},{r['area_px']}" for r in result.regions),

@@ -72,8 +72,8 @@ class CorrelateResult:
         Per modality, the survey pixels its map covers (the HAADF survey's grid).
     haadf_labels : ndarray, optional
         The classes of ``anodemap features`` (``survey_labels`` before they were found
-        again with the EELS t/λ under its map and the EDX O map decided the boundaries
-        under its own).
+        again with the EELS t/λ under its map and the EDX O/Si and the EELS oxide index
+        decided the boundaries under theirs).
     regions : list of dict
         The connected regions of ``survey_labels`` (``regions.csv``).
     scan_labels : dict of str to (ndarray, list of Axis)
@@ -433,20 +433,14 @@ def correlate(
     meta = {
         "labels": {
             "title": "feature class (255: outside the HAADF survey)"
-            + (
-                ", found again with the EELS t/λ under its map"
-                if thick is not None and thick.summary.get("applied")
-                else ""
-            )
-            + (
-                ", boundaries from the EDX O/Si under its map"
-                if o_rich is not None and o_rich.summary.get("applied")
-                else ""
-            )
-            + (
-                ", boundaries from the EELS 42 eV oxide index under its map"
-                if eels_oxide is not None and eels_oxide.summary.get("applied")
-                else ""
+            + "".join(
+                f", {said}"
+                for step, said in (
+                    (thick, "found again with the EELS t/λ under its map"),
+                    (o_rich, "boundaries from the EDX O/Si under its map"),
+                    (eels_oxide, "boundaries from the EELS 42 eV oxide index under its map"),
+                )
+                if step is not None and step.summary.get("applied")
             ),
             "units": "",
             # the class names by code: anodemap pdf --regions labels.hspy names its regions

@@ -112,7 +112,7 @@ def compare_groups(
 
 def _classes(result: Any, truth_labels: np.ndarray) -> dict[str, Any]:
     """The classes against the truth over every survey pixel and under each map; those
-    of ``anodemap features`` beside them where the EDX O map changed some."""
+    of ``anodemap features`` beside them where the correlate's steps changed some."""
     everywhere = np.ones(truth_labels.shape, bool)
     areas = {
         "all pixels": everywhere,
