@@ -100,10 +100,11 @@ def test_li_si_per_class_within_0p1_of_the_truth_over_the_same_pixels(region_run
 def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_run):
     """With the classes anodemap features finds, the unmixed per-class Li/Si is nearer
     the truth's means over the true classes than the pixel-majority mean (measured,
-    seeds 0/1/2, unmixed vs majority: bright -0.00/+0.02/+0.05 vs +0.03/+0.05/+0.10,
-    grey +0.02/+0.07/+0.03 vs +0.04/+0.10/+0.05, dendrite-like -0.14/+0.01/-0.08 vs
-    -0.29/-0.12/-0.22, boundary -0.14/-0.105/-0.09 vs -0.18/-0.17/-0.15): it corrects
-    the mixing of coarse pixels, not the segmentation's errors."""
+    seeds 0/1/2, unmixed vs majority: bright -0.01/+0.02/+0.04 vs +0.03/+0.05/+0.10,
+    grey +0.02/+0.07/+0.03 vs +0.04/+0.11/+0.05, dendrite-like -0.16/-0.01/-0.10 vs
+    -0.31/-0.13/-0.23, boundary -0.00/+0.03/-0.02 vs -0.04/-0.02/-0.05): it corrects
+    the mixing of coarse pixels, not the segmentation's errors. (On seed 1 the boundary's
+    pixel-majority mean is the closer one: this seed's run is not checked here.)"""
     _, out = region_run
     compared = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
     majority = compared["quantities"]["li_si"]["groups"]
@@ -111,6 +112,19 @@ def test_the_unmixed_means_are_closer_to_the_truth_of_the_true_classes(region_ru
     for name in ("bright", "grey", "dendrite-like", "boundary"):
         err = unmixed[name]["error_true_class"]
         assert abs(err) < abs(majority[name]["error_true_class"]), (name, err)
+
+
+def test_boundary_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
+    """With the classes found (the boundaries under the maps from the EDX O/Si and the
+    EELS oxide index) and the Li_xSi plasmon fitted beside the oxide one, the boundary
+    class's Li/Si against the truth's over the true class. Measured, seeds 0/1/2:
+    unmixed -0.00/+0.03/-0.02, pixel-majority -0.04/-0.02/-0.05 (with one peak
+    -0.14/-0.105/-0.09 and -0.18/-0.17/-0.15)."""
+    _, out = region_run
+    groups = json.loads((out / CORRELATE / "truth_comparison.json").read_text())
+    for quantity in ("li_si", "li_si_unmixed"):
+        row = groups["quantities"][quantity]["groups"]["boundary"]
+        assert abs(row["error_true_class"]) < 0.1, (quantity, row)
 
 
 def test_grey_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
@@ -131,8 +145,8 @@ def test_grey_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):
 @pytest.mark.xfail(
     strict=True,
     reason="issue 18 target not met on every seed for the dendrite-like class with the "
-    "classes found: unmixed -0.14 on seed 0 (seeds 1/2 +0.01/-0.08; pixel-majority "
-    "-0.29/-0.12/-0.22): grey pixels at the threads' edges called dendrite-like dilute "
+    "classes found: unmixed -0.16 on seed 0 (seeds 1/2 -0.01/-0.10; pixel-majority "
+    "-0.31/-0.13/-0.23): grey pixels at the threads' edges called dendrite-like dilute "
     "it (docs/registration.md)",
 )
 def test_dendrite_like_li_si_within_0p1_of_the_truth_of_its_true_class(region_run):

@@ -280,18 +280,30 @@ def _unmixed(
     return rows
 
 
-# said beside every Li/Si of the boundary class (docs/registration.md, "Measured")
+# said beside every Li/Si of the boundary class (docs/registration.md, "Measured"):
+# with the oxide's plasmon fitted beside the Li_xSi one (anodemap eels --oxide-peak
+# auto), and without it
 _O_RICH_LI_SI = (
-    "O-rich: Li/Si from the Li_xSi plasmon calibration, which the oxide's plasmon in "
-    "these pixels lowers (by 0.15-0.2 on the simulated region with the true classes)"
+    "O-rich: Li/Si of the Li_xSi plasmon, fitted beside the Li2O/silicate plasmon where "
+    "that was seen (anodemap eels --oxide-peak auto)"
+)
+_O_RICH_LI_SI_ONE_PEAK = (
+    "O-rich: Li/Si from a one-peak plasmon fit, which the oxide's plasmon in these pixels "
+    "lowers (by 0.15-0.2 on the simulated region with the true classes); anodemap eels "
+    "--oxide-peak auto fits it beside the Li_xSi one"
 )
 
 
-def _note_o_rich_li_si(rows: list[dict[str, Any]]) -> None:
-    """Say beside the boundary class's Li/Si that its calibration is the silicide's."""
+def _note_o_rich_li_si(rows: list[dict[str, Any]], modalities: list[Modality]) -> None:
+    """Say beside the boundary class's Li/Si how the oxide's plasmon was dealt with."""
+    eels = next((m for m in modalities if m.name == "eels"), None)
+    if eels is None:
+        return
+    oxide_peak = (eels.summary.get("oxide_peak") or {}).get("mode")
+    note = _O_RICH_LI_SI if oxide_peak == "auto" else _O_RICH_LI_SI_ONE_PEAK
     for row in rows:
         if row.get("class") == "boundary" and row["quantity"] in ("li_si", "li_si_unmixed"):
-            row["note"] = "; ".join(n for n in (row.get("note"), _O_RICH_LI_SI) if n)
+            row["note"] = "; ".join(n for n in (row.get("note"), note) if n)
 
 
 def _code(class_name: str) -> int:
@@ -473,7 +485,7 @@ def correlate(
         meta["edx_o_si"] = {"title": "O Kα / Si Kα net counts", "units": ""}
     rows, survey_cover = _statistics(labels, ids, found, pixel_nm, modalities, regs, p.footprint)
     rows += _paper_rows(rows)
-    _note_o_rich_li_si(rows)
+    _note_o_rich_li_si(rows, modalities)
     summary = {
         "reference": p.reference,
         "reference_pixel_nm": ref_pixel,

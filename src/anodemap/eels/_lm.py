@@ -4,7 +4,7 @@ The solver behind :func:`anodemap.eels.plasmon.fit_plasmon`, kept apart from the
 plasmon model so that the iteration, the normal equations and the Cholesky algebra can
 be read (and reused) without the lineshapes. It minimises the weighted sum of squares
 ``χ² = Σ_k w_k (y_k − f_k(p))²`` of one spectrum from a starting point, with at most
-8 parameters, analytic Jacobians supplied by the caller's model function, bounds by
+12 parameters, analytic Jacobians supplied by the caller's model function, bounds by
 projection and Marquardt's relative damping with Nielsen's update.
 
 Calling convention
@@ -119,7 +119,7 @@ See :func:`make_levenberg_marquardt`.
 Attributes
 ----------
 npar : int
-    Number of free parameters, 1 ... 8 (the first ``npar`` of the workspace).
+    Number of free parameters, 1 ... 12 (the first ``npar`` of the workspace).
 max_iter : int
     Maximum number of damped steps (iterations).
 tol : float
@@ -165,7 +165,7 @@ LMWorkspace = namedtuple(
 )
 LMWorkspace.__doc__ = """Buffers of the solver, made by :func:`workspace`.
 
-``P`` is the largest number of parameters the workspace serves, ``npad`` = 4 or 8 (the
+``P`` is the largest number of parameters the workspace serves, ``npad`` = 4, 8 or 12 (the
 normal equations are summed in blocks of four Jacobian rows) and ``n`` the channels.
 
 Attributes
@@ -225,7 +225,7 @@ def workspace(npar, n):
     Parameters
     ----------
     npar : int
-        Largest number of parameters (1 ... 8).
+        Largest number of parameters (1 ... 12).
     n : int
         Number of channels (data points).
 
@@ -240,7 +240,7 @@ def workspace(npar, n):
     >>> work.jac.shape, work.jtj.shape, work.skip.dtype
     ((4, 10), (4, 4), dtype('bool'))
     """
-    npad = 4 if npar <= 4 else 8  # Jacobian rows padded with zeros for normal_equations
+    npad = 4 * ((npar + 3) // 4)  # Jacobian rows padded with zeros for normal_equations
     return LMWorkspace(
         np.empty(npar),
         np.empty(npar),
@@ -390,7 +390,7 @@ def normal_equations(y, w, f, jac, npar, jtj, jtr):
     ----------
     y, w, f : ndarray (n,)
         Data, weights (1/σ²) and model values.
-    jac : ndarray (4, n) or (8, n)
+    jac : ndarray (4, n), (8, n) or (12, n)
         Jacobian; sums involving rows at and beyond ``npar`` are computed in the same
         pass but never used.
     npar : int
@@ -416,6 +416,10 @@ def normal_equations(y, w, f, jac, npar, jtj, jtr):
     if npar > 4:
         _ne_off4(w, jac, 4, 0, jtj)
         _ne_diag4(y, w, f, jac, 4, jtj, jtr)
+    if npar > 8:
+        _ne_off4(w, jac, 8, 0, jtj)
+        _ne_off4(w, jac, 8, 4, jtj)
+        _ne_diag4(y, w, f, jac, 8, jtj, jtr)
     npad = jac.shape[0]
     for a in range(npad):
         for b in range(a):

@@ -158,6 +158,15 @@ class EELSAnalysis(Analysis):
             log("no plasmon fit converged; see fit_status.hspy and summary.json")
         if summary["window_warning"] is not None:
             log("WARNING: " + summary["window_warning"]["message"])
+        ox = summary.get("oxide_peak") or {}  # absent from results before the oxide peak
+        if ox.get("n_pixels_two_peak"):
+            log(
+                f"Li2O/silicate plasmon fitted beside the Li_xSi one in {ox['n_pixels_two_peak']} "
+                f"pixels (median {ox['oxide_energy_eV_median']:.1f} eV; oxide_peak_area.hspy): "
+                "their Li/Si is the Li_xSi peak's (--oxide-peak off: one peak everywhere)"
+            )
+        elif ox.get("mode") not in (None, "auto", "off"):
+            log(f"oxide peak {ox['mode']}")
         s = summary["li_si_ratio"]
         if s["mean"] is not None:
             log(

@@ -51,6 +51,9 @@ _FILES = {
     "loss_peak_energy": "loss_peak_energy",
     "li2o_window": "li2o_window",
     "oxide_index": "oxide_index",
+    "oxide_peak_area": "oxide_peak_area",
+    "oxide_peak_energy": "oxide_peak_energy",
+    "oxide_peak_significance": "oxide_peak_significance",
     "li_k": "li_k",
     "li_k_err": "li_k_uncertainty",
     "li_k_fraction": "li_k_fraction",
@@ -58,6 +61,10 @@ _FILES = {
     "li_k_background_exponent": "li_k_background_exponent",
     "zlp_position": "zlp_position",
 }
+
+# Truth oxide share from which a pixel is oxide-rich: the simulator's boundary class
+# threshold (anodemap.synth.phantom, a model choice there).
+_OXIDE_RICH = 0.3
 
 _STATUS_MAPS = ("fit_status", "li_si_status", "li_k_status")
 # What status 0 means in each status map's legend
@@ -78,6 +85,7 @@ _FIGURES = {
     "thickness": ("gray", None),
     "li2o_window": ("inferno", None),
     "oxide_index": ("inferno", None),
+    "oxide_peak_area": ("inferno", "plasmon"),
     "li_k": ("inferno", "li_k"),
     "li_k_fraction": ("inferno", "li_k"),
     "zlp_position": ("coolwarm", None),
@@ -414,11 +422,12 @@ def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, A
     ``li_k_fraction``. With ``oxide_fraction`` the oxide index is compared too
     (:func:`compare_oxide_index`).
 
-    Plasmon and Li/Si errors are given over all valid material pixels, and again over
-    the pixels with no Li2O/silicate (``oxide_free``: truth oxide fraction 0). The truth
-    ``plasmon_peak_eV`` is the Li_xSi component alone, so at grain boundaries rich in
-    Li2O/silicates (plasmon near 20 eV) a one-peak fit measures a mixture, not that
-    number. The log-ratio thickness only sees the recorded energy range, so it is
+    Plasmon and Li/Si errors are given over all valid material pixels, again over the
+    pixels with no Li2O/silicate (``oxide_free``: truth oxide fraction 0) and over the
+    oxide-rich ones (``oxide_rich``: fraction >= 0.3, the simulator's boundary class).
+    The truth ``plasmon_peak_eV`` is the Li_xSi component alone, so at grain boundaries
+    rich in Li2O/silicates (plasmon near 20 eV) a one-peak fit measures a mixture, not
+    that number (``--oxide-peak auto`` fits the oxide peak beside it). The log-ratio thickness only sees the recorded energy range, so it is
     compared with ``t_over_lambda_in_window`` (the exact t/λ of the scattering inside
     that range) when the truth has it.
 
@@ -457,6 +466,9 @@ def compare_with_truth(result: Any, truth: dict[str, np.ndarray]) -> dict[str, A
     out = errors(material)
     out["thickness_relative_error"] = _error_stats(dt_rel)
     out["oxide_free"] = errors(oxide_free)
+    if oxide is not None:
+        # the simulator's boundary class threshold (anodemap.synth.phantom)
+        out["oxide_rich"] = errors(material & (oxide >= _OXIDE_RICH))
     out["li_k"] = compare_li_k(result, truth)
     index = compare_oxide_index(result, truth)
     if index is not None:
@@ -499,7 +511,7 @@ def compare_oxide_index(result: Any, truth: dict[str, np.ndarray]) -> dict[str, 
         "pearson_vs_oxide_fraction": pearson,
         "spearman_vs_oxide_fraction": _spearman(a, b),
         "median_oxide_free": median(has & (oxide == 0)),
-        "median_oxide_rich": median(has & (oxide >= 0.3)),
+        "median_oxide_rich": median(has & (oxide >= _OXIDE_RICH)),
     }
 
 
@@ -623,8 +635,9 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
     The pixels chosen are those at the 10th, 50th and 90th percentile of Li/Si (fewer if
     fewer pixels are valid; of the plasmon energy where no pixel has a Li/Si), so the
     figure shows the range of the map. Each is reprocessed exactly as in the map
-    (alignment, deconvolution) and drawn with the fit window, the fitted model, its
-    reduced χ² and the 42 eV and Li-K windows. The first panel shows the Li/Si (or
+    (alignment, deconvolution) and drawn with the fit window, the fitted model (with its
+    oxide peak, dashed, where the Li_xSi peak came from the fit with one), its reduced χ²
+    and the 42 eV and Li-K windows. The first panel shows the Li/Si (or
     plasmon energy) map with the pixels marked A, B, C; each spectrum's title names its
     letter and its scan position as row and column (and y, x in calibrated units).
 
@@ -642,7 +655,8 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
     """
     from matplotlib.figure import Figure
 
-    from anodemap.eels.pipeline import energy_axis, process_spectra
+    from anodemap.eels.oxide_peak import fit_oxide_peak, holds_oxide_range
+    from anodemap.eels.pipeline import _fixed_window, energy_axis, process_spectra
 
     key = "li_si_ratio" if np.any(result.valid) else "plasmon_energy"
     x = np.asarray(result.maps[key], dtype=float)
@@ -669,6 +683,13 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
     p = result.parameters
     _maps, work, fit = process_spectra(spectra, energy, p)
     model = fit.model_spectrum(energy)
+    oxide = np.full_like(model, np.nan)
+    if p.oxide_peak != "off" and holds_oxide_range(_fixed_window(p.window)):
+        # where the Li_xSi peak came from the fit with the oxide peak: draw that fit
+        two = fit_oxide_peak(work, energy, fit)
+        use = two.selected[:, None]
+        model = np.where(use, two.model_spectrum(energy), model)
+        oxide = np.where(use, two.model_spectrum(energy, oxide_only=True), np.nan)
     letters = "ABCDEFGHIJ"
     with_map = x.ndim == 2
     n_panels = len(picks) + (1 if with_map else 0)
@@ -689,10 +710,14 @@ def plot_example_fits(dataset: Any, result: Any, n_examples: int = 3):
         spectra_axes = axes
     lo, hi = p.window
     show = (energy >= 0.5 * lo) & (energy <= max(p.li_k_window[1] + 5, hi))
-    for n, (ax, i, w, m) in enumerate(zip(spectra_axes, picks, work, model, strict=True)):
+    for n, (ax, i, w, m, ox) in enumerate(
+        zip(spectra_axes, picks, work, model, oxide, strict=True)
+    ):
         ax.plot(energy[show], w[show], color="0.2", lw=1, label="spectrum")
         inside = (energy >= lo) & (energy <= hi)
         ax.plot(energy[inside], m[inside], color="C3", lw=1.2, label="fit (in its window)")
+        if np.isfinite(ox).any():
+            ax.plot(energy[inside], ox[inside], color="C3", lw=1, ls="--", label="its oxide peak")
         ax.axvspan(lo, hi, color="C0", alpha=0.08, label="fit window")
         ax.axvspan(*p.li2o_window, color="C2", alpha=0.15, label="Li$_2$O/silicate, 42 eV")
         ax.axvspan(*p.li_k_window, color="C1", alpha=0.15, label="Li-K, 60 eV")

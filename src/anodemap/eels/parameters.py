@@ -54,6 +54,13 @@ class EELSParameters:
         |ΔE_p| 0.0125 eV (aligned) against 0.0122 eV (Richardson–Lucy), median
         |ΔLi/Si| 0.014 against 0.015. With Fourier-log the fit is worse (0.023 eV on
         32 x 32).
+    oxide_peak : {"auto", "off"}
+        ``"auto"``: where a Li2O/silicate plasmon (19-22 eV, the paper's) lies beside the
+        Li_xSi one, the Li_xSi energy (and Li/Si) comes from a fit with both peaks
+        (:mod:`anodemap.eels.oxide_peak`: refitted where a score test for an oxide peak
+        reaches 5σ or the one-peak fit did not converge, the two-peak result kept where
+        the oxide peak's fitted area is >= 3σ). ``"off"``: the paper's one-peak fit
+        everywhere, which reads Li/Si low at oxide-rich grain boundaries.
     zlp_method : {"mirror", "model"}
         How the zero-loss peak of each aligned spectrum is extracted.
     li2o_window, li_k_window, li_k_background : (float, float)
@@ -135,6 +142,17 @@ class EELSParameters:
         ),
     )
     fit_deconvolved: bool = False
+    oxide_peak: str = field(
+        default="auto",
+        metadata=option(
+            "--oxide-peak",
+            "fit a Li2O/silicate plasmon (19-22 eV) beside the Li_xSi one where it is there "
+            "(a 5-sigma score test, then its fitted area >= 3 sigma), so that Li/Si at "
+            "oxide-rich boundaries is not read low (auto), or fit one peak everywhere (off: "
+            "the paper's fit)",
+            choices=("auto", "off"),
+        ),
+    )
     zlp_method: str = "mirror"
     li2o_window: tuple[float, float] = _win.LI2O_WINDOW_EV
     li_k_window: tuple[float, float] = _win.LI_K_WINDOW_EV

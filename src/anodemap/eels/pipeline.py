@@ -45,6 +45,7 @@ from anodemap.eels.calibration import Calibration, default_calibration
 from anodemap.eels.deconvolution import fourier_log, richardson_lucy, richardson_lucy_range
 from anodemap.eels.fit_window import auto_window, strongest_loss_peak
 from anodemap.eels.oxide_index import oxide_index
+from anodemap.eels.oxide_peak import fit_oxide_peak, holds_oxide_range
 from anodemap.eels.parameters import EELSParameters
 from anodemap.eels.plasmon import fit_plasmon
 from anodemap.eels.zlp import (
@@ -113,6 +114,17 @@ _MAP_OUTPUTS: dict[str, tuple[str, str, OutputSpec]] = {
     "plasmon_fwhm": ("First plasmon FWHM", "eV", OutputSpec()),
     "plasmon_fwhm_err": ("First plasmon FWHM, 1σ", "eV", OutputSpec()),
     "plasmon_area": ("First plasmon area", "counts", OutputSpec()),
+    "oxide_peak_area": (
+        "Li$_2$O/silicate plasmon area (two-peak fit; 0: none)",
+        "counts",
+        OutputSpec(),
+    ),
+    "oxide_peak_energy": ("Li$_2$O/silicate plasmon energy (two-peak fit)", "eV", OutputSpec()),
+    "oxide_peak_significance": (
+        "Li$_2$O/silicate plasmon: fitted area in σ, or the score test's z where not refitted",
+        "σ",
+        OutputSpec(),
+    ),
     "reduced_chi2": ("Reduced χ² of the plasmon fit", "", OutputSpec()),
     "loss_peak_energy": ("Strongest loss peak above the zero-loss peak", "eV", OutputSpec()),
     "li2o_window": ("Li$_2$O/silicate second-plasmon window, 42 ± 2 eV", "counts", OutputSpec()),
@@ -269,7 +281,8 @@ def process_spectra(
     window = _fixed_window(p.window)
     fit_options = {"background": p.background} if p.background else {}
     fit = fit_plasmon(work, energy, window=window, model=p.model, **fit_options)
-    fstatus = np.asarray(fit.status, dtype=np.uint8)
+    li_xsi = _with_oxide_peak(work, energy, fit, p)
+    fstatus = li_xsi["status"]
     pre_fit = status.copy()  # input statuses, before the fit
     status = np.where(status == Status.OK, fstatus, status).astype(np.uint8)
     # a converged fit whose window misses the strongest loss peak: kept, with a warning
@@ -289,12 +302,15 @@ def process_spectra(
     maps = {
         "zlp_position": masked(position, input_bad),
         "thickness": masked(t, input_bad),
-        "plasmon_energy": masked(fit.position, fit_bad),
-        "plasmon_energy_err": masked(fit.position_err, fit_bad),
-        "plasmon_fwhm": masked(fit.fwhm, fit_bad),
-        "plasmon_fwhm_err": masked(fit.fwhm_err, fit_bad),
-        "plasmon_area": masked(fit.area, fit_bad),
-        "reduced_chi2": masked(fit.redchi, fit_bad),
+        "plasmon_energy": masked(li_xsi["position"], fit_bad),
+        "plasmon_energy_err": masked(li_xsi["position_err"], fit_bad),
+        "plasmon_fwhm": masked(li_xsi["fwhm"], fit_bad),
+        "plasmon_fwhm_err": masked(li_xsi["fwhm_err"], fit_bad),
+        "plasmon_area": masked(li_xsi["area"], fit_bad),
+        "oxide_peak_area": masked(li_xsi["oxide_area"], fit_bad),
+        "oxide_peak_energy": masked(li_xsi["oxide_energy"], fit_bad),
+        "oxide_peak_significance": masked(li_xsi["significance"], input_bad),
+        "reduced_chi2": masked(li_xsi["redchi"], fit_bad),
         "loss_peak_energy": peak,
         "li2o_window": masked(li2o, input_bad),
         # none where the fit is not the first plasmon's (failed, status 7, area too large)
@@ -303,6 +319,46 @@ def process_spectra(
         "fit_status": status,
     }
     return maps, work, fit
+
+
+def _with_oxide_peak(
+    work: np.ndarray, energy: np.ndarray, fit: Any, p: EELSParameters
+) -> dict[str, np.ndarray]:
+    """The Li_xSi peak per pixel: the one-peak fit's, or, with ``p.oxide_peak="auto"``,
+    the two-peak fit's where the oxide peak is there (:mod:`anodemap.eels.oxide_peak`).
+
+    The Li_xSi peak's values and the reduced χ² are those of the fit kept.
+    ``oxide_area``/``oxide_energy`` are the oxide peak's where it was kept, 0/NaN where
+    not; ``significance`` its fitted area in σ where refitted, else the score test's z
+    (:class:`~anodemap.eels.oxide_peak.OxidePeakFit`); ``status``
+    the fit status: the two-peak fit's where it was kept (OK, or NO_SIGNAL where beside
+    the oxide no Li_xSi peak is above the noise), else the one-peak fit's. The oxide
+    index keeps the one-peak area (its definition, measured with it).
+    """
+    shape = fit.position.shape
+    out = {
+        "position": fit.position,
+        "position_err": fit.position_err,
+        "fwhm": fit.fwhm,
+        "fwhm_err": fit.fwhm_err,
+        "area": fit.area,
+        "redchi": fit.redchi,
+        "oxide_area": np.zeros(shape),
+        "oxide_energy": np.full(shape, np.nan),
+        "significance": np.full(shape, np.nan),
+        "status": np.asarray(fit.status, dtype=np.uint8),
+    }
+    if p.oxide_peak == "off" or not holds_oxide_range(fit.window):
+        return out
+    two = fit_oxide_peak(work, energy, fit)
+    use = two.selected
+    for key in ("position", "position_err", "fwhm", "fwhm_err", "area", "redchi"):
+        out[key] = np.where(use, getattr(two, key), out[key])
+    out["oxide_area"] = np.where(use, two.oxide_area, 0.0)
+    out["oxide_energy"] = np.where(use, two.oxide_energy, np.nan)
+    out["significance"] = np.where(np.isfinite(two.significance), two.significance, np.nan)
+    out["status"] = np.where(use, two.status, out["status"]).astype(np.uint8)
+    return out
 
 
 # Plasmon fit statuses of a converged fit (its values are in the maps): OK and the
@@ -633,7 +689,10 @@ class EELSResult:
         ``li_si_ratio``, ``li_si_uncertainty`` (statistical: the fit's 1σ through the
         slope of the calibration curve), ``li_si_calibration_uncertainty`` (systematic:
         the curve's own 1σ), ``thickness`` (t/λ), ``loss_peak_energy`` (eV),
-        ``li2o_window``, ``oxide_index`` (:mod:`anodemap.eels.oxide_index`), ``li_k``
+        ``li2o_window``, ``oxide_index`` (:mod:`anodemap.eels.oxide_index`),
+        ``oxide_peak_area`` (counts; 0 where the one-peak fit was kept),
+        ``oxide_peak_energy`` (eV) and ``oxide_peak_significance`` (σ) of the oxide
+        plasmon fitted beside the Li_xSi one (:mod:`anodemap.eels.oxide_peak`), ``li_k``
         (counts), ``li_k_err`` (its 1σ), ``li_k_fraction``,
         ``li_k_fraction_err``, ``li_k_background_exponent`` and three status maps (uint8,
         :class:`anodemap.status.Status`): ``fit_status`` (plasmon fit), ``li_si_status``
@@ -694,6 +753,26 @@ class EELSResult:
             ),
         }
 
+    def oxide_peak_summary(self) -> dict[str, Any]:
+        """Where the Li_xSi peak came from a fit with the oxide peak beside it."""
+        two = self.plasmon_valid & (np.nan_to_num(self.maps["oxide_peak_area"]) > 0)
+        n_two = int(two.sum())
+        energy = self.maps["oxide_peak_energy"][two]
+        window = _fixed_window(self.parameters.window)
+        mode = self.parameters.oxide_peak
+        if mode != "off" and not holds_oxide_range(window):
+            mode = f"not run: the fit window {window[0]:g}-{window[1]:g} eV does not hold 19-22 eV"
+        return {
+            "mode": mode,
+            "n_pixels_two_peak": n_two,
+            "fraction_of_converged": float(n_two / max(int(self.plasmon_valid.sum()), 1)),
+            "oxide_energy_eV_median": float(np.median(energy)) if n_two else None,
+            "method": (
+                "anodemap.eels.oxide_peak: an oxide Lorentzian at 19-22 eV fitted where a score "
+                "test reaches 5 sigma, kept where its area is >= 3 sigma"
+            ),
+        }
+
     def summary(self) -> dict[str, Any]:
         """Numbers for summary.json: plasmon, Li/Si and Li-K statistics, status counts.
 
@@ -748,6 +827,7 @@ class EELSResult:
             "li_si_uncertainty_calibration": stats(
                 self.maps["li_si_calibration_uncertainty"][valid]
             ),
+            "oxide_peak": self.oxide_peak_summary(),
             "li_k_method": self.parameters.li_k_method,
             "li_k_counts": stats(self.maps["li_k"][k_ok]),
             "li_k_counts_uncertainty": stats(self.maps["li_k_err"][k_ok]),

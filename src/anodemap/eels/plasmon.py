@@ -456,6 +456,25 @@ _FitSettings = namedtuple(
 
 
 @_jit_exact
+def _window_geometry(e):
+    """Ends, channel width and span of the window's energies ``e``, and for the power-law
+    backgrounds E_ref and ln(E/E_ref) per channel (0 for a window from 0 eV or below).
+
+    E_ref is the geometric mean of the window ends, where ∂B/∂r = 0 for B = a·(E/E_ref)^-r:
+    this decorrelates a and r (model choice).
+    """
+    n = e.size
+    lo = e[0]
+    hi = e[n - 1]
+    de = (hi - lo) / (n - 1)
+    eref = np.sqrt(lo * hi) if lo > 0.0 else 1.0
+    lne = np.empty(n)
+    for k in range(n):
+        lne[k] = np.log(e[k] / eref) if lo > 0.0 else 0.0
+    return lo, hi, de, hi - lo, eref, lne
+
+
+@_jit_exact
 def _fit_block(ydata, sig, e, settings, out, pout):
     """Fit every row of ``ydata`` (npix, n); write results into ``out`` (npix, 15).
 
@@ -478,16 +497,7 @@ def _fit_block(ydata, sig, e, settings, out, pout):
     second = norders > 1
     nrep = 4 if second else 3
     npar = nrep + (0, 1, 2, 2, 3)[bg]
-    lo = e[0]
-    hi = e[n - 1]
-    de = (hi - lo) / (n - 1)
-    span = hi - lo
-    # Power-law background a·(E/E_ref)^-r with E_ref the geometric mean of the window
-    # ends, where ∂B/∂r = 0: this decorrelates a and r (model choice).
-    eref = np.sqrt(lo * hi) if lo > 0.0 else 1.0
-    lne = np.empty(n)
-    for k in range(n):
-        lne[k] = np.log(e[k] / eref) if lo > 0.0 else 0.0
+    lo, hi, de, span, eref, lne = _window_geometry(e)
     # Starting values come from the spectrum summed in bins of about 0.25 eV and smoothed
     # over 2·hb + 1 bins (about 1 eV); model choices: fine enough to place a 3-5 eV wide
     # peak to a fraction of its width, coarse enough that noise makes no false maxima.
