@@ -142,3 +142,26 @@ def test_off_is_the_one_peak_fit_and_pixels_without_a_peak_are_not_refitted():
     assert two.status[0] == Status.NOT_CONVERGED and not two.selected[0]
     assert np.isnan(two.position[0])
     assert two.status[1] == Status.OK and two.selected[1]
+
+
+def test_a_plasmon_above_the_oxide_range_is_not_refitted(exspy_lowloss_msa):
+    """exspy's measured low-loss spectrum (a 31 eV plasmon, not Li_xSi): with its own
+    window (--window auto: 18.8-42.8 eV, not below Si's 16.83 eV) the step is not run and
+    said. A peak fitted at 22 eV or above is never refitted, whatever its score."""
+    from anodemap.io import load
+
+    ds = load(exspy_lowloss_msa)
+    auto = analyse_eels(ds, EELSParameters(window="auto"), progress=False)
+    said = auto.summary()["oxide_peak"]
+    assert said["mode"].startswith("not run: the fit window 18.8-42.8 eV")
+    assert said["n_pixels_two_peak"] == 0
+    energy = np.arange(0.0, 60.0, 0.05)
+    y = (
+        np.random.default_rng(3)
+        .poisson(3e4 * np.exp(-0.5 * ((energy - 24.0) / 3.0) ** 2) + 200.0)
+        .astype(float)
+    )
+    fit = fit_plasmon(y[None], energy, window=(8.0, 35.0))
+    assert fit.status[0] == Status.OK and fit.position[0] > 22.0
+    two = fit_oxide_peak(y[None], energy, fit, screen_sigma=-np.inf)
+    assert not two.refitted[0] and not two.selected[0]

@@ -84,6 +84,8 @@ __all__ = [
     "holds_oxide_range",
 ]
 
+# The plasmon of Si, the highest of the Li_xSi plasmons (eV; the paper's 16.83 eV).
+_SI_PLASMON_EV = 16.83
 #: Where the oxide plasmon may lie (eV): Li2O 19 eV and SiO2 22 eV, the paper's values
 #: (its refs. 41 and 45); lithium silicates, Li2O-SiO2 mixtures, lie between.
 OXIDE_PEAK_RANGE_EV = (19.0, 22.0)
@@ -456,14 +458,15 @@ class OxidePeakFit:
 def holds_oxide_range(
     window: tuple[float, float], peak_range: tuple[float, float] = OXIDE_PEAK_RANGE_EV
 ) -> bool:
-    """Whether a fit window holds the oxide peak's range with room below it for Li_xSi.
+    """Whether a fit window holds the oxide peak's range and reaches below 16.83 eV, the
+    plasmon of Si, the highest of the Li_xSi ones (the paper's 12.74-16.83 eV).
 
     Examples
     --------
-    >>> holds_oxide_range((8.0, 25.0)), holds_oxide_range((24.0, 40.0))
+    >>> holds_oxide_range((8.0, 25.0)), holds_oxide_range((18.8, 42.8))
     (True, False)
     """
-    return window[0] < peak_range[0] and window[1] > peak_range[1]
+    return window[0] < _SI_PLASMON_EV and window[1] > peak_range[1]
 
 
 def fit_oxide_peak(
@@ -489,8 +492,8 @@ def fit_oxide_peak(
         Energy axis (eV).
     first : PlasmonFit
         The one-peak fit: its window, model, background, plural orders and, per pixel,
-        the start. Pixels where it converged are refitted from its solution where the
-        score test reaches ``screen_sigma``; where it stopped NOT_CONVERGED (a Li_xSi and
+        the start. Pixels where it converged below the oxide's range are refitted from
+        its solution where the score test reaches ``screen_sigma``; where it stopped NOT_CONVERGED (a Li_xSi and
         an oxide peak of similar height may be what stopped it) always, from a fresh
         start; the others (no signal, no peak, invalid input) are not.
     peak_range, width_range : (float, float)
@@ -514,8 +517,9 @@ def fit_oxide_peak(
     if not holds_oxide_range(first.window, peak_range):
         raise AnodemapInputError(
             f"the plasmon fit window {first.window[0]:g}-{first.window[1]:g} eV does not hold "
-            f"the oxide plasmon's {peak_range[0]:g}-{peak_range[1]:g} eV: fit a window that "
-            "does (--window LO HI), or leave the oxide peak out (--oxide-peak off)"
+            f"the oxide plasmon's {peak_range[0]:g}-{peak_range[1]:g} eV and reach below "
+            f"{_SI_PLASMON_EV:g} eV: fit a window that does (--window LO HI), or leave the "
+            "oxide peak out (--oxide-peak off)"
         )
     data = np.asarray(spectra)
     e_all = np.asarray(energy, dtype=np.float64)
@@ -528,6 +532,9 @@ def fit_oxide_peak(
     # a one-peak fit that did not converge may be two peaks side by side: start there too
     first_status = np.asarray(first.status).reshape(npix)
     tried = np.isin(first_status, (_OK, _NOT_CONVERGED))
+    # a converged peak at or above the oxide's range is no Li_xSi plasmon pulled up by it
+    above = (first_status == _OK) & (np.asarray(first.position).reshape(npix) >= peak_range[1])
+    tried &= ~above
     start = np.where(tried[:, None], params, np.nan)
     out = np.empty((npix, 15))
     pout = np.full((npix, start.shape[1] + 3), np.nan)

@@ -761,7 +761,10 @@ class EELSResult:
         window = _fixed_window(self.parameters.window)
         mode = self.parameters.oxide_peak
         if mode != "off" and not holds_oxide_range(window):
-            mode = f"not run: the fit window {window[0]:g}-{window[1]:g} eV does not hold 19-22 eV"
+            mode = (
+                f"not run: the fit window {window[0]:g}-{window[1]:g} eV does not hold 19-22 eV "
+                "and reach below Si's 16.83 eV"
+            )
         return {
             "mode": mode,
             "n_pixels_two_peak": n_two,
