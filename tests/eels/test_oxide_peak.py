@@ -165,3 +165,16 @@ def test_a_plasmon_above_the_oxide_range_is_not_refitted(exspy_lowloss_msa):
     assert fit.status[0] == Status.OK and fit.position[0] > 22.0
     two = fit_oxide_peak(y[None], energy, fit, screen_sigma=-np.inf)
     assert not two.refitted[0] and not two.selected[0]
+
+
+def test_the_drude_lineshape_too():
+    """--model drude: the same Li_xSi peak beside a Li2O plasmon (measured: 15.513 eV for
+    15.5, the one-peak fit 16.39), and the fitted model drawn by model_spectrum."""
+    x = _spectra_of(15.5, 3.6, 1.0, 0.4, (19.0, 5.0), n=8)
+    maps, work, fit = process_spectra(x, _E, EELSParameters(model="drude"))
+    two = fit_oxide_peak(work, _E, fit)
+    assert two.selected.all() and np.nanmean(fit.position) > 16.2
+    assert abs(np.mean(maps["plasmon_energy"]) - 15.5) < 0.05
+    inside = (_E > 8) & (_E < 25)
+    resid = (work - two.model_spectrum(_E))[:, inside] / np.sqrt(work[:, inside])
+    assert abs(resid.mean()) < 0.1 and 0.8 < resid.std() < 1.2
