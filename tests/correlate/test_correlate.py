@@ -201,7 +201,7 @@ def test_boundary_li_si_unmixed_within_0p1_of_the_truth(region):
     """The issue's target for the boundary class, met since ``anodemap eels`` fits the
     Li2O/silicate plasmon beside the Li_xSi one (anodemap.eels.oxide_peak; measured,
     seeds 0/1/2: unmixed -0.04/-0.05/-0.06 with a block-bootstrap 1σ of 0.06-0.08,
-    pixel-majority -0.08/-0.07/-0.10, seed 2 at the bound; with one peak
+    pixel-majority -0.08/-0.07/-0.1002, seed 2 just outside; with one peak
     -0.18/-0.19/-0.15 and -0.21/-0.21/-0.19: the oxide plasmon pulled the fitted
     energy up)."""
     result, truth, eels = _true_class_result(region)
