@@ -76,6 +76,12 @@ class CorrelateParameters:
         What a map pixel saw, for the unmixed per-class means
         (:mod:`anodemap.correlate.unmix`): one point (a probe finer than the pixel; the
         default, as a focused STEM probe and the simulated region) or its whole cell.
+    unmix_shares : {"soft", "hard"}
+        ``soft``: in the unmixed means (``point`` footprint) a survey pixel called grey
+        or dendrite-like counts for both by the features' probabilities of the two
+        (``probability.hspy``; :func:`anodemap.correlate.unmix.class_shares`): their
+        1-px edges, which intensity tells apart poorly, are partial. ``hard``: wholly for
+        its class. Without probabilities, or with ``cell``, hard.
     o_rich : "auto", "off" or float
         Where an EDX map covers the survey, the boundary class is the O-rich pixels: O
         Kα/Si Kα net counts above this ratio (``auto``: Otsu's cut of the ratio, when
@@ -136,6 +142,16 @@ class CorrelateParameters:
             "what a map pixel saw, for the unmixed per-class means: one point (a fine "
             "probe) or its whole cell",
             choices=("point", "cell"),
+        ),
+    )
+    unmix_shares: str = field(
+        default="soft",
+        metadata=option(
+            "--unmix-shares",
+            "for the unmixed per-class means, share a survey pixel called grey or "
+            "dendrite-like between the two by the features' class probabilities (soft), "
+            "or count it wholly for its class (hard)",
+            choices=("soft", "hard"),
         ),
     )
     o_rich: float | str = field(

@@ -31,7 +31,7 @@ from anodemap.correlate.statistics import (
 from anodemap.correlate.thickness import from_eels
 from anodemap.correlate.unmix import class_shares, unmixed_rows
 from anodemap.errors import AnodemapInputError
-from anodemap.features.classes import CLASS_NAMES, CLASSES
+from anodemap.features.classes import CLASS_NAMES, CLASSES, DENDRITE, GREY
 from anodemap.io import Axis
 from anodemap.registration import Registration, Transform, register, resample_labels
 from anodemap.registration import resample as resample_values
@@ -212,10 +212,12 @@ def _statistics(
     modalities: list[Modality],
     regs: dict[str, Registration],
     footprint: str = "point",
+    probability: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Areas in the survey; each map's statistics on its own pixels, by the class of
-    each pixel's centre and unmixed (:mod:`anodemap.correlate.unmix`). Also the survey
-    pixels each modality's map covers."""
+    each pixel's centre and unmixed (:mod:`anodemap.correlate.unmix`; grey and
+    dendrite-like shared by ``probability`` where given). Also the survey pixels each
+    modality's map covers."""
     everywhere = np.ones(labels.shape, bool)
     survey = class_groups(labels, everywhere)
     survey += [
@@ -257,19 +259,36 @@ def _statistics(
             else:
                 mask = known & (lab_m == _code(g.class_name))
             rows += [{**r, "coverage": covered} for r in _group_rows(head, measured, mask)]
-    rows += _unmixed(labels, frames, regs, footprint)
+    rows += _unmixed(labels, frames, regs, footprint, probability)
     return rows, {f[0].name: f[4] for f in frames}
 
 
+# The classes whose shares the features' probabilities split (--unmix-shares soft): the
+# two that intensity alone tells apart poorly, at the 1-px edges of the threads.
+_SOFT_CLASSES = (GREY, DENDRITE)
+
+
 def _unmixed(
-    labels: np.ndarray, frames: list[tuple], regs: dict[str, Registration], footprint: str
+    labels: np.ndarray,
+    frames: list[tuple],
+    regs: dict[str, Registration],
+    footprint: str,
+    probability: np.ndarray | None,
 ) -> list[dict[str, Any]]:
     """Each value map's per-class means by linear unmixing of its pixels' class shares."""
     names = [CLASS_NAMES[c] for c in CLASSES]
     rows: list[dict[str, Any]] = []
     for m, _lab, _ids, _known, cover, measured in frames:
         back = regs[m.name].transform.inverse()
-        shares, known = class_shares(labels, CLASSES, back, m.image.shape, footprint=footprint)
+        shares, known = class_shares(
+            labels,
+            CLASSES,
+            back,
+            m.image.shape,
+            footprint=footprint,
+            probability=probability,
+            soft=_SOFT_CLASSES if probability is not None else (),
+        )
         coverage = []
         for c in CLASSES:
             n = int((labels == c).sum())
@@ -483,7 +502,10 @@ def correlate(
             si = maps["edx_Si_Ka"]
             maps["edx_o_si"] = np.where(si > 0, maps["edx_O_Ka"] / si, np.nan)
         meta["edx_o_si"] = {"title": "O Kα / Si Kα net counts", "units": ""}
-    rows, survey_cover = _statistics(labels, ids, found, pixel_nm, modalities, regs, p.footprint)
+    soft = probability if p.unmix_shares == "soft" and p.footprint == "point" else None
+    rows, survey_cover = _statistics(
+        labels, ids, found, pixel_nm, modalities, regs, p.footprint, soft
+    )
     rows += _paper_rows(rows)
     _note_o_rich_li_si(rows, modalities)
     summary = {
@@ -500,6 +522,12 @@ def correlate(
         "parameters": p.as_dict(),
         "o_rich": o_rich.summary if o_rich is not None else None,
         "eels_oxide": eels_oxide.summary if eels_oxide is not None else None,
+        "unmix_shares": (
+            "soft: grey and dendrite-like shared by the features' probabilities"
+            if soft is not None
+            else "hard: each survey pixel counts for its class"
+            + ("" if p.unmix_shares == "hard" else " (no probability given, or --footprint cell)")
+        ),
         "oxide_steps": steps,
         "eels_thickness": thick.summary if thick is not None else None,
     }

@@ -23,7 +23,9 @@ Two footprints give the shares:
   is the probability of each class at the sample point: the survey's one-hot classes
   interpolated bilinearly between the survey pixels' centres at the map pixel's centre
   (optionally smoothed by a Gaussian of ``sigma_px`` first, for a registration's 1σ;
-  the correlate does not: on the simulated region it made the means worse). A pixel of class ``c`` gives ``μ_c`` on average, so
+  the correlate does not: on the simulated region it made the means worse). Given the
+  segmentation's own class probabilities, classes it tells apart poorly (the correlate:
+  grey and dendrite-like) can share each survey pixel by them instead of one-hot. A pixel of class ``c`` gives ``μ_c`` on average, so
   ``E[value | s] = Σ_c s_c μ_c`` holds exactly where the shares are the true
   probabilities.
 - ``cell``: the pixel integrates over its cell (a probe scanned within the pixel, or
@@ -78,6 +80,8 @@ def class_shares(
     *,
     footprint: str = "point",
     sigma_px: float = 0.0,
+    probability: np.ndarray | None = None,
+    soft: tuple[int, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The share of each class in what each pixel of a map saw.
 
@@ -95,6 +99,15 @@ def class_shares(
     sigma_px : float
         1σ of a mapped position, survey pixels (``point``: the classes are smoothed by
         it).
+    probability : ndarray (n_codes, ny, nx), optional
+        Per-pixel class probabilities on the survey's grid, indexed by class code
+        (``point`` only). With ``soft``, a survey pixel labelled one of the ``soft``
+        classes is shared among them by these probabilities (renormalised over them)
+        instead of counting wholly for its label: at a 1-px edge between two classes
+        that intensity alone tells apart poorly, the label is a coin toss that the
+        probability states.
+    soft : tuple of int
+        The class codes shared by ``probability``.
 
     Returns
     -------
@@ -113,6 +126,11 @@ def class_shares(
     >>> s, _ = class_shares(lab, (0, 1), Transform(np.eye(2), np.array([0.0, 3.5])), (1, 1))
     >>> s[0, 0].tolist()
     [0.5, 0.5]
+    >>> prob = np.stack([np.full((8, 8), 0.8), np.full((8, 8), 0.2)])  # unsure everywhere
+    >>> s, _ = class_shares(lab, (0, 1), Transform(np.eye(2), np.array([0.0, 1.0])), (1, 1),
+    ...                     probability=prob, soft=(0, 1))
+    >>> s[0, 0].round(2).tolist()
+    [0.8, 0.2]
     """
     lab = np.asarray(labels)
     if footprint == "cell":
@@ -120,8 +138,14 @@ def class_shares(
     coords = to_survey.grid(shape)
     known = within(coords, lab.shape)
     shares = np.zeros((*shape, len(classes)))
+    shared = np.isin(lab, soft) if probability is not None and soft else None
+    if shared is not None:
+        total = sum(probability[c] for c in soft)
+        total = np.where(total > 0, total, 1.0)
     for i, c in enumerate(classes):
         onehot = (lab == c).astype(float)
+        if shared is not None and c in soft:
+            onehot = np.where(shared, probability[c] / total, 0.0)
         if sigma_px > 0:
             onehot = ndimage.gaussian_filter(onehot, sigma_px, mode="nearest")
         shares[..., i] = ndimage.map_coordinates(onehot, coords, order=1, mode="nearest")
