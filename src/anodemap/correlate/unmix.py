@@ -131,6 +131,10 @@ def class_shares(
     ...                     probability=prob, soft=(0, 1))
     >>> s[0, 0].round(2).tolist()
     [0.8, 0.2]
+    >>> s, _ = class_shares(lab, (0, 1), Transform(np.eye(2), np.array([0.0, 1.0])), (1, 1),
+    ...                     probability=0 * prob, soft=(0, 1))   # no say: the label
+    >>> s[0, 0].tolist()
+    [1.0, 0.0]
     """
     lab = np.asarray(labels)
     if footprint == "cell":
@@ -141,11 +145,13 @@ def class_shares(
     shared = np.isin(lab, soft) if probability is not None and soft else None
     if shared is not None:
         total = sum(probability[c] for c in soft)
+        # a pixel the probabilities give none of the soft classes keeps its label
+        shared &= total > 0
         total = np.where(total > 0, total, 1.0)
     for i, c in enumerate(classes):
         onehot = (lab == c).astype(float)
         if shared is not None and c in soft:
-            onehot = np.where(shared, probability[c] / total, 0.0)
+            onehot = np.where(shared, probability[c] / total, onehot)
         if sigma_px > 0:
             onehot = ndimage.gaussian_filter(onehot, sigma_px, mode="nearest")
         shares[..., i] = ndimage.map_coordinates(onehot, coords, order=1, mode="nearest")
